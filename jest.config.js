@@ -1,0 +1,11 @@
+// Unit tests isolate pure logic; e2e tests drive real processes through Frida and
+// therefore run serially (2 cores, and ptrace of one victim at a time is easier to reason about).
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', isolatedModules: true }] },
+  globalSetup: '<rootDir>/test/support/globalSetup.ts',
+  reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],
+  testTimeout: 60000,
+};

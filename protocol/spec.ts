@@ -1,0 +1,120 @@
+// The loaded object: what host/loader produces from a clang-built .bpf.o and what the
+// agent runtime consumes. Plain JSON (binary fields are base64) so it crosses the
+// host→agent protocol unchanged.
+
+import type { BtfSpec } from './btf';
+
+export type MapType =
+  | 'hash'
+  | 'array'
+  | 'percpu_hash'
+  | 'percpu_array'
+  | 'lru_hash'
+  | 'lru_percpu_hash'
+  | 'ringbuf'
+  | 'perf_event_array'
+  | 'prog_array';
+
+/** Kernel numeric ids of the map types we accept (enum bpf_map_type). */
+export const MAP_TYPE_IDS: Record<MapType, number> = {
+  hash: 1,
+  array: 2,
+  prog_array: 3,
+  perf_event_array: 4,
+  percpu_hash: 5,
+  percpu_array: 6,
+  lru_hash: 9,
+  lru_percpu_hash: 10,
+  ringbuf: 27,
+};
+
+export interface MapSpec {
+  /** Index in ObjectSpec.maps; lddw pseudo-instructions refer to maps by this index. */
+  index: number;
+  /** Map name from the symbol (`counts`), or the section for global data (`.rodata`, `.data`, `.bss`, `.rodata.str1.1`). */
+  name: string;
+  type: MapType;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  /** Where it came from: BTF `.maps`, legacy `maps`, or a global-data section. */
+  origin: 'btf' | 'legacy' | 'data' | 'rodata' | 'bss';
+  /** Global data sections are read-only at run time when they come from .rodata*. */
+  readOnly: boolean;
+  /** Initial contents of the single value of a global-data map (base64). */
+  initialData?: string;
+  /** BTF type ids of key and value when known (0 otherwise). */
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+  /** For global-data maps: variables in the section (name → offset/size/BTF type) so constants can be set by name. */
+  vars?: { name: string; offset: number; size: number; btfTypeId: number }[];
+}
+
+export type AttachSpec =
+  | {
+      kind: 'uprobe';
+      /** uprobe: entry; uretprobe: return; override: Interceptor.replace at entry. */
+      mode: 'entry' | 'return' | 'override';
+      /** Binary or library as written by the user (`./victim`, `libc.so.6`, `/bin/bash`); absent when only an address is given. */
+      binary?: string;
+      symbol?: string;
+      /** Offset added to the symbol, or a file offset within the binary when there is no symbol. */
+      offset?: number;
+      /** Absolute address in the target (decimal or 0x string); exclusive with binary/symbol. */
+      address?: string;
+    }
+  | {
+      kind: 'syscall';
+      phase: 'enter' | 'exit';
+      /** Syscall name (`openat`) or `*` for raw_syscalls. */
+      syscall: string;
+    };
+
+export interface ProgramSpec {
+  /** The function symbol name (what a manifest refers to). */
+  name: string;
+  section: string;
+  /** Little-endian 8-byte instructions after subprogram linking and relocation (base64). */
+  code: string;
+  insnCount: number;
+  /**
+   * Attach point from the section name; null when the section does not say (bare `uprobe`,
+   * `kprobe/...`), so the manifest or the CLI must supply it.
+   */
+  attach: AttachSpec | null;
+  /** Why `attach` is null, to show the user (e.g. "bare uprobe section: give binary and symbol in the manifest"). */
+  attachNote?: string;
+  /** Helper ids called (sorted, unique). */
+  helpers: number[];
+  /** Map indices referenced. */
+  maps: number[];
+}
+
+export interface UnsupportedProgram {
+  name: string;
+  section: string;
+  reason: string;
+}
+
+export interface ObjectSpec {
+  /** Path as given by the user. */
+  path: string;
+  license: string;
+  kernelVersion: number;
+  programs: ProgramSpec[];
+  maps: MapSpec[];
+  unsupported: UnsupportedProgram[];
+  btf: BtfSpec | null;
+}
+
+/**
+ * lddw pseudo source values as the loader emits them (same numbers as the kernel's).
+ * The agent rewrites them to plain imm64 before the VM sees the program.
+ *  - MAP_FD: imm = map index; the VM value is the map's handle.
+ *  - MAP_VALUE: imm = map index, imm of the second half = byte offset into the value.
+ *  - FUNC: imm = instruction offset of a subprogram relative to the next instruction (bpf_loop callbacks).
+ */
+export const PSEUDO_MAP_FD = 1;
+export const PSEUDO_MAP_VALUE = 2;
+export const PSEUDO_FUNC = 4;

@@ -1,0 +1,9 @@
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+
+// Victims and eBPF objects are built from source on every run (make skips current ones),
+// so tests always exercise real gcc and clang output rather than checked-in binaries.
+export default async function globalSetup(): Promise<void> {
+  const fixtures = path.join(__dirname, '..', 'fixtures');
+  execFileSync('make', ['-s', '-C', fixtures, '-j2'], { stdio: 'inherit' });
+}

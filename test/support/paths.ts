@@ -1,0 +1,10 @@
+import * as path from 'path';
+
+export const repoRoot = path.resolve(__dirname, '..', '..');
+export const fixturesBuild = path.join(repoRoot, 'test', 'fixtures', 'build');
+export const victimPath = (name: string): string => path.join(fixturesBuild, 'victims', name);
+export const bpfObjectPath = (name: string): string => path.join(fixturesBuild, 'bpf', `${name}.bpf.o`);
+export const cliPath = path.join(repoRoot, 'bin', 'bpftime-ts');
+export const agentBundlePath = path.join(repoRoot, 'dist', 'agent.js');
+export const wasmPath = path.join(repoRoot, 'vm', 'build', 'bpfvm.wasm');
+export const conformanceDir = path.resolve(repoRoot, '..', 'shared', 'conformance', 'bpf_conformance');
