@@ -4,6 +4,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // Sources import with .js extensions (frida-compile bundles ESM-style specifiers).
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', isolatedModules: true }] },
   globalSetup: '<rootDir>/test/support/globalSetup.ts',
   reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],

@@ -2,7 +2,7 @@
 // agent runtime consumes. Plain JSON (binary fields are base64) so it crosses the
 // host→agent protocol unchanged.
 
-import type { BtfSpec } from './btf';
+import type { BtfSpec } from './btf.js';
 
 export type MapType =
   | 'hash'

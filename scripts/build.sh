@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 make -s -C vm
-npx tsc -p tsconfig.json
+npx tsc -p tsconfig.host.json
 # The agent bundle embeds the wasm VM, so it is rebuilt whenever any of its inputs change.
 if [ ! -f dist/agent.js ] || [ -n "$(find agent protocol vm/ts vm/build -newer dist/agent.js -type f 2>/dev/null | head -1)" ]; then
   npx frida-compile agent/index.ts -o dist/agent.js -c >/dev/null

@@ -1,0 +1,42 @@
+// Agent → host events, batched: one send() per batch keeps a busy hook from paying a
+// message per hit. A batch leaves when it is full or after a short delay.
+
+import type { AgentBatch, AgentEvent } from '../protocol/messages.js';
+
+const FLUSH_DELAY_MS = 50;
+const MAX_QUEUED = 100_000;
+
+export class EventQueue {
+  private events: AgentEvent[] = [];
+  private dropped = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private batchSize = 256) {}
+
+  setBatchSize(n: number): void {
+    this.batchSize = Math.max(1, n);
+  }
+
+  push(event: AgentEvent): void {
+    if (this.events.length >= MAX_QUEUED) {
+      this.dropped++;
+      return;
+    }
+    this.events.push(event);
+    if (this.events.length >= this.batchSize) this.flush();
+    else if (this.timer === null) this.timer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+  }
+
+  /** Sends at once; used for latency-sensitive events (first hit) and at detach. */
+  flush(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.events.length === 0 && this.dropped === 0) return;
+    const batch: AgentBatch = { kind: 'bpftime-ts/events', events: this.events, dropped: this.dropped };
+    this.events = [];
+    this.dropped = 0;
+    send(batch);
+  }
+}

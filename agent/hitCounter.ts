@@ -1,0 +1,71 @@
+// `--count`: exact per-function hit counts with no eBPF involved. The counting listener is
+// native (a CModule onEnter doing one atomic increment) so counting costs little and is
+// exact under any number of threads; a one-shot JS listener reports the first hit.
+
+import type { AttachResult, HookTarget } from '../protocol/messages.js';
+import { describeTarget, resolveTarget } from './attach/uprobe/resolveTarget.js';
+import type { EventQueue } from './events.js';
+
+const MAX_COUNTERS = 1024;
+
+const COUNTER_SOURCE = `
+#include <gum/guminterceptor.h>
+
+extern volatile gint counters[];
+
+void
+on_enter (GumInvocationContext * ic)
+{
+  guint idx = GPOINTER_TO_UINT (gum_invocation_context_get_listener_function_data (ic));
+  g_atomic_int_add (&counters[idx], 1);
+}
+`;
+
+export class HitCounter {
+  private readonly counters = Memory.alloc(4 * MAX_COUNTERS);
+  private readonly module = new CModule(COUNTER_SOURCE, { counters: this.counters });
+  private readonly names: string[] = [];
+  private readonly listeners: InvocationListener[] = [];
+
+  constructor(private readonly events: EventQueue) {}
+
+  add(targets: HookTarget[]): AttachResult[] {
+    return targets.map((t) => {
+      const name = describeTarget(t);
+      try {
+        if (this.names.length >= MAX_COUNTERS) throw new Error(`at most ${MAX_COUNTERS} counted functions`);
+        const addr = resolveTarget(t);
+        const idx = this.names.length;
+        this.listeners.push(Interceptor.attach(addr, { onEnter: this.module.on_enter }, ptr(idx)));
+        let fired = false;
+        const firstHit = Interceptor.attach(addr, {
+          onEnter: () => {
+            if (fired) return; // threads racing into the hook before detach takes effect
+            fired = true;
+            firstHit.detach();
+            this.events.push({ type: 'first-hit', target: name, tid: Process.getCurrentThreadId(), hrtimeMs: Date.now() });
+            this.events.flush();
+          },
+        });
+        this.listeners.push(firstHit);
+        this.names.push(name);
+        return { target: name, ok: true, address: addr.toString() };
+      } catch (e) {
+        return { target: name, ok: false, error: e instanceof Error ? e.message : String(e) };
+      }
+    });
+  }
+
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    this.names.forEach((name, i) => {
+      out[name] = (out[name] ?? 0) + this.counters.add(4 * i).readS32();
+    });
+    return out;
+  }
+
+  detachAll(): void {
+    for (const l of this.listeners.splice(0)) l.detach();
+    Interceptor.flush();
+  }
+}

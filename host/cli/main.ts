@@ -1,0 +1,103 @@
+// bpftime-ts command line. Every command catches user mistakes and prints one line; only
+// -v adds stack traces for bugs of our own.
+
+import { Command, CommanderError, Option } from 'commander';
+import type { HookTarget } from '../../protocol/messages';
+import { EXIT } from './exitCodes';
+import { parseHookTarget } from './parseHookTarget';
+import { runTarget } from './runTarget';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseTargets(specs: string[]): HookTarget[] {
+  return specs.map((s) => {
+    try {
+      return parseHookTarget(s);
+    } catch (e) {
+      throw new CommanderError(EXIT.USAGE, 'bpftime-ts.usage', `error: ${(e as Error).message}`);
+    }
+  });
+}
+
+function positiveNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new CommanderError(EXIT.USAGE, 'bpftime-ts.usage', `error: ${name} must be a positive number, got "${value}"`);
+    return n;
+  };
+}
+
+function pidArg(value: string): number {
+  if (!/^\d+$/.test(value)) throw new CommanderError(EXIT.USAGE, 'bpftime-ts.usage', `error: --pid must be a process id, got "${value}"`);
+  return Number(value);
+}
+
+function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--count <target>', 'count calls of a function (SYMBOL, MODULE:SYMBOL, MODULE:0xOFFSET or 0xADDRESS); repeatable', collect, [])
+    .option('--json', 'one JSON object per line on stdout')
+    .option('-v, --verbose', 'diagnostics on stderr');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('bpftime-ts')
+    .description('Userspace eBPF for any running Linux process: run clang-built eBPF programs on uprobes and syscalls, injected with Frida.')
+    .version(require('../../../package.json').version as string)
+    .showHelpAfterError('(add --help for usage)')
+    .enablePositionalOptions()
+    .exitOverride();
+
+  withCommonOptions(
+    program
+      .command('spawn')
+      .description('start PROGRAM suspended, attach, then let it run; ends when it exits, with its exit status')
+      .argument('<program>', 'program to run (path or name in PATH)')
+      .argument('[args...]', 'its arguments (put -- before them when they look like options)')
+      .option('--duration <seconds>', 'detach after this many seconds and let the program go on', positiveNumber('--duration'))
+      .addHelpText('after', '\nExamples:\n  $ bpftime-ts spawn --count target_add ./victim 1000\n  $ bpftime-ts spawn --count libc.so.6:malloc -- ls -l /'),
+  )
+    .passThroughOptions()
+    .action(async (prog: string, args: string[], o: Record<string, unknown>) => {
+      process.exitCode = await runTarget(
+        { kind: 'spawn', argv: [prog, ...args] },
+        { count: parseTargets(o.count as string[]), json: !!o.json, verbose: !!o.verbose, durationSec: o.duration as number | undefined },
+      );
+    });
+
+  withCommonOptions(
+    program
+      .command('attach')
+      .description('attach to a running process; ends on Ctrl-C/SIGTERM, --duration, or when it exits')
+      .addOption(new Option('-p, --pid <pid>', 'process id').argParser(pidArg).makeOptionMandatory())
+      .option('--duration <seconds>', 'detach after this many seconds', positiveNumber('--duration'))
+      .addHelpText('after', '\nExample:\n  $ bpftime-ts attach --pid 1234 --count target_add --duration 5'),
+  ).action(async (o: Record<string, unknown>) => {
+    process.exitCode = await runTarget(
+      { kind: 'pid', pid: o.pid as number },
+      { count: parseTargets(o.count as string[]), json: !!o.json, verbose: !!o.verbose, durationSec: o.duration as number | undefined },
+    );
+  });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version "fail" with exit code 0; usage errors were already printed.
+      if (err.code === 'bpftime-ts.usage') process.stderr.write(`bpftime-ts: ${err.message}\n`);
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT.USAGE;
+      return;
+    }
+    process.stderr.write(`bpftime-ts: error: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (argv.includes('-v') || argv.includes('--verbose')) process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = EXIT.FAILURE;
+  }
+}
+
+void main(process.argv);

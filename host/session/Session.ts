@@ -1,0 +1,208 @@
+// One run against one target: resolve it, inject the agent, relay events, and detach on
+// every exit path (normal end, signal, failure, target death). Nothing here prints; the
+// CLI and host/output decide what the user sees.
+
+import { EventEmitter } from 'events';
+import * as fs from 'fs';
+import { BackendError, FridaBackend, FridaScript, FridaSession } from '../backend/FridaBackend';
+import { agentBundle } from '../paths';
+import { AgentBatch, AgentEvent, AgentInfo, EXIT_ACK, isAgentBatch } from '../../protocol/messages';
+import { resolveProgram } from './resolveProgram';
+import { SessionError } from './SessionError';
+
+export { SessionError };
+
+export type TargetSpec =
+  | { kind: 'spawn'; argv: string[]; env?: Record<string, string>; cwd?: string; stdio?: 'inherit' | 'pipe' }
+  | { kind: 'pid'; pid: number };
+
+export interface SessionEvents {
+  event: (event: AgentEvent) => void;
+  dropped: (count: number) => void;
+  /** The target is gone (or the backend died); `status` when the target exited normally. */
+  ended: (why: { reason: string; status: number | null; crash: string | null }) => void;
+  log: (level: string, text: string) => void;
+  output: (fd: number, data: Buffer) => void;
+}
+
+export declare interface Session {
+  on<E extends keyof SessionEvents>(event: E, listener: SessionEvents[E]): this;
+  emit<E extends keyof SessionEvents>(event: E, ...args: Parameters<SessionEvents[E]>): boolean;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function explain(err: unknown, target: string): SessionError {
+  if (err instanceof SessionError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof BackendError) {
+    switch (err.code) {
+      case 'process-not-found':
+        return new SessionError(`${target}: no such process`, 'attach');
+      case 'permission-denied':
+        return new SessionError(`${target}: not allowed to attach (${message})`, 'attach');
+      case 'executable-not-found':
+        return new SessionError(`${target}: ${message}`, 'usage');
+      case 'lost':
+        return new SessionError(message, 'lost');
+      default:
+        return new SessionError(`${target}: ${message}`, 'attach');
+    }
+  }
+  return new SessionError(`${target}: ${message}`, 'attach');
+}
+
+export class Session extends EventEmitter {
+  pid = 0;
+  info: AgentInfo | null = null;
+  script: FridaScript | null = null;
+  private fridaSession: FridaSession | null = null;
+  private spawned = false;
+  private resumed = false;
+  private exitStatus: number | null = null;
+  private endedFlag = false;
+  private detaching: Promise<void> | null = null;
+
+  constructor(
+    readonly backend: FridaBackend,
+    readonly target: TargetSpec,
+  ) {
+    super();
+  }
+
+  get label(): string {
+    return this.target.kind === 'pid' ? `pid ${this.target.pid}` : this.target.argv[0];
+  }
+
+  get ended(): boolean {
+    return this.endedFlag;
+  }
+
+  /** Spawns (suspended) or finds the target, injects the agent and checks it answers. */
+  async start(): Promise<void> {
+    const bundle = agentBundle();
+    if (!fs.existsSync(bundle)) throw new SessionError(`agent bundle ${bundle} is missing; run \`npm run build\``, 'usage');
+    try {
+      if (this.target.kind === 'spawn') {
+        const argv = [resolveProgram(this.target.argv[0], this.target.cwd), ...this.target.argv.slice(1)];
+        this.backend.onOutput((pid, fd, data) => {
+          if (pid === this.pid) this.emit('output', fd, data);
+        });
+        this.pid = await this.backend.spawn({
+          argv,
+          env: this.target.env,
+          cwd: this.target.cwd,
+          stdio: this.target.stdio ?? 'inherit',
+        });
+        this.spawned = true;
+      } else {
+        if (!Number.isInteger(this.target.pid) || this.target.pid <= 0 || !processExists(this.target.pid)) {
+          throw new SessionError(`pid ${this.target.pid}: no such process`, 'attach');
+        }
+        this.pid = this.target.pid;
+      }
+      this.backend.onLost((why) => this.end(why, null));
+      this.fridaSession = await this.backend.attach(this.pid);
+      this.fridaSession.onDetached((reason, crash) => {
+        const crashText = crash ? crash.summary : null;
+        this.end(reason, crashText);
+      });
+      const script = await this.fridaSession.createScript(fs.readFileSync(bundle, 'utf8'), {
+        runtime: 'v8',
+        name: 'bpftime-ts',
+      });
+      script.onMessage((message, _data) => this.onMessage(message));
+      script.onLog((level, text) => this.emit('log', level, text));
+      await script.load();
+      this.script = script;
+      this.info = await script.call<AgentInfo>('ping');
+    } catch (err) {
+      await this.abandon();
+      throw explain(err, this.label);
+    }
+  }
+
+  private onMessage(message: { type: string; payload?: unknown; description?: string; stack?: string }): void {
+    if (message.type === 'send' && isAgentBatch(message.payload)) {
+      const batch = message.payload as AgentBatch;
+      if (batch.dropped) this.emit('dropped', batch.dropped);
+      for (const ev of batch.events) {
+        if (ev.type === 'exit') {
+          this.exitStatus = ev.status;
+          void this.script?.post({ type: EXIT_ACK }).catch(() => undefined);
+        }
+        this.emit('event', ev);
+      }
+    } else if (message.type === 'error') {
+      // An uncaught exception in the agent: a bug of ours, reported, never fatal to the target.
+      this.emit('log', 'error', `agent error: ${message.description ?? 'unknown'}`);
+    }
+  }
+
+  private end(reason: string, crash: string | null): void {
+    if (this.endedFlag) return;
+    this.endedFlag = true;
+    this.emit('ended', { reason, status: this.exitStatus, crash });
+  }
+
+  async call<T>(method: string, args: unknown[] = []): Promise<T> {
+    if (!this.script) throw new SessionError('the agent is not loaded', 'lost');
+    try {
+      return await this.script.call<T>(method, args);
+    } catch (err) {
+      throw explain(err, this.label);
+    }
+  }
+
+  async resume(): Promise<void> {
+    if (this.spawned && !this.resumed) {
+      this.resumed = true;
+      await this.backend.resume(this.pid);
+    }
+  }
+
+  /** Resolves when the target has gone (exit, crash, or detach from its side). */
+  waitForEnd(): Promise<{ reason: string; status: number | null; crash: string | null }> {
+    return new Promise((resolve) => {
+      if (this.endedFlag) resolve({ reason: 'ended', status: this.exitStatus, crash: null });
+      else this.once('ended', resolve);
+    });
+  }
+
+  /**
+   * Removes every hook and leaves the target running. Safe to call more than once and
+   * from signal handlers; errors past this point are not the user's to see.
+   */
+  detach(): Promise<void> {
+    this.detaching ??= (async () => {
+      if (!this.endedFlag && this.script) {
+        await withTimeout(this.script.call('detachAll').catch(() => undefined), 5000);
+        await withTimeout(this.script.unload().catch(() => undefined), 5000);
+      }
+      if (this.fridaSession && !this.endedFlag) {
+        await withTimeout(this.fridaSession.detach().catch(() => undefined), 5000);
+      }
+      // A spawned target that never ran is ours to clean up; one that ran keeps running.
+      if (this.spawned && !this.resumed && this.pid) {
+        await withTimeout(this.backend.kill(this.pid).catch(() => undefined), 3000);
+      }
+    })();
+    return this.detaching;
+  }
+
+  /** Failure during start: undo whatever was done. */
+  private async abandon(): Promise<void> {
+    await this.detach();
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return Promise.race([p, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref())]);
+}

@@ -1,0 +1,89 @@
+// The host↔agent protocol: the one definition both sides import.
+// Host → agent goes through rpc.exports (request/response with errors);
+// agent → host goes through send() as batched events, so a busy hook costs one
+// message per batch rather than one per hit (the frida-tools tracer does the same).
+
+import type { AttachSpec, ObjectSpec } from './spec.js';
+
+/** What the agent reports about the runtime it landed in. */
+export interface AgentInfo {
+  pid: number;
+  arch: string;
+  runtime: string;
+  fridaVersion: string;
+  webAssembly: boolean;
+  cmodule: boolean;
+}
+
+/** A place to hook: `binary:symbol` style description, resolved by the agent. */
+export interface HookTarget {
+  /** Module name or path (`libc.so.6`, `./victim`); absent = search the main program, then all modules. */
+  module?: string;
+  symbol?: string;
+  offset?: number;
+  address?: string;
+}
+
+export interface AttachResult {
+  /** Human-readable name of what was attached (`victim:target_add`, `prog on_add`). */
+  target: string;
+  ok: boolean;
+  error?: string;
+  /** Resolved absolute address (hex) when ok. */
+  address?: string;
+}
+
+/** The runtime's view of one program to attach: which object, which program, and where. */
+export interface ProgramLink {
+  object: number;
+  program: string;
+  attach: AttachSpec;
+  /** Opaque to the runtime; the uprobe implementation reads it back through bpf_get_attach_cookie. */
+  cookie?: string;
+}
+
+export interface LoadRequest {
+  objects: ObjectSpec[];
+  links: ProgramLink[];
+  /** Initial map contents set by the host (manifest `maps`/`rodata`), base64 keys and values. */
+  mapInit: { object: number; map: number; key: string; value: string }[];
+  /** Maximum events per batch before the agent flushes early. */
+  batchSize?: number;
+}
+
+export type AgentEvent =
+  | { type: 'first-hit'; target: string; tid: number; hrtimeMs: number }
+  | { type: 'printk'; tid: number; program: string; text: string }
+  | { type: 'record'; object: number; map: number; cpu: number; data: string }
+  | { type: 'fault'; object: number; program: string; pc: number; message: string }
+  | { type: 'module-hooked'; module: string; results: AttachResult[] }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; text: string }
+  /** Final state, sent when the target is about to exit (afterwards nobody can ask). */
+  | { type: 'snapshot'; hitCounts: Record<string, number> }
+  /** The target called exit()/_exit(): the only place its exit status can be seen from inside. */
+  | { type: 'exit'; status: number };
+
+/** The payload of every agent send(): a batch of events. */
+export interface AgentBatch {
+  kind: 'bpftime-ts/events';
+  events: AgentEvent[];
+  /** Records dropped because the host-bound queue was full since the last batch. */
+  dropped: number;
+}
+
+/** Message type the host posts to release a thread waiting in exit() (see agent/exitMonitor.ts). */
+export const EXIT_ACK = 'bpftime-ts/exit-ack';
+
+export function isAgentBatch(payload: unknown): payload is AgentBatch {
+  return typeof payload === 'object' && payload !== null && (payload as { kind?: unknown }).kind === 'bpftime-ts/events';
+}
+
+/** rpc.exports of the agent; method names are what the host calls. */
+export interface AgentRpc {
+  ping(): AgentInfo;
+  /** Foundation-level hit counting on named functions (`--count`), no eBPF involved. */
+  countHits(targets: HookTarget[]): AttachResult[];
+  hitCounts(): Record<string, number>;
+  /** Remove every hook this agent installed; idempotent. */
+  detachAll(): void;
+}
