@@ -1,0 +1,750 @@
+/* bpfvm core: load-time validation, pre-decoding and the interpreter.
+ * Written from RFC 9669 (BPF Instruction Set Architecture). */
+#include "bpfvm.h"
+
+#ifdef __wasm__
+#define EXPORT(name) __attribute__((export_name(#name)))
+__attribute__((import_module("env"), import_name("call_helper")))
+extern uint64_t env_call_helper(uint32_t id, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
+extern unsigned char __heap_base;
+#define HP(a) ((uint8_t *)(uintptr_t)(a))
+#else
+#include <stdlib.h>
+#include <string.h>
+#define EXPORT(name)
+static uint8_t *g_host; /* host pointer of VM address 0 */
+static uint8_t *g_arena;
+#define HP(a) (g_host + (uintptr_t)(a))
+static bpfvm_helper_fn g_helper_fns[BPFVM_MAX_HELPERS];
+void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn) {
+  if (id < BPFVM_MAX_HELPERS) g_helper_fns[id] = fn;
+}
+uint8_t *bpfvm_host_ptr(uint64_t vaddr) { return HP(vaddr); }
+#endif
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---------------------------------------------------------------- internal opcodes */
+#define ALU_NAMES(Y) Y(ADD) Y(SUB) Y(MUL) Y(DIV) Y(SDIV) Y(MOD) Y(SMOD) Y(OR) Y(AND) Y(LSH) Y(RSH) Y(ARSH) Y(XOR) Y(MOV)
+#define JMP_NAMES(Y) Y(JEQ) Y(JNE) Y(JGT) Y(JGE) Y(JLT) Y(JLE) Y(JSET) Y(JSGT) Y(JSGE) Y(JSLT) Y(JSLE)
+#define ATOMIC_NAMES(Y) Y(AADD) Y(AOR) Y(AAND) Y(AXOR) Y(FADD) Y(FOR) Y(FAND) Y(FXOR) Y(XCHG) Y(CMPXCHG)
+
+#define E_ALU(n) OP_##n##64_IMM, OP_##n##64_REG, OP_##n##32_IMM, OP_##n##32_REG,
+#define E_JMP(n) OP_##n##_IMM, OP_##n##_REG, OP_##n##32_IMM, OP_##n##32_REG,
+#define E_ATOMIC(n) OP_##n##64, OP_##n##32,
+enum {
+  OP_INVALID = 0,
+  ALU_NAMES(E_ALU) JMP_NAMES(E_JMP) ATOMIC_NAMES(E_ATOMIC)
+  OP_NEG64, OP_NEG32, OP_MOVSX8_64, OP_MOVSX16_64, OP_MOVSX32_64, OP_MOVSX8_32, OP_MOVSX16_32,
+  OP_ZEXT16, OP_ZEXT32, OP_NOP, OP_BSWAP16, OP_BSWAP32, OP_BSWAP64,
+  OP_JA, OP_CALL, OP_CALLX, OP_CALL_LOCAL, OP_EXIT, OP_LDDW,
+  OP_LDXB, OP_LDXH, OP_LDXW, OP_LDXDW, OP_LDXSB, OP_LDXSH, OP_LDXSW,
+  OP_STB, OP_STH, OP_STW, OP_STDW, OP_STXB, OP_STXH, OP_STXW, OP_STXDW,
+  OP_COUNT
+};
+
+typedef struct {
+  uint8_t op, dst, src, pad;
+  int32_t off; /* memory offset, or absolute jump/call target */
+  int64_t imm; /* sign-extended (64-bit ops) or raw 32-bit (32-bit ops) immediate; lddw value */
+} dinsn;
+
+typedef struct {
+  dinsn *code;
+  uint32_t len;
+} prog_t;
+
+/* ---------------------------------------------------------------- state */
+static uint64_t g_ro_lo, g_rw_lo, g_rw_hi;
+static uint64_t g_budget = 1000000;
+static uint64_t g_result, g_insns, g_fault_addr;
+static uint32_t g_fault_pc;
+static uint32_t g_err_pc;
+static char g_err_msg[160];
+static prog_t g_progs[BPFVM_MAX_PROGS];
+static uint32_t g_nprogs;
+static uint8_t g_helper_ok[BPFVM_MAX_HELPERS];
+static volatile int32_t g_action;
+static volatile uint64_t g_action_val;
+static int32_t g_running, g_in_helper;
+static void *g_scratch;
+static uint32_t g_scratch_size;
+
+/* ---------------------------------------------------------------- platform allocation */
+#ifdef __wasm__
+static uintptr_t g_brk;
+static void *sys_alloc(uint32_t bytes) {
+  uintptr_t p = (g_brk + 15) & ~(uintptr_t)15;
+  uintptr_t end = p + bytes;
+  uintptr_t have = __builtin_wasm_memory_size(0) * 65536u;
+  if (end > have) {
+    uintptr_t pages = (end - have + 65535u) / 65536u;
+    if (__builtin_wasm_memory_grow(0, pages) == (uintptr_t)-1) return 0;
+  }
+  g_brk = end;
+  __builtin_memset((void *)p, 0, bytes);
+  return (void *)p;
+}
+static void sys_free(void *p) { (void)p; }
+#else
+static void *sys_alloc(uint32_t bytes) { return calloc(1, bytes ? bytes : 1); }
+static void sys_free(void *p) { free(p); }
+#endif
+
+EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
+  ro_bytes = (ro_bytes + 4095u) & ~4095u;
+  rw_bytes = (rw_bytes + 4095u) & ~4095u;
+  if (rw_bytes < BPFVM_STACK_BYTES + 4096u) rw_bytes = BPFVM_STACK_BYTES + 4096u;
+  if (ro_bytes < 4096u) ro_bytes = 4096u;
+  g_ro_lo = BPFVM_ARENA_VADDR;
+  g_rw_lo = g_ro_lo + ro_bytes;
+  g_rw_hi = g_rw_lo + rw_bytes;
+#ifdef __wasm__
+  if ((uintptr_t)&__heap_base > BPFVM_ARENA_VADDR) return -1;
+  if (g_brk) return -2; /* once per instance */
+  g_brk = BPFVM_ARENA_VADDR;
+  if (!sys_alloc(ro_bytes + rw_bytes)) return -3;
+#else
+  for (uint32_t i = 0; i < g_nprogs; i++) sys_free(g_progs[i].code);
+  g_nprogs = 0;
+  free(g_arena);
+  g_arena = calloc(1, (size_t)ro_bytes + rw_bytes);
+  if (!g_arena) return -3;
+  g_host = g_arena - BPFVM_ARENA_VADDR;
+  memset(g_helper_ok, 0, sizeof g_helper_ok);
+#endif
+  g_running = 0;
+  g_action = 0;
+  return 0;
+}
+
+EXPORT(vm_register_helper) void vm_register_helper(uint32_t id) {
+  if (id < BPFVM_MAX_HELPERS) g_helper_ok[id] = 1;
+}
+
+EXPORT(vm_scratch) void *vm_scratch(uint32_t bytes) {
+  if (bytes > g_scratch_size) {
+    sys_free(g_scratch);
+    g_scratch = sys_alloc(bytes);
+    g_scratch_size = g_scratch ? bytes : 0;
+  }
+  return g_scratch;
+}
+
+EXPORT(vm_set_budget) void vm_set_budget(uint64_t budget) { g_budget = budget; }
+EXPORT(vm_result) uint64_t vm_result(void) { return g_result; }
+EXPORT(vm_insn_count) uint64_t vm_insn_count(void) { return g_insns; }
+EXPORT(vm_fault_pc) uint32_t vm_fault_pc(void) { return g_fault_pc; }
+EXPORT(vm_fault_addr) uint64_t vm_fault_addr(void) { return g_fault_addr; }
+EXPORT(vm_err_pc) uint32_t vm_err_pc(void) { return g_err_pc; }
+EXPORT(vm_err_msg) const char *vm_err_msg(void) { return g_err_msg; }
+EXPORT(vm_ro_lo) uint32_t vm_ro_lo(void) { return (uint32_t)g_ro_lo; }
+EXPORT(vm_rw_lo) uint32_t vm_rw_lo(void) { return (uint32_t)g_rw_lo; }
+EXPORT(vm_rw_hi) uint32_t vm_rw_hi(void) { return (uint32_t)g_rw_hi; }
+EXPORT(vm_alloc_start) uint32_t vm_alloc_start(void) { return (uint32_t)g_rw_lo + BPFVM_STACK_BYTES; }
+EXPORT(vm_prog_count) uint32_t vm_prog_count(void) { return g_nprogs; }
+EXPORT(vm_request_tail_call) void vm_request_tail_call(uint32_t handle) {
+  g_action = BPFVM_ACT_TAIL;
+  g_action_val = handle;
+}
+EXPORT(vm_request_exit) void vm_request_exit(uint64_t r0) {
+  g_action = BPFVM_ACT_EXIT;
+  g_action_val = r0;
+}
+EXPORT(vm_request_fault) void vm_request_fault(void) { g_action = BPFVM_ACT_FAULT; }
+EXPORT(vm_in_helper) int32_t vm_in_helper(void) { return g_in_helper; }
+EXPORT(vm_reset_after_trap) void vm_reset_after_trap(void) {
+  g_running = 0;
+  g_in_helper = 0;
+  g_action = 0;
+}
+
+/* ---------------------------------------------------------------- load-time errors */
+static void msg_cat(uint32_t *n, const char *s) {
+  while (*s && *n + 1 < sizeof g_err_msg) g_err_msg[(*n)++] = *s++;
+  g_err_msg[*n] = 0;
+}
+static void msg_num(uint32_t *n, uint64_t v, int hex) {
+  char buf[24];
+  int i = 0;
+  if (hex) msg_cat(n, "0x");
+  do {
+    uint32_t d = (uint32_t)(hex ? v % 16 : v % 10);
+    buf[i++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+    v = hex ? v / 16 : v / 10;
+  } while (v);
+  if (hex && i < 2) buf[i++] = '0';
+  char out[24];
+  for (int j = 0; j < i; j++) out[j] = buf[i - 1 - j];
+  out[i] = 0;
+  msg_cat(n, out);
+}
+static int32_t load_error(uint32_t pc, const char *a, int has_num, uint64_t num, int hex, const char *b) {
+  uint32_t n = 0;
+  g_err_pc = pc;
+  g_err_msg[0] = 0;
+  msg_cat(&n, a);
+  if (has_num) msg_num(&n, num, hex);
+  if (b) msg_cat(&n, b);
+  return -1;
+}
+#define FAIL(msg) return load_error(pc, msg, 0, 0, 0, 0)
+#define FAILN(msg, v, hex, tail) return load_error(pc, msg, 1, (uint64_t)(v), hex, tail)
+
+/* ---------------------------------------------------------------- decoding */
+enum { CLS_LD = 0, CLS_LDX = 1, CLS_ST = 2, CLS_STX = 3, CLS_ALU = 4, CLS_JMP = 5, CLS_JMP32 = 6, CLS_ALU64 = 7 };
+
+static const uint8_t alu_base[16] = {
+    /* 0x0 add */ OP_ADD64_IMM, OP_SUB64_IMM, OP_MUL64_IMM, OP_DIV64_IMM, OP_OR64_IMM, OP_AND64_IMM,
+    OP_LSH64_IMM, OP_RSH64_IMM, /* 0x8 neg */ 0, OP_MOD64_IMM, OP_XOR64_IMM, OP_MOV64_IMM, OP_ARSH64_IMM,
+    /* 0xd end */ 0, 0, 0};
+static const uint8_t jmp_base[16] = {
+    /* 0x0 ja */ 0, OP_JEQ_IMM, OP_JGT_IMM, OP_JGE_IMM, OP_JSET_IMM, OP_JNE_IMM, OP_JSGT_IMM, OP_JSGE_IMM,
+    /* 0x8 call */ 0, /* 0x9 exit */ 0, OP_JLT_IMM, OP_JLE_IMM, OP_JSLT_IMM, OP_JSLE_IMM, 0, 0};
+
+static int check_dst_write(uint32_t pc, uint32_t dst) {
+  if (dst > 10) return load_error(pc, "invalid destination register r", 1, dst, 0, 0);
+  if (dst == 10) return load_error(pc, "write to read-only register r10", 0, 0, 0, 0);
+  return 0;
+}
+
+EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
+  uint32_t pc = 0;
+  if (g_nprogs >= BPFVM_MAX_PROGS) FAIL("too many programs loaded");
+  if (n == 0) FAIL("empty program");
+  if (n > BPFVM_MAX_INSNS) FAILN("program too large (limit ", BPFVM_MAX_INSNS, 0, " instructions)");
+  dinsn *code = sys_alloc(n * (uint32_t)sizeof(dinsn));
+  uint8_t *is_second = sys_alloc(n);
+  if (!code || !is_second) FAIL("out of memory");
+  int32_t rc = -1;
+#define BAD(...) do { rc = load_error(pc, __VA_ARGS__); goto out; } while (0)
+  /* pass 1: decode and validate fields */
+  for (pc = 0; pc < n; pc++) {
+    uint64_t w = raw[pc];
+    uint8_t opc = (uint8_t)w;
+    uint32_t dst = (uint32_t)(w >> 8) & 15, src = (uint32_t)(w >> 12) & 15;
+    int32_t off = (int16_t)(uint16_t)(w >> 16);
+    int32_t imm = (int32_t)(uint32_t)(w >> 32);
+    uint32_t cls = opc & 7, code4 = opc >> 4, x = (opc >> 3) & 1;
+    dinsn *d = &code[pc];
+    d->dst = (uint8_t)dst;
+    d->src = (uint8_t)src;
+    d->off = off;
+    d->imm = imm;
+    if (is_second[pc]) { d->op = OP_INVALID; continue; }
+    switch (cls) {
+    case CLS_ALU:
+    case CLS_ALU64: {
+      int is64 = cls == CLS_ALU64;
+      if (check_dst_write(pc, dst)) goto out;
+      if (code4 == 0x8) { /* neg */
+        if (x) BAD("neg with register source is not a valid opcode ", 1, opc, 1, 0);
+        if (src) BAD("nonzero reserved src field", 0, 0, 0, 0);
+        if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
+        if (imm) BAD("nonzero reserved imm field", 0, 0, 0, 0);
+        d->op = is64 ? OP_NEG64 : OP_NEG32;
+        break;
+      }
+      if (code4 == 0xd) { /* byte swaps */
+        if (is64 && x) BAD("unknown opcode ", 1, opc, 1, 0);
+        if (src) BAD("nonzero reserved src field", 0, 0, 0, 0);
+        if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
+        if (imm != 16 && imm != 32 && imm != 64) BAD("invalid byte swap width ", 1, (uint32_t)imm, 0, 0);
+        if (is64 || x) d->op = imm == 16 ? OP_BSWAP16 : imm == 32 ? OP_BSWAP32 : OP_BSWAP64;
+        else d->op = imm == 16 ? OP_ZEXT16 : imm == 32 ? OP_ZEXT32 : OP_NOP;
+        break;
+      }
+      if (code4 > 0xc) BAD("unknown opcode ", 1, opc, 1, 0);
+      uint8_t base = alu_base[code4];
+      if (x) {
+        if (src > 10) BAD("invalid source register r", 1, src, 0, 0);
+        if (imm) BAD("nonzero reserved imm field", 0, 0, 0, 0);
+      } else if (src) BAD("nonzero reserved src field", 0, 0, 0, 0);
+      if (off) {
+        if ((code4 == 0x3 || code4 == 0x9) && off == 1) base = code4 == 0x3 ? OP_SDIV64_IMM : OP_SMOD64_IMM;
+        else if (code4 == 0xb && x && (off == 8 || off == 16 || (off == 32 && is64))) {
+          d->op = off == 8 ? (is64 ? OP_MOVSX8_64 : OP_MOVSX8_32)
+                           : off == 16 ? (is64 ? OP_MOVSX16_64 : OP_MOVSX16_32) : OP_MOVSX32_64;
+          break;
+        } else BAD("nonzero reserved offset field", 0, 0, 0, 0);
+      }
+      d->op = (uint8_t)(base + (x ? 1 : 0) + (is64 ? 0 : 2));
+      if (!is64) d->imm = (int64_t)(uint32_t)imm;
+      break;
+    }
+    case CLS_JMP:
+    case CLS_JMP32: {
+      int is32 = cls == CLS_JMP32;
+      if (code4 == 0x0) { /* ja */
+        if (x) BAD("unknown opcode ", 1, opc, 1, 0);
+        if (dst) BAD("nonzero reserved dst field", 0, 0, 0, 0);
+        if (src) BAD("nonzero reserved src field", 0, 0, 0, 0);
+        if (is32) {
+          if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
+          d->off = imm; /* relative; fixed up below */
+        } else if (imm) BAD("nonzero reserved imm field", 0, 0, 0, 0);
+        d->op = OP_JA;
+        break;
+      }
+      if (code4 == 0x8) { /* call */
+        if (is32) BAD("unknown opcode ", 1, opc, 1, 0);
+        if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
+        if (x) { /* callx: helper id in register dst */
+          if (src) BAD("nonzero reserved src field", 0, 0, 0, 0);
+          if (imm) BAD("nonzero reserved imm field", 0, 0, 0, 0);
+          if (dst > 10) BAD("invalid register r", 1, dst, 0, 0);
+          d->op = OP_CALLX;
+          break;
+        }
+        if (dst) BAD("nonzero reserved dst field", 0, 0, 0, 0);
+        if (src == 0) {
+          if ((uint32_t)imm >= BPFVM_MAX_HELPERS || !g_helper_ok[(uint32_t)imm])
+            BAD("unknown helper id ", 1, (uint64_t)(int64_t)imm, 0, " (not registered)");
+          d->op = OP_CALL;
+          d->imm = (uint32_t)imm;
+        } else if (src == 1) {
+          d->op = OP_CALL_LOCAL;
+          d->off = imm;
+        } else if (src == 2) BAD("call by BTF id is not supported", 0, 0, 0, 0);
+        else BAD("nonzero reserved src field", 0, 0, 0, 0);
+        break;
+      }
+      if (code4 == 0x9) { /* exit */
+        if (is32 || x) BAD("unknown opcode ", 1, opc, 1, 0);
+        if (dst) BAD("nonzero reserved dst field", 0, 0, 0, 0);
+        if (src) BAD("nonzero reserved src field", 0, 0, 0, 0);
+        if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
+        if (imm) BAD("nonzero reserved imm field", 0, 0, 0, 0);
+        d->op = OP_EXIT;
+        break;
+      }
+      if (code4 > 0xd) BAD("unknown opcode ", 1, opc, 1, 0);
+      if (dst > 10) BAD("invalid register r", 1, dst, 0, 0);
+      if (x) {
+        if (src > 10) BAD("invalid source register r", 1, src, 0, 0);
+        if (imm) BAD("nonzero reserved imm field", 0, 0, 0, 0);
+      } else if (src) BAD("nonzero reserved src field", 0, 0, 0, 0);
+      d->op = (uint8_t)(jmp_base[code4] + (x ? 1 : 0) + (is32 ? 2 : 0));
+      d->imm = is32 ? (int64_t)(uint32_t)imm : (int64_t)imm;
+      break;
+    }
+    case CLS_LD: {
+      if (opc != 0x18) {
+        uint32_t mode = opc & 0xe0;
+        if (mode == 0x20 || mode == 0x40) BAD("legacy packet access (ld_abs/ld_ind) is not supported", 0, 0, 0, 0);
+        BAD("unknown opcode ", 1, opc, 1, 0);
+      }
+      if (check_dst_write(pc, dst)) goto out;
+      if (src) BAD("lddw with src=", 1, src, 0, " (pseudo load) must be resolved before loading");
+      if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
+      if (pc + 1 >= n) BAD("incomplete lddw (missing second half)", 0, 0, 0, 0);
+      uint64_t w2 = raw[pc + 1];
+      if ((w2 & 0xffffffffu) != 0) { pc++; BAD("nonzero reserved fields in second half of lddw", 0, 0, 0, 0); }
+      d->op = OP_LDDW;
+      d->imm = (int64_t)((uint64_t)(uint32_t)imm | (w2 & 0xffffffff00000000ull));
+      is_second[pc + 1] = 1;
+      break;
+    }
+    case CLS_LDX: {
+      uint32_t mode = opc & 0xe0, size = opc & 0x18;
+      if (mode != 0x60 && mode != 0x80) BAD("unknown opcode ", 1, opc, 1, 0);
+      if (mode == 0x80 && size == 0x18) BAD("unknown opcode ", 1, opc, 1, 0);
+      if (check_dst_write(pc, dst)) goto out;
+      if (src > 10) BAD("invalid source register r", 1, src, 0, 0);
+      if (imm) BAD("nonzero reserved imm field", 0, 0, 0, 0);
+      static const uint8_t ldx[4] = {OP_LDXW, OP_LDXH, OP_LDXB, OP_LDXDW};
+      static const uint8_t ldxs[4] = {OP_LDXSW, OP_LDXSH, OP_LDXSB, 0};
+      d->op = mode == 0x60 ? ldx[size >> 3] : ldxs[size >> 3];
+      break;
+    }
+    case CLS_ST: {
+      uint32_t mode = opc & 0xe0, size = opc & 0x18;
+      if (mode != 0x60) BAD("unknown opcode ", 1, opc, 1, 0);
+      if (dst > 10) BAD("invalid destination register r", 1, dst, 0, 0);
+      if (src) BAD("nonzero reserved src field", 0, 0, 0, 0);
+      static const uint8_t st[4] = {OP_STW, OP_STH, OP_STB, OP_STDW};
+      d->op = st[size >> 3];
+      break;
+    }
+    case CLS_STX: {
+      uint32_t mode = opc & 0xe0, size = opc & 0x18;
+      if (dst > 10) BAD("invalid destination register r", 1, dst, 0, 0);
+      if (src > 10) BAD("invalid source register r", 1, src, 0, 0);
+      if (mode == 0x60) {
+        if (imm) BAD("nonzero reserved imm field", 0, 0, 0, 0);
+        static const uint8_t stx[4] = {OP_STXW, OP_STXH, OP_STXB, OP_STXDW};
+        d->op = stx[size >> 3];
+      } else if (mode == 0xc0 && (size == 0x00 || size == 0x18)) {
+        int is32 = size == 0;
+        uint8_t a;
+        switch ((uint32_t)imm) {
+        case 0x00: a = OP_AADD64; break;
+        case 0x40: a = OP_AOR64; break;
+        case 0x50: a = OP_AAND64; break;
+        case 0xa0: a = OP_AXOR64; break;
+        case 0x01: a = OP_FADD64; break;
+        case 0x41: a = OP_FOR64; break;
+        case 0x51: a = OP_FAND64; break;
+        case 0xa1: a = OP_FXOR64; break;
+        case 0xe1: a = OP_XCHG64; break;
+        case 0xf1: a = OP_CMPXCHG64; break;
+        default: BAD("unknown atomic operation ", 1, (uint32_t)imm, 1, 0);
+        }
+        d->op = (uint8_t)(a + is32);
+      } else BAD("unknown opcode ", 1, opc, 1, 0);
+      break;
+    }
+    }
+  }
+  /* pass 2: control flow targets */
+  for (pc = 0; pc < n; pc++) {
+    dinsn *d = &code[pc];
+    if (is_second[pc]) continue;
+    int is_jump = (d->op >= OP_JEQ_IMM && d->op <= OP_JSLE32_REG) || d->op == OP_JA || d->op == OP_CALL_LOCAL;
+    if (!is_jump) continue;
+    int64_t t = (int64_t)pc + 1 + d->off;
+    if (t < 0 || t >= (int64_t)n) {
+      if (d->op == OP_CALL_LOCAL) BAD("call local target out of range", 0, 0, 0, 0);
+      BAD("jump out of range", 0, 0, 0, 0);
+    }
+    if (is_second[t]) {
+      if (d->op == OP_CALL_LOCAL) BAD("call local target is the second half of lddw", 0, 0, 0, 0);
+      BAD("jump into the second half of lddw", 0, 0, 0, 0);
+    }
+    d->off = (int32_t)t;
+  }
+  pc = n - 1;
+  if (is_second[pc] || (code[pc].op != OP_EXIT && code[pc].op != OP_JA))
+    BAD("last instruction is not exit or ja (execution could fall off the end)", 0, 0, 0, 0);
+  g_progs[g_nprogs].code = code;
+  g_progs[g_nprogs].len = n;
+  rc = (int32_t)g_nprogs++;
+  sys_free(is_second);
+  return rc;
+out:
+  sys_free(is_second);
+  sys_free(code);
+  return rc;
+#undef BAD
+}
+
+/* ---------------------------------------------------------------- interpreter */
+static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+#ifdef __wasm__
+  return env_call_helper(id, a, b, c, d, e);
+#else
+  return g_helper_fns[id](a, b, c, d, e);
+#endif
+}
+
+typedef struct {
+  uint64_t r6, r7, r8, r9;
+  const dinsn *ret;
+} frame_t;
+
+#ifdef __wasm__
+#define DISPATCH_NEXT continue
+#define CASE(x) case OP_##x:
+#else
+#define DISPATCH_NEXT do { I = ip++; goto *labels[I->op]; } while (0)
+#define CASE(x) L_##x:
+#endif
+
+#define LD(T, a)  ({ T v_; __builtin_memcpy(&v_, HP(a), sizeof(T)); v_; })
+#define ST(T, a, v) do { T v_ = (T)(v); __builtin_memcpy(HP(a), &v_, sizeof(T)); } while (0)
+#define CHECK_LD(a, sz) if (UNLIKELY((uint64_t)((a) - ld_lo) > ld_span - (sz))) { fault_addr = (a); goto fault_mem; }
+#define CHECK_ST(a, sz) if (UNLIKELY((uint64_t)((a) - st_lo) > st_span - (sz))) { fault_addr = (a); goto fault_mem; }
+#define CHARGE(newseg) do { budget -= (int64_t)(I - seg) + 1; seg = (newseg); } while (0)
+#define TAKE() do { const dinsn *T_ = code + I->off; if (T_ <= I) { CHARGE(T_); if (UNLIKELY(budget < 0)) goto fault_budget; } ip = T_; } while (0)
+
+EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
+#ifndef __wasm__
+#define L_ALU(n) &&L_##n##64_IMM, &&L_##n##64_REG, &&L_##n##32_IMM, &&L_##n##32_REG,
+#define L_JMP(n) &&L_##n##_IMM, &&L_##n##_REG, &&L_##n##32_IMM, &&L_##n##32_REG,
+#define L_ATOMIC(n) &&L_##n##64, &&L_##n##32,
+  static const void *const labels[OP_COUNT] = {
+      &&L_INVALID, ALU_NAMES(L_ALU) JMP_NAMES(L_JMP) ATOMIC_NAMES(L_ATOMIC)
+      &&L_NEG64, &&L_NEG32, &&L_MOVSX8_64, &&L_MOVSX16_64, &&L_MOVSX32_64, &&L_MOVSX8_32, &&L_MOVSX16_32,
+      &&L_ZEXT16, &&L_ZEXT32, &&L_NOP, &&L_BSWAP16, &&L_BSWAP32, &&L_BSWAP64,
+      &&L_JA, &&L_CALL, &&L_CALLX, &&L_CALL_LOCAL, &&L_EXIT, &&L_LDDW,
+      &&L_LDXB, &&L_LDXH, &&L_LDXW, &&L_LDXDW, &&L_LDXSB, &&L_LDXSH, &&L_LDXSW,
+      &&L_STB, &&L_STH, &&L_STW, &&L_STDW, &&L_STXB, &&L_STXH, &&L_STXW, &&L_STXDW};
+#endif
+  if (handle >= g_nprogs || g_running) return BPFVM_FAULT_BAD_HANDLE;
+  g_running = 1;
+  g_action = 0;
+  const dinsn *code = g_progs[handle].code;
+  const dinsn *ip = code, *I = code, *seg = code;
+  const uint64_t ld_lo = g_ro_lo, ld_span = g_rw_hi - g_ro_lo;
+  const uint64_t st_lo = g_rw_lo, st_span = g_rw_hi - g_rw_lo;
+  const uint64_t stack_top = g_rw_lo + BPFVM_STACK_BYTES;
+  int64_t budget = (int64_t)g_budget;
+  uint64_t fault_addr = 0;
+  int32_t status;
+  uint32_t depth = 0, tail_calls = 0;
+  frame_t frames[BPFVM_MAX_FRAMES];
+  uint64_t r[11] = {0};
+  r[1] = ctx;
+  r[2] = ctx_len;
+  r[10] = stack_top;
+
+#ifdef __wasm__
+dispatch_loop:
+  for (;;) {
+    I = ip++;
+    switch (I->op) {
+#else
+  DISPATCH_NEXT;
+  {
+    {
+#endif
+
+#define ALU64_OP(name, expr) \
+  CASE(name##64_IMM) { uint64_t d = r[I->dst], s = (uint64_t)I->imm; (void)d; (void)s; r[I->dst] = (expr); DISPATCH_NEXT; } \
+  CASE(name##64_REG) { uint64_t d = r[I->dst], s = r[I->src]; (void)d; (void)s; r[I->dst] = (expr); DISPATCH_NEXT; }
+#define ALU32_OP(name, expr) \
+  CASE(name##32_IMM) { uint32_t d = (uint32_t)r[I->dst], s = (uint32_t)I->imm; (void)d; (void)s; r[I->dst] = (uint32_t)(expr); DISPATCH_NEXT; } \
+  CASE(name##32_REG) { uint32_t d = (uint32_t)r[I->dst], s = (uint32_t)r[I->src]; (void)d; (void)s; r[I->dst] = (uint32_t)(expr); DISPATCH_NEXT; }
+
+      ALU64_OP(ADD, d + s)
+      ALU64_OP(SUB, d - s)
+      ALU64_OP(MUL, d * s)
+      ALU64_OP(DIV, s ? d / s : 0)
+      ALU64_OP(SDIV, s == 0 ? 0 : s == ~0ull ? 0 - d : (uint64_t)((int64_t)d / (int64_t)s))
+      ALU64_OP(MOD, s ? d % s : d)
+      ALU64_OP(SMOD, s == 0 ? d : s == ~0ull ? 0 : (uint64_t)((int64_t)d % (int64_t)s))
+      ALU64_OP(OR, d | s)
+      ALU64_OP(AND, d & s)
+      ALU64_OP(LSH, d << (s & 63))
+      ALU64_OP(RSH, d >> (s & 63))
+      ALU64_OP(ARSH, (uint64_t)((int64_t)d >> (s & 63)))
+      ALU64_OP(XOR, d ^ s)
+      ALU64_OP(MOV, s)
+      ALU32_OP(ADD, d + s)
+      ALU32_OP(SUB, d - s)
+      ALU32_OP(MUL, d * s)
+      ALU32_OP(DIV, s ? d / s : 0)
+      ALU32_OP(SDIV, s == 0 ? 0 : s == ~0u ? 0 - d : (uint32_t)((int32_t)d / (int32_t)s))
+      ALU32_OP(MOD, s ? d % s : d)
+      ALU32_OP(SMOD, s == 0 ? d : s == ~0u ? 0 : (uint32_t)((int32_t)d % (int32_t)s))
+      ALU32_OP(OR, d | s)
+      ALU32_OP(AND, d & s)
+      ALU32_OP(LSH, d << (s & 31))
+      ALU32_OP(RSH, d >> (s & 31))
+      ALU32_OP(ARSH, (uint32_t)((int32_t)d >> (s & 31)))
+      ALU32_OP(XOR, d ^ s)
+      ALU32_OP(MOV, s)
+
+      CASE(NEG64) { r[I->dst] = 0 - r[I->dst]; DISPATCH_NEXT; }
+      CASE(NEG32) { r[I->dst] = (uint32_t)(0 - (uint32_t)r[I->dst]); DISPATCH_NEXT; }
+      CASE(MOVSX8_64) { r[I->dst] = (uint64_t)(int64_t)(int8_t)r[I->src]; DISPATCH_NEXT; }
+      CASE(MOVSX16_64) { r[I->dst] = (uint64_t)(int64_t)(int16_t)r[I->src]; DISPATCH_NEXT; }
+      CASE(MOVSX32_64) { r[I->dst] = (uint64_t)(int64_t)(int32_t)r[I->src]; DISPATCH_NEXT; }
+      CASE(MOVSX8_32) { r[I->dst] = (uint32_t)(int32_t)(int8_t)r[I->src]; DISPATCH_NEXT; }
+      CASE(MOVSX16_32) { r[I->dst] = (uint32_t)(int32_t)(int16_t)r[I->src]; DISPATCH_NEXT; }
+      CASE(ZEXT16) { r[I->dst] = (uint16_t)r[I->dst]; DISPATCH_NEXT; }
+      CASE(ZEXT32) { r[I->dst] = (uint32_t)r[I->dst]; DISPATCH_NEXT; }
+      CASE(NOP) { DISPATCH_NEXT; }
+      CASE(BSWAP16) { r[I->dst] = __builtin_bswap16((uint16_t)r[I->dst]); DISPATCH_NEXT; }
+      CASE(BSWAP32) { r[I->dst] = __builtin_bswap32((uint32_t)r[I->dst]); DISPATCH_NEXT; }
+      CASE(BSWAP64) { r[I->dst] = __builtin_bswap64(r[I->dst]); DISPATCH_NEXT; }
+
+#define JMP64_OP(name, cond) \
+  CASE(name##_IMM) { uint64_t d = r[I->dst], s = (uint64_t)I->imm; if (cond) TAKE(); DISPATCH_NEXT; } \
+  CASE(name##_REG) { uint64_t d = r[I->dst], s = r[I->src]; if (cond) TAKE(); DISPATCH_NEXT; }
+#define JMP32_OP(name, cond) \
+  CASE(name##32_IMM) { uint32_t d = (uint32_t)r[I->dst], s = (uint32_t)I->imm; if (cond) TAKE(); DISPATCH_NEXT; } \
+  CASE(name##32_REG) { uint32_t d = (uint32_t)r[I->dst], s = (uint32_t)r[I->src]; if (cond) TAKE(); DISPATCH_NEXT; }
+
+      JMP64_OP(JEQ, d == s)
+      JMP64_OP(JNE, d != s)
+      JMP64_OP(JGT, d > s)
+      JMP64_OP(JGE, d >= s)
+      JMP64_OP(JLT, d < s)
+      JMP64_OP(JLE, d <= s)
+      JMP64_OP(JSET, (d & s) != 0)
+      JMP64_OP(JSGT, (int64_t)d > (int64_t)s)
+      JMP64_OP(JSGE, (int64_t)d >= (int64_t)s)
+      JMP64_OP(JSLT, (int64_t)d < (int64_t)s)
+      JMP64_OP(JSLE, (int64_t)d <= (int64_t)s)
+      JMP32_OP(JEQ, d == s)
+      JMP32_OP(JNE, d != s)
+      JMP32_OP(JGT, d > s)
+      JMP32_OP(JGE, d >= s)
+      JMP32_OP(JLT, d < s)
+      JMP32_OP(JLE, d <= s)
+      JMP32_OP(JSET, (d & s) != 0)
+      JMP32_OP(JSGT, (int32_t)d > (int32_t)s)
+      JMP32_OP(JSGE, (int32_t)d >= (int32_t)s)
+      JMP32_OP(JSLT, (int32_t)d < (int32_t)s)
+      JMP32_OP(JSLE, (int32_t)d <= (int32_t)s)
+
+      CASE(JA) { TAKE(); DISPATCH_NEXT; }
+
+      CASE(LDDW) { r[I->dst] = (uint64_t)I->imm; ip++; DISPATCH_NEXT; }
+
+#define LDX_OP(name, T, CT, sz) \
+  CASE(name) { uint64_t a = r[I->src] + (uint64_t)(int64_t)I->off; CHECK_LD(a, sz); r[I->dst] = (uint64_t)(CT)LD(T, a); DISPATCH_NEXT; }
+      LDX_OP(LDXB, uint8_t, uint64_t, 1)
+      LDX_OP(LDXH, uint16_t, uint64_t, 2)
+      LDX_OP(LDXW, uint32_t, uint64_t, 4)
+      LDX_OP(LDXDW, uint64_t, uint64_t, 8)
+      LDX_OP(LDXSB, int8_t, int64_t, 1)
+      LDX_OP(LDXSH, int16_t, int64_t, 2)
+      LDX_OP(LDXSW, int32_t, int64_t, 4)
+
+#define ST_OP(name, T, sz, val) \
+  CASE(name) { uint64_t a = r[I->dst] + (uint64_t)(int64_t)I->off; CHECK_ST(a, sz); ST(T, a, val); DISPATCH_NEXT; }
+      ST_OP(STB, uint8_t, 1, I->imm)
+      ST_OP(STH, uint16_t, 2, I->imm)
+      ST_OP(STW, uint32_t, 4, I->imm)
+      ST_OP(STDW, uint64_t, 8, I->imm)
+      ST_OP(STXB, uint8_t, 1, r[I->src])
+      ST_OP(STXH, uint16_t, 2, r[I->src])
+      ST_OP(STXW, uint32_t, 4, r[I->src])
+      ST_OP(STXDW, uint64_t, 8, r[I->src])
+
+#define ATOMIC_OP(name, T, sz, NEWV, FETCH) \
+  CASE(name) { uint64_t a = r[I->dst] + (uint64_t)(int64_t)I->off; CHECK_ST(a, sz); \
+    T old = LD(T, a), v = (T)r[I->src]; (void)v; ST(T, a, NEWV); if (FETCH) r[I->src] = (uint64_t)old; DISPATCH_NEXT; }
+      ATOMIC_OP(AADD64, uint64_t, 8, old + v, 0)
+      ATOMIC_OP(AOR64, uint64_t, 8, old | v, 0)
+      ATOMIC_OP(AAND64, uint64_t, 8, old & v, 0)
+      ATOMIC_OP(AXOR64, uint64_t, 8, old ^ v, 0)
+      ATOMIC_OP(FADD64, uint64_t, 8, old + v, 1)
+      ATOMIC_OP(FOR64, uint64_t, 8, old | v, 1)
+      ATOMIC_OP(FAND64, uint64_t, 8, old & v, 1)
+      ATOMIC_OP(FXOR64, uint64_t, 8, old ^ v, 1)
+      ATOMIC_OP(XCHG64, uint64_t, 8, v, 1)
+      ATOMIC_OP(AADD32, uint32_t, 4, old + v, 0)
+      ATOMIC_OP(AOR32, uint32_t, 4, old | v, 0)
+      ATOMIC_OP(AAND32, uint32_t, 4, old & v, 0)
+      ATOMIC_OP(AXOR32, uint32_t, 4, old ^ v, 0)
+      ATOMIC_OP(FADD32, uint32_t, 4, old + v, 1)
+      ATOMIC_OP(FOR32, uint32_t, 4, old | v, 1)
+      ATOMIC_OP(FAND32, uint32_t, 4, old & v, 1)
+      ATOMIC_OP(FXOR32, uint32_t, 4, old ^ v, 1)
+      ATOMIC_OP(XCHG32, uint32_t, 4, v, 1)
+      CASE(CMPXCHG64) {
+        uint64_t a = r[I->dst] + (uint64_t)(int64_t)I->off;
+        CHECK_ST(a, 8);
+        uint64_t old = LD(uint64_t, a);
+        if (old == r[0]) ST(uint64_t, a, r[I->src]);
+        r[0] = old;
+        DISPATCH_NEXT;
+      }
+      CASE(CMPXCHG32) {
+        uint64_t a = r[I->dst] + (uint64_t)(int64_t)I->off;
+        CHECK_ST(a, 4);
+        uint32_t old = LD(uint32_t, a);
+        if (old == (uint32_t)r[0]) ST(uint32_t, a, r[I->src]);
+        r[0] = old;
+        DISPATCH_NEXT;
+      }
+
+      CASE(CALLX) {
+        uint64_t id = r[I->dst];
+        if (UNLIKELY(id >= BPFVM_MAX_HELPERS || !g_helper_ok[id])) { fault_addr = id; goto fault_helper; }
+        g_in_helper = 1;
+        g_fault_pc = (uint32_t)(I - code);
+        r[0] = call_helper((uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
+        g_in_helper = 0;
+        if (UNLIKELY(g_action)) goto helper_action;
+        DISPATCH_NEXT;
+      }
+      CASE(CALL) {
+        g_in_helper = 1;
+        g_fault_pc = (uint32_t)(I - code);
+        r[0] = call_helper((uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
+        g_in_helper = 0;
+        if (UNLIKELY(g_action)) goto helper_action;
+        DISPATCH_NEXT;
+      }
+      CASE(CALL_LOCAL) {
+        if (UNLIKELY(depth + 1 >= BPFVM_MAX_FRAMES)) goto fault_stack;
+        frame_t *f = &frames[depth++];
+        f->r6 = r[6]; f->r7 = r[7]; f->r8 = r[8]; f->r9 = r[9];
+        f->ret = ip;
+        r[10] -= BPFVM_FRAME_STACK;
+        const dinsn *T_ = code + I->off;
+        CHARGE(T_);
+        if (UNLIKELY(budget < 0)) goto fault_budget;
+        ip = T_;
+        DISPATCH_NEXT;
+      }
+      CASE(EXIT) {
+        if (depth == 0) {
+          CHARGE(I);
+          g_result = r[0];
+          status = BPFVM_OK;
+          goto done;
+        }
+        frame_t *f = &frames[--depth];
+        r[6] = f->r6; r[7] = f->r7; r[8] = f->r8; r[9] = f->r9;
+        r[10] += BPFVM_FRAME_STACK;
+        CHARGE(f->ret);
+        ip = f->ret;
+        DISPATCH_NEXT;
+      }
+      CASE(INVALID) { goto fault_helper; }
+#ifdef __wasm__
+    default:
+      goto fault_helper;
+    }
+  }
+#else
+    }
+  }
+#endif
+
+helper_action: {
+    int32_t act = g_action;
+    g_action = 0;
+    if (act == BPFVM_ACT_EXIT) {
+      CHARGE(I);
+      g_result = g_action_val;
+      status = BPFVM_OK;
+      goto done;
+    }
+    if (act == BPFVM_ACT_TAIL) {
+      uint64_t h = g_action_val;
+      if (h >= g_nprogs || ++tail_calls > BPFVM_MAX_TAIL_CALLS) { fault_addr = h; status = BPFVM_FAULT_TAIL_CALL; goto fault; }
+      CHARGE(I);
+      if (budget < 0) goto fault_budget;
+      code = g_progs[h].code;
+      ip = seg = code;
+      uint64_t ctx1 = r[1];
+      for (int i = 0; i < 11; i++) r[i] = 0;
+      r[1] = ctx1;
+      r[2] = ctx_len;
+      r[10] = stack_top;
+      depth = 0;
+#ifdef __wasm__
+      goto dispatch_loop;
+#else
+      DISPATCH_NEXT;
+#endif
+    }
+    fault_addr = 0;
+    goto fault_helper;
+  }
+fault_mem:
+  status = BPFVM_FAULT_MEMORY;
+  goto fault;
+fault_budget:
+  status = BPFVM_FAULT_BUDGET;
+  goto fault;
+fault_stack:
+  status = BPFVM_FAULT_STACK;
+  goto fault;
+fault_helper:
+  status = BPFVM_FAULT_HELPER;
+fault:
+  g_fault_pc = (uint32_t)(I - code);
+  g_fault_addr = fault_addr;
+done:
+  g_insns = (uint64_t)((int64_t)g_budget - budget);
+  g_running = 0;
+  return status;
+}

@@ -1,0 +1,65 @@
+/* bpfvm: an RFC 9669 eBPF interpreter for wasm32 (freestanding) and native builds.
+ *
+ * Memory model: one arena [ro region][rw region] at VM address BPFVM_ARENA_VADDR.
+ * A load is allowed in [ro_lo, rw_hi), a store in [rw_lo, rw_hi). In the wasm build the
+ * VM address equals the linear-memory offset; natively it is an offset from a base pointer.
+ * The first BPFVM_STACK_BYTES of the rw region hold the call-frame stacks.
+ */
+#ifndef BPFVM_H
+#define BPFVM_H
+
+#include <stdint.h>
+
+#define BPFVM_ARENA_VADDR 0x100000u
+#define BPFVM_MAX_FRAMES 8
+#define BPFVM_FRAME_STACK 512
+#define BPFVM_STACK_BYTES (BPFVM_MAX_FRAMES * BPFVM_FRAME_STACK)
+#define BPFVM_MAX_INSNS 65536
+#define BPFVM_MAX_PROGS 4096
+#define BPFVM_MAX_HELPERS 4096
+#define BPFVM_MAX_TAIL_CALLS 33
+
+enum bpfvm_status {
+  BPFVM_OK = 0,
+  BPFVM_FAULT_MEMORY = 1,
+  BPFVM_FAULT_BUDGET = 2,
+  BPFVM_FAULT_HELPER = 3,
+  BPFVM_FAULT_STACK = 4,
+  BPFVM_FAULT_TAIL_CALL = 5,
+  BPFVM_FAULT_BAD_HANDLE = 6,
+};
+
+/* Helper actions a helper may request while it runs (checked after it returns). */
+enum bpfvm_action { BPFVM_ACT_NONE = 0, BPFVM_ACT_TAIL = 1, BPFVM_ACT_EXIT = 2, BPFVM_ACT_FAULT = 3 };
+
+#ifndef __wasm__
+typedef uint64_t (*bpfvm_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
+void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn);
+uint8_t *bpfvm_host_ptr(uint64_t vaddr);
+#endif
+
+/* Shared API (exported from wasm as vm_*). */
+int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes);
+void vm_register_helper(uint32_t id);
+void *vm_scratch(uint32_t bytes);
+int32_t vm_load(const uint64_t *raw, uint32_t n_insns);
+int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len);
+void vm_set_budget(uint64_t budget);
+uint64_t vm_result(void);
+uint64_t vm_insn_count(void);
+uint32_t vm_fault_pc(void);
+uint64_t vm_fault_addr(void);
+uint32_t vm_err_pc(void);
+const char *vm_err_msg(void);
+uint32_t vm_ro_lo(void);
+uint32_t vm_rw_lo(void);
+uint32_t vm_rw_hi(void);
+uint32_t vm_alloc_start(void);
+uint32_t vm_prog_count(void);
+void vm_request_tail_call(uint32_t handle);
+void vm_request_exit(uint64_t r0);
+void vm_request_fault(void);
+int32_t vm_in_helper(void);
+void vm_reset_after_trap(void);
+
+#endif

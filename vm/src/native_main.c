@@ -1,0 +1,173 @@
+/* bpfvm-native: batch runner for differential tests and benchmarks.
+ *
+ * Usage: bpfvm-native [--ro BYTES] [--rw BYTES] < batch
+ * Each input line is one job (blank lines and lines starting with '#' are ignored):
+ *   run   CODEHEX MEMHEX|- [BUDGET]      -> "ok R0 INSNS" | "fault KIND PC ADDR" | "load PC MESSAGE"
+ *   bench CODEHEX MEMHEX|- REPEAT [BUDGET] -> "bench R0 INSNS_PER_RUN NS_TOTAL" (or fault/load as above)
+ * CODEHEX is the program's bytes (8 per instruction, little-endian) in hex; MEMHEX the bytes
+ * copied into the rw arena and passed as r1 (address) / r2 (length); "-" means no memory (r1 = 0).
+ * Every job starts from a freshly initialised VM with the conformance test helpers 0..5.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "bpfvm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint32_t g_ro = 65536, g_rw = 65536;
+
+static int in_rw(uint64_t a, uint64_t len) {
+  return a >= vm_rw_lo() && a <= vm_rw_hi() && len <= vm_rw_hi() - a;
+}
+static int in_any(uint64_t a, uint64_t len) {
+  return a >= vm_ro_lo() && a <= vm_rw_hi() && len <= vm_rw_hi() - a;
+}
+
+static uint64_t h_gather(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  return ((a & 0xff) << 32) | ((b & 0xff) << 24) | ((c & 0xff) << 16) | ((d & 0xff) << 8) | (e & 0xff);
+}
+static uint64_t h_memfrob(uint64_t p, uint64_t len, uint64_t c, uint64_t d, uint64_t e) {
+  (void)c; (void)d; (void)e;
+  if (!in_rw(p, len)) { vm_request_fault(); return 0; }
+  uint8_t *q = bpfvm_host_ptr(p);
+  for (uint64_t i = 0; i < len; i++) q[i] ^= 42;
+  return 0;
+}
+static uint64_t h_noop(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  (void)a; (void)b; (void)c; (void)d; (void)e;
+  return 0;
+}
+static uint64_t isqrt64(uint64_t a) {
+  uint64_t lo = 0, hi = 0xffffffffull;
+  while (lo < hi) { /* largest x with x*x <= a */
+    uint64_t mid = lo + (hi - lo + 1) / 2;
+    if (mid * mid <= a) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+static uint64_t h_sqrti(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  (void)b; (void)c; (void)d; (void)e;
+  return isqrt64(a);
+}
+static uint64_t h_strcmp(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  (void)c; (void)d; (void)e;
+  for (uint64_t i = 0;; i++) {
+    if (!in_any(a + i, 1) || !in_any(b + i, 1)) { vm_request_fault(); return 0; }
+    uint8_t x = *bpfvm_host_ptr(a + i), y = *bpfvm_host_ptr(b + i);
+    if (x != y) return (uint64_t)(int64_t)((int)x - (int)y);
+    if (!x) return 0;
+  }
+}
+static uint64_t h_unwind(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  (void)b; (void)c; (void)d; (void)e;
+  if (a == 0) vm_request_exit(0);
+  return a;
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+static uint8_t *unhex(const char *s, size_t *len) {
+  size_t n = strlen(s);
+  if (n % 2) return NULL;
+  uint8_t *out = malloc(n / 2 + 8);
+  for (size_t i = 0; i < n / 2; i++) {
+    int h = hexval(s[2 * i]), l = hexval(s[2 * i + 1]);
+    if (h < 0 || l < 0) { free(out); return NULL; }
+    out[i] = (uint8_t)(h * 16 + l);
+  }
+  *len = n / 2;
+  return out;
+}
+
+static const char *kind_name(int st) {
+  switch (st) {
+  case BPFVM_FAULT_MEMORY: return "memory";
+  case BPFVM_FAULT_BUDGET: return "budget";
+  case BPFVM_FAULT_HELPER: return "helper";
+  case BPFVM_FAULT_STACK: return "stack";
+  case BPFVM_FAULT_TAIL_CALL: return "tail_call";
+  default: return "internal";
+  }
+}
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void job(int bench, char *code_hex, char *mem_hex, long repeat, uint64_t budget) {
+  size_t clen = 0, mlen = 0;
+  uint8_t *code = unhex(code_hex, &clen);
+  uint8_t *mem = strcmp(mem_hex, "-") ? unhex(mem_hex, &mlen) : NULL;
+  if (!code || clen % 8 || (strcmp(mem_hex, "-") && !mem)) {
+    printf("error bad hex\n");
+    free(code); free(mem);
+    return;
+  }
+  if (vm_init(g_ro, g_rw) != 0) { printf("error init\n"); exit(2); }
+  static const bpfvm_helper_fn fns[6] = {h_gather, h_memfrob, h_noop, h_sqrti, h_strcmp, h_unwind};
+  for (uint32_t i = 0; i < 6; i++) { vm_register_helper(i); bpfvm_set_helper_fn(i, fns[i]); }
+  vm_set_budget(budget);
+  uint64_t *raw = malloc(clen + 8);
+  memcpy(raw, code, clen);
+  int32_t h = vm_load(raw, (uint32_t)(clen / 8));
+  free(raw);
+  free(code);
+  if (h < 0) {
+    printf("load %u %s\n", vm_err_pc(), vm_err_msg());
+    free(mem);
+    return;
+  }
+  uint64_t ctx = 0;
+  if (mem && mlen) {
+    ctx = (vm_alloc_start() + 7u) & ~7u;
+    if (!in_rw(ctx, mlen)) { printf("error mem too large\n"); free(mem); return; }
+    memcpy(bpfvm_host_ptr(ctx), mem, mlen);
+  }
+  double t0 = now_ns();
+  int st = 0;
+  long i;
+  for (i = 0; i < (bench ? repeat : 1); i++) {
+    st = vm_run((uint32_t)h, ctx, mlen);
+    if (st) break;
+  }
+  double t1 = now_ns();
+  if (st) printf("fault %s %u %llu\n", kind_name(st), vm_fault_pc(), (unsigned long long)vm_fault_addr());
+  else if (bench) printf("bench %llu %llu %.0f\n", (unsigned long long)vm_result(), (unsigned long long)vm_insn_count(), t1 - t0);
+  else printf("ok %llu %llu\n", (unsigned long long)vm_result(), (unsigned long long)vm_insn_count());
+  free(mem);
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--ro") && i + 1 < argc) g_ro = (uint32_t)strtoul(argv[++i], NULL, 0);
+    else if (!strcmp(argv[i], "--rw") && i + 1 < argc) g_rw = (uint32_t)strtoul(argv[++i], NULL, 0);
+    else { fprintf(stderr, "usage: %s [--ro BYTES] [--rw BYTES] < batch\n", argv[0]); return 2; }
+  }
+  size_t cap = 0;
+  char *line = NULL;
+  ssize_t got;
+  while ((got = getline(&line, &cap, stdin)) >= 0) {
+    char *save = NULL;
+    char *cmd = strtok_r(line, " \t\r\n", &save);
+    if (!cmd || cmd[0] == '#') continue;
+    char *code = strtok_r(NULL, " \t\r\n", &save);
+    char *mem = strtok_r(NULL, " \t\r\n", &save);
+    char *a3 = strtok_r(NULL, " \t\r\n", &save);
+    char *a4 = strtok_r(NULL, " \t\r\n", &save);
+    if (!code || !mem) { printf("error bad line\n"); continue; }
+    if (!strcmp(cmd, "run")) job(0, code, mem, 1, a3 ? strtoull(a3, NULL, 0) : 1000000);
+    else if (!strcmp(cmd, "bench")) job(1, code, mem, a3 ? strtol(a3, NULL, 0) : 1, a4 ? strtoull(a4, NULL, 0) : 1000000000000ull);
+    else printf("error unknown command\n");
+    fflush(stdout);
+  }
+  free(line);
+  return 0;
+}

@@ -1,0 +1,307 @@
+// TypeScript wrapper around the wasm build of the eBPF VM (vm/src/bpfvm.c).
+// Runs in Node on the host and inside the Frida agent, so it uses only WebAssembly and typed
+// arrays: no Node modules, no Buffer, no TextDecoder.
+
+export type Helper = (r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint) => bigint | number;
+
+export class VmLoadError extends Error {
+  readonly pc: number;
+  readonly reason: string;
+  constructor(pc: number, reason: string) {
+    super(`pc ${pc}: ${reason}`);
+    this.name = 'VmLoadError';
+    this.pc = pc;
+    this.reason = reason;
+  }
+}
+
+export type VmFaultKind = 'memory' | 'budget' | 'helper' | 'stack' | 'tail_call';
+
+export class VmFault extends Error {
+  readonly pc: number;
+  readonly addr?: bigint;
+  readonly kind: VmFaultKind;
+  constructor(kind: VmFaultKind, pc: number, message: string, addr?: bigint, cause?: unknown) {
+    super(message);
+    this.name = 'VmFault';
+    this.kind = kind;
+    this.pc = pc;
+    if (addr !== undefined) this.addr = addr;
+    if (cause !== undefined) (this as { cause?: unknown }).cause = cause;
+  }
+}
+
+export interface VmOptions {
+  rwArenaBytes?: number;
+  roArenaBytes?: number;
+  budget?: number;
+}
+
+export interface LoadOptions {
+  name?: string;
+  resolvePseudo?: (src: number, imm: number, nextImm: number, pc: number) => bigint;
+}
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  vm_init(ro: number, rw: number): number;
+  vm_register_helper(id: number): void;
+  vm_scratch(bytes: number): number;
+  vm_load(ptr: number, n: number): number;
+  vm_run(handle: number, ctx: bigint, len: bigint): number;
+  vm_set_budget(b: bigint): void;
+  vm_result(): bigint;
+  vm_insn_count(): bigint;
+  vm_fault_pc(): number;
+  vm_fault_addr(): bigint;
+  vm_err_pc(): number;
+  vm_err_msg(): number;
+  vm_ro_lo(): number;
+  vm_rw_lo(): number;
+  vm_rw_hi(): number;
+  vm_alloc_start(): number;
+  vm_prog_count(): number;
+  vm_request_tail_call(h: number): void;
+  vm_request_exit(r0: bigint): void;
+  vm_request_fault(): void;
+  vm_in_helper(): number;
+  vm_reset_after_trap(): void;
+}
+
+const MAX_HELPERS = 4096;
+const TWO64 = 1n << 64n;
+const FAULT_KINDS: Record<number, VmFaultKind> = { 1: 'memory', 2: 'budget', 3: 'helper', 4: 'stack', 5: 'tail_call' };
+
+const hex = (v: bigint | number): string => '0x' + v.toString(16);
+
+/** Minimal UTF-8 decoder (invalid sequences become U+FFFD). */
+export function decodeUtf8(b: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < b.length; ) {
+    const c = b[i++];
+    let cp: number;
+    if (c < 0x80) cp = c;
+    else if (c >= 0xc2 && c < 0xe0 && i < b.length && (b[i] & 0xc0) === 0x80) cp = ((c & 0x1f) << 6) | (b[i++] & 0x3f);
+    else if (c >= 0xe0 && c < 0xf0 && i + 1 < b.length && (b[i] & 0xc0) === 0x80 && (b[i + 1] & 0xc0) === 0x80) {
+      cp = ((c & 0x0f) << 12) | ((b[i] & 0x3f) << 6) | (b[i + 1] & 0x3f);
+      i += 2;
+    } else if (c >= 0xf0 && c < 0xf5 && i + 2 < b.length && (b[i] & 0xc0) === 0x80 && (b[i + 1] & 0xc0) === 0x80 && (b[i + 2] & 0xc0) === 0x80) {
+      cp = ((c & 0x07) << 18) | ((b[i] & 0x3f) << 12) | ((b[i + 1] & 0x3f) << 6) | (b[i + 2] & 0x3f);
+      i += 3;
+    } else cp = 0xfffd;
+    out += String.fromCodePoint(cp);
+  }
+  return out;
+}
+
+export class BpfVm {
+  private readonly exp: Exports;
+  private u8: Uint8Array;
+  private readonly helpers: (Helper | undefined)[] = new Array(MAX_HELPERS);
+  private readonly names: string[] = [];
+  private readonly roLo: number;
+  private readonly rwLo: number;
+  private readonly rwHi: number;
+  private roNext: number;
+  private rwNext: number;
+  private budget: number;
+
+  static create(wasm: BufferSource | WebAssembly.Module, opts: VmOptions = {}): BpfVm {
+    const module = wasm instanceof WebAssembly.Module ? wasm : new WebAssembly.Module(wasm);
+    return new BpfVm(module, opts);
+  }
+
+  private constructor(module: WebAssembly.Module, opts: VmOptions) {
+    const helpers = this.helpers;
+    const self = this;
+    const callHelper = (id: number, a: bigint, b: bigint, c: bigint, d: bigint, e: bigint): bigint => {
+      const fn = helpers[id];
+      if (fn === undefined) throw new Error(`helper ${id} is not registered`);
+      // wasm i64 arrives signed; helpers see unsigned 64-bit values.
+      const v = fn(a < 0n ? a + TWO64 : a, b < 0n ? b + TWO64 : b, c < 0n ? c + TWO64 : c, d < 0n ? d + TWO64 : d, e < 0n ? e + TWO64 : e);
+      return typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
+    };
+    void self;
+    const instance = new WebAssembly.Instance(module, { env: { call_helper: callHelper } });
+    this.exp = instance.exports as unknown as Exports;
+    const ro = opts.roArenaBytes ?? 4 << 20;
+    const rw = opts.rwArenaBytes ?? 16 << 20;
+    const rc = this.exp.vm_init(ro, rw);
+    if (rc !== 0) throw new Error(`bpfvm: vm_init failed (${rc})`);
+    this.roLo = this.exp.vm_ro_lo();
+    this.rwLo = this.exp.vm_rw_lo();
+    this.rwHi = this.exp.vm_rw_hi();
+    this.roNext = this.roLo;
+    this.rwNext = this.exp.vm_alloc_start();
+    this.budget = opts.budget ?? 1_000_000;
+    this.exp.vm_set_budget(BigInt(this.budget));
+    this.u8 = new Uint8Array(this.exp.memory.buffer);
+  }
+
+  /** Current view of the linear memory (VM addresses equal offsets into it). */
+  memory(): Uint8Array {
+    if (this.u8.buffer !== this.exp.memory.buffer || this.u8.byteLength === 0) this.u8 = new Uint8Array(this.exp.memory.buffer);
+    return this.u8;
+  }
+
+  /** Arena bounds: loads allowed in [roLo, rwHi), stores in [rwLo, rwHi). */
+  get bounds(): { roLo: number; rwLo: number; rwHi: number } {
+    return { roLo: this.roLo, rwLo: this.rwLo, rwHi: this.rwHi };
+  }
+
+  registerHelper(id: number, fn: Helper): void {
+    if (!Number.isInteger(id) || id < 0 || id >= MAX_HELPERS) throw new RangeError(`helper id ${id} out of range 0..${MAX_HELPERS - 1}`);
+    this.helpers[id] = fn;
+    this.exp.vm_register_helper(id);
+  }
+
+  setBudget(budget: number): void {
+    this.budget = budget;
+    this.exp.vm_set_budget(BigInt(budget));
+  }
+
+  /** Instructions charged to the last run (an upper bound: skipped forward-jump targets count). */
+  lastInsnCount(): bigint {
+    return this.exp.vm_insn_count();
+  }
+
+  allocRw(size: number, align = 8): number {
+    if (!(size >= 0) || !(align > 0) || (align & (align - 1)) !== 0) throw new RangeError(`allocRw: bad size ${size} / align ${align}`);
+    const addr = Math.ceil(this.rwNext / align) * align;
+    if (addr + size > this.rwHi) throw new RangeError(`allocRw: rw arena full (${size} bytes requested, ${Math.max(0, this.rwHi - addr)} free)`);
+    this.rwNext = addr + size;
+    this.memory().fill(0, addr, addr + size);
+    return addr;
+  }
+
+  allocRo(data: Uint8Array): number {
+    const addr = Math.ceil(this.roNext / 8) * 8;
+    if (addr + data.length > this.rwLo) throw new RangeError(`allocRo: ro arena full (${data.length} bytes requested)`);
+    this.roNext = addr + data.length;
+    this.memory().set(data, addr);
+    return addr;
+  }
+
+  isAccessible(addr: bigint | number, len: number, write: boolean): boolean {
+    const a = typeof addr === 'bigint' ? addr : BigInt(Math.trunc(addr));
+    if (!(len >= 0)) return false;
+    const lo = BigInt(write ? this.rwLo : this.roLo);
+    return a >= lo && a + BigInt(len) <= BigInt(this.rwHi);
+  }
+
+  read(addr: number | bigint, len: number): Uint8Array {
+    if (!this.isAccessible(addr, len, false)) throw new RangeError(`read of ${len} bytes at ${hex(addr)} is outside the VM arena`);
+    const a = Number(addr);
+    return this.memory().slice(a, a + len);
+  }
+
+  write(addr: number | bigint, data: Uint8Array): void {
+    if (!this.isAccessible(addr, data.length, true)) throw new RangeError(`write of ${data.length} bytes at ${hex(addr)} is outside the VM rw arena`);
+    this.memory().set(data, Number(addr));
+  }
+
+  writeRo(addr: number, data: Uint8Array): void {
+    if (!(addr >= this.roLo && addr + data.length <= this.rwLo)) throw new RangeError(`writeRo of ${data.length} bytes at ${hex(addr)} is outside the VM ro arena`);
+    this.memory().set(data, addr);
+  }
+
+  readCString(addr: number | bigint, maxLen: number): string | null {
+    if (!this.isAccessible(addr, 1, false)) return null;
+    const a = Number(addr);
+    const end = Math.min(this.rwHi, a + Math.max(0, maxLen));
+    const m = this.memory();
+    let i = a;
+    while (i < end && m[i] !== 0) i++;
+    return decodeUtf8(m.subarray(a, i));
+  }
+
+  load(code: Uint8Array, opts: LoadOptions = {}): number {
+    if (code.length % 8 !== 0) throw new VmLoadError(Math.floor(code.length / 8), `program size ${code.length} is not a multiple of 8 bytes`);
+    const n = code.length / 8;
+    const prog = code.slice();
+    const dv = new DataView(prog.buffer, prog.byteOffset, prog.byteLength);
+    for (let pc = 0; pc < n; pc++) {
+      if (prog[pc * 8] !== 0x18 || pc + 1 >= n) continue;
+      const src = prog[pc * 8 + 1] >> 4;
+      if (src !== 0) {
+        if (!opts.resolvePseudo) throw new VmLoadError(pc, `lddw with src=${src} (pseudo load) needs a resolvePseudo callback`);
+        const imm = dv.getInt32(pc * 8 + 4, true);
+        const nextImm = dv.getInt32(pc * 8 + 12, true);
+        let v: bigint;
+        try {
+          v = BigInt.asUintN(64, opts.resolvePseudo(src, imm, nextImm, pc));
+        } catch (e) {
+          throw new VmLoadError(pc, `cannot resolve lddw src=${src} imm=${imm}: ${(e as Error).message ?? e}`);
+        }
+        prog[pc * 8 + 1] &= 0x0f;
+        dv.setUint32(pc * 8 + 4, Number(v & 0xffffffffn), true);
+        dv.setUint32(pc * 8 + 12, Number(v >> 32n), true);
+      }
+      pc++;
+    }
+    const ptr = this.exp.vm_scratch(Math.max(8, prog.length));
+    if (!ptr) throw new VmLoadError(0, 'out of memory');
+    this.memory().set(prog, ptr);
+    const h = this.exp.vm_load(ptr, n);
+    if (h < 0) {
+      const m = this.memory();
+      const p = this.exp.vm_err_msg();
+      let e = p;
+      while (m[e] !== 0) e++;
+      throw new VmLoadError(this.exp.vm_err_pc(), decodeUtf8(m.subarray(p, e)));
+    }
+    this.names[h] = opts.name ?? `prog${h}`;
+    return h;
+  }
+
+  /** Runs a loaded program with r1 = ctxAddr, r2 = ctxLen; returns r0 as an unsigned 64-bit value. */
+  run(handle: number, ctxAddr: number, ctxLen: number): bigint {
+    const exp = this.exp;
+    let st: number;
+    try {
+      st = exp.vm_run(handle, BigInt(ctxAddr), BigInt(ctxLen));
+    } catch (e) {
+      const pc = exp.vm_fault_pc();
+      exp.vm_reset_after_trap();
+      if (e instanceof VmFault) throw e;
+      throw new VmFault('helper', pc, `pc ${pc}: helper failed in ${this.names[handle]}: ${(e as Error)?.message ?? e}`, undefined, e);
+    }
+    if (st === 0) return BigInt.asUintN(64, exp.vm_result());
+    if (st === 6) throw new RangeError(`run: invalid program handle ${handle} (or VM already running)`);
+    const kind = FAULT_KINDS[st] ?? 'helper';
+    const pc = exp.vm_fault_pc();
+    const addr = BigInt.asUintN(64, exp.vm_fault_addr());
+    const where = `pc ${pc}`;
+    const name = this.names[handle];
+    switch (kind) {
+      case 'memory':
+        throw new VmFault(kind, pc, `${where}: out-of-region memory access at address ${hex(addr)} in ${name}`, addr);
+      case 'budget':
+        throw new VmFault(kind, pc, `${where}: instruction budget (${this.budget}) exhausted in ${name}`);
+      case 'stack':
+        throw new VmFault(kind, pc, `${where}: call depth limit exceeded in ${name}`);
+      case 'tail_call':
+        throw new VmFault(kind, pc, `${where}: tail call to program ${addr} failed (invalid handle or more than 33 chained tail calls) in ${name}`, addr);
+      default:
+        throw new VmFault(kind, pc, `${where}: helper call failed in ${name}` + (addr ? ` (helper id ${addr} not registered)` : ''), addr || undefined);
+    }
+  }
+
+  /** Called from within a helper: after it returns, jump to the start of `handle` (same r1, fresh stack). */
+  requestTailCall(handle: number): void {
+    if (!this.exp.vm_in_helper()) throw new Error('requestTailCall is only valid while a helper is running');
+    if (!Number.isInteger(handle) || handle < 0) throw new RangeError(`requestTailCall: bad handle ${handle}`);
+    this.exp.vm_request_tail_call(handle);
+  }
+
+  /** Called from within a helper: the program ends with r0 = value once the helper returns. */
+  requestExit(r0: bigint | number): void {
+    if (!this.exp.vm_in_helper()) throw new Error('requestExit is only valid while a helper is running');
+    this.exp.vm_request_exit(BigInt.asIntN(64, BigInt(r0)));
+  }
+
+  /** Number of programs loaded. */
+  programCount(): number {
+    return this.exp.vm_prog_count();
+  }
+}
