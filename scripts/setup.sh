@@ -22,10 +22,14 @@ if ((${#missing[@]})); then
 fi
 
 venv="$root/.venv"
+# Debian's own Python when present: a pyenv interpreter under /root would make the venv
+# unusable for other users (and the CLI must work for them too).
+base_python=/usr/bin/python3
+[ -x "$base_python" ] || base_python=python3
 if ! "$venv/bin/python" -c "import frida,sys; sys.exit(frida.__version__ != '$FRIDA_VERSION')" 2>/dev/null; then
   say "creating Python venv with frida==$FRIDA_VERSION (binary wheel only)"
   rm -rf "$venv"
-  python3 -m venv "$venv"
+  "$base_python" -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: "frida==$FRIDA_VERSION"
 fi
 

@@ -84,6 +84,10 @@ export async function runTarget(target: TargetSpec, opts: RunOptions): Promise<n
 
     if (why.kind === 'ended') {
       const end = await s.waitForEnd();
+      if (end.lost) {
+        reporter.error(end.reason);
+        return EXIT.LOST;
+      }
       if (end.crash) {
         reporter.error(`${s.label} crashed: ${end.crash}`);
         return EXIT.LOST;

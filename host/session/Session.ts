@@ -16,11 +16,20 @@ export type TargetSpec =
   | { kind: 'spawn'; argv: string[]; env?: Record<string, string>; cwd?: string; stdio?: 'inherit' | 'pipe' }
   | { kind: 'pid'; pid: number };
 
+export interface SessionEnd {
+  reason: string;
+  /** Exit status when the target called exit(). */
+  status: number | null;
+  crash: string | null;
+  /** Our side failed (sidecar died, connection dropped): the target's fate is unknown. */
+  lost: boolean;
+}
+
 export interface SessionEvents {
   event: (event: AgentEvent) => void;
   dropped: (count: number) => void;
   /** The target is gone (or the backend died); `status` when the target exited normally. */
-  ended: (why: { reason: string; status: number | null; crash: string | null }) => void;
+  ended: (why: SessionEnd) => void;
   log: (level: string, text: string) => void;
   output: (fd: number, data: Buffer) => void;
 }
@@ -68,6 +77,7 @@ export class Session extends EventEmitter {
   private resumed = false;
   private exitStatus: number | null = null;
   private endedFlag = false;
+  private endInfo: SessionEnd | null = null;
   private detaching: Promise<void> | null = null;
 
   constructor(
@@ -108,11 +118,11 @@ export class Session extends EventEmitter {
         }
         this.pid = this.target.pid;
       }
-      this.backend.onLost((why) => this.end(why, null));
+      this.backend.onLost((why) => this.end(why, null, true));
       this.fridaSession = await this.backend.attach(this.pid);
       this.fridaSession.onDetached((reason, crash) => {
-        const crashText = crash ? crash.summary : null;
-        this.end(reason, crashText);
+        const lost = reason === 'connection-terminated' || reason === 'device-lost';
+        this.end(lost ? `lost the connection to ${this.label} (${reason})` : reason, crash ? crash.summary : null, lost);
       });
       const script = await this.fridaSession.createScript(fs.readFileSync(bundle, 'utf8'), {
         runtime: 'v8',
@@ -146,10 +156,11 @@ export class Session extends EventEmitter {
     }
   }
 
-  private end(reason: string, crash: string | null): void {
+  private end(reason: string, crash: string | null, lost = false): void {
     if (this.endedFlag) return;
     this.endedFlag = true;
-    this.emit('ended', { reason, status: this.exitStatus, crash });
+    this.endInfo = { reason, status: this.exitStatus, crash, lost };
+    this.emit('ended', this.endInfo);
   }
 
   async call<T>(method: string, args: unknown[] = []): Promise<T> {
@@ -169,9 +180,9 @@ export class Session extends EventEmitter {
   }
 
   /** Resolves when the target has gone (exit, crash, or detach from its side). */
-  waitForEnd(): Promise<{ reason: string; status: number | null; crash: string | null }> {
+  waitForEnd(): Promise<SessionEnd> {
     return new Promise((resolve) => {
-      if (this.endedFlag) resolve({ reason: 'ended', status: this.exitStatus, crash: null });
+      if (this.endInfo) resolve(this.endInfo);
       else this.once('ended', resolve);
     });
   }
