@@ -1,7 +1,8 @@
 // Parser and runner for bpf_conformance `.data` test vectors (see /work/shared/conformance/README.md).
 // Pure: takes file text, no file system access, so it also runs inside the agent.
-import { assemble } from './asm';
-import { BpfVm, VmFault, VmLoadError } from './vm';
+import { assemble } from './asm.js';
+import { BpfVm, VmFault, VmLoadError } from './vm.js';
+import type { WasmModule } from './wasmApi.js';
 
 export class ConformanceParseError extends Error {
   constructor(msg: string) {
@@ -135,7 +136,7 @@ export interface ConformanceOutcome {
 }
 
 /** Runs one parsed test on a fresh VM created from `module`. */
-export function runConformance(module: WebAssembly.Module, t: ConformanceTest): ConformanceOutcome {
+export function runConformance(module: WasmModule, t: ConformanceTest): ConformanceOutcome {
   let code: Uint8Array;
   try {
     code = t.raw ?? assemble(t.asm!);

@@ -1,7 +1,7 @@
 // Disassembler producing the same textual syntax as vm/ts/asm.ts accepts (one line per
 // instruction; lddw occupies one line for its two slots). Jump targets are printed as
 // relative offsets (+N / -N) so that assemble(disassemble(x)) reproduces x.
-import { ALU_OPS, ATOMIC_OPS, JMP_OPS, SIZES } from './asm';
+import { ALU_OPS, ATOMIC_OPS, JMP_OPS, SIZES } from './asm.js';
 
 const invert = (o: Record<string, number>): Record<number, string> => {
   const r: Record<number, string> = {};

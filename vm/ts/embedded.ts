@@ -1,6 +1,6 @@
 // The wasm VM embedded as base64 (generated into vm/build/bpfvm-wasm.ts by `make -C vm`),
 // for the Frida agent bundle, which cannot read files. No Buffer/atob reliance.
-import { BPFVM_WASM_BASE64 } from '../build/bpfvm-wasm';
+import { BPFVM_WASM_BASE64 } from '../build/bpfvm-wasm.js';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 

@@ -2,6 +2,10 @@
 // Runs in Node on the host and inside the Frida agent, so it uses only WebAssembly and typed
 // arrays: no Node modules, no Buffer, no TextDecoder.
 
+import { toWasmModule, wasmApi, type WasmMemory, type WasmModule } from './wasmApi.js';
+
+export type { WasmModule } from './wasmApi.js';
+
 export type Helper = (r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint) => bigint | number;
 
 export class VmLoadError extends Error {
@@ -43,7 +47,7 @@ export interface LoadOptions {
 }
 
 interface Exports {
-  memory: WebAssembly.Memory;
+  memory: WasmMemory;
   vm_init(ro: number, rw: number): number;
   vm_register_helper(id: number): void;
   vm_scratch(bytes: number): number;
@@ -106,14 +110,12 @@ export class BpfVm {
   private rwNext: number;
   private budget: number;
 
-  static create(wasm: BufferSource | WebAssembly.Module, opts: VmOptions = {}): BpfVm {
-    const module = wasm instanceof WebAssembly.Module ? wasm : new WebAssembly.Module(wasm);
-    return new BpfVm(module, opts);
+  static create(wasm: ArrayBuffer | ArrayBufferView | WasmModule, opts: VmOptions = {}): BpfVm {
+    return new BpfVm(toWasmModule(wasm), opts);
   }
 
-  private constructor(module: WebAssembly.Module, opts: VmOptions) {
+  private constructor(module: WasmModule, opts: VmOptions) {
     const helpers = this.helpers;
-    const self = this;
     const callHelper = (id: number, a: bigint, b: bigint, c: bigint, d: bigint, e: bigint): bigint => {
       const fn = helpers[id];
       if (fn === undefined) throw new Error(`helper ${id} is not registered`);
@@ -121,8 +123,7 @@ export class BpfVm {
       const v = fn(a < 0n ? a + TWO64 : a, b < 0n ? b + TWO64 : b, c < 0n ? c + TWO64 : c, d < 0n ? d + TWO64 : d, e < 0n ? e + TWO64 : e);
       return typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
     };
-    void self;
-    const instance = new WebAssembly.Instance(module, { env: { call_helper: callHelper } });
+    const instance = new (wasmApi().Instance)(module, { env: { call_helper: callHelper } });
     this.exp = instance.exports as unknown as Exports;
     const ro = opts.roArenaBytes ?? 4 << 20;
     const rw = opts.rwArenaBytes ?? 16 << 20;
