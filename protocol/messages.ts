@@ -33,6 +33,25 @@ export interface AttachResult {
   address?: string;
 }
 
+/** One map's contents as the host receives them (keys and values base64, raw bytes). */
+export interface MapDump {
+  object: number;
+  map: number;
+  name: string;
+  /** Per-CPU maps give one value per CPU, in CPU order. */
+  entries: { key: string; value: string | string[] }[];
+}
+
+/** Per-program counters, for the stats line. */
+export interface ProgramStats {
+  object: number;
+  program: string;
+  hits: number;
+  faults: number;
+  /** Set when a fault disabled the program. */
+  disabled?: string;
+}
+
 /** The runtime's view of one program to attach: which object, which program, and where. */
 export interface ProgramLink {
   object: number;
@@ -59,7 +78,7 @@ export type AgentEvent =
   | { type: 'module-hooked'; module: string; results: AttachResult[] }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; text: string }
   /** Final state, sent when the target is about to exit (afterwards nobody can ask). */
-  | { type: 'snapshot'; hitCounts: Record<string, number> }
+  | { type: 'snapshot'; hitCounts: Record<string, number>; maps: MapDump[]; stats: ProgramStats[]; droppedRecords: number }
   /** The target called exit()/_exit(): the only place its exit status can be seen from inside. */
   | { type: 'exit'; status: number };
 
@@ -84,6 +103,14 @@ export interface AgentRpc {
   /** Foundation-level hit counting on named functions (`--count`), no eBPF involved. */
   countHits(targets: HookTarget[]): AttachResult[];
   hitCounts(): Record<string, number>;
+  /** Load objects and attach their programs; one result per link. */
+  load(request: LoadRequest): AttachResult[];
+  /** Map access while the target runs (keys/values base64). */
+  mapLookup(object: number, map: number, key: string): string | string[] | null;
+  mapUpdate(object: number, map: number, key: string, value: string, flags: number): number;
+  mapDelete(object: number, map: number, key: string): number;
+  mapDump(): MapDump[];
+  stats(): { programs: ProgramStats[]; droppedRecords: number };
   /** Remove every hook this agent installed; idempotent. */
   detachAll(): void;
 }
