@@ -264,3 +264,29 @@ export function parseRelocations(sec: ElfSection): ElfRelocation[] {
   }
   return out;
 }
+
+/** Symbols grouped by section (sorted by value) and by section+name, built once per object. */
+export class SymbolIndex {
+  private readonly bySection = new Map<number, ElfSymbol[]>();
+  private readonly byName = new Map<string, ElfSymbol>();
+  constructor(readonly all: readonly ElfSymbol[]) {
+    for (const s of all) {
+      let list = this.bySection.get(s.shndx);
+      if (!list) this.bySection.set(s.shndx, (list = []));
+      list.push(s);
+      if (s.type !== STT_SECTION && s.name !== '') {
+        const key = `${s.shndx}\0${s.name}`;
+        if (!this.byName.has(key)) this.byName.set(key, s);
+      }
+    }
+    for (const list of this.bySection.values()) list.sort((a, b) => a.value - b.value);
+  }
+  /** Symbols defined in section `shndx`, sorted by value. */
+  inSection(shndx: number): readonly ElfSymbol[] {
+    return this.bySection.get(shndx) ?? [];
+  }
+  /** The (first) non-section symbol called `name` in section `shndx`. */
+  named(shndx: number, name: string): ElfSymbol | undefined {
+    return this.byName.get(`${shndx}\0${name}`);
+  }
+}

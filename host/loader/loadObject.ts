@@ -7,13 +7,16 @@ import type { MapSpec, ObjectSpec, ProgramSpec, UnsupportedProgram } from '../..
 import { parseBtf } from './btf';
 import { parseBtfExt, type BtfExt } from './btfExt';
 import { applyCoreRelos } from './coreRelo';
-import { parseElf, parseRelocations, SHF_EXECINSTR, SHT_PROGBITS, SHT_REL, SHT_RELA, type ElfSection } from './elf';
+import { parseElf, parseRelocations, SHF_EXECINSTR, SHT_PROGBITS, SHT_REL, SHT_RELA, SymbolIndex, type ElfSection } from './elf';
 import { fail, LoaderError, withContext } from './errors';
 import { btfMaps, dataMap, fixupDatasecs, isDataSection, legacyMaps, type LoadedMap } from './maps';
 import { codeSection, linkProgram, recordRelocations, type CodeSection } from './relocate';
 import { sectionAttach } from './sections';
 
 export { LoaderError } from './errors';
+
+/** Bound on the work of linking (each program gets its own copy of the subprograms it calls). */
+const MAX_TOTAL_INSNS = 4_000_000;
 
 export function loadObject(file: string): ObjectSpec {
   let bytes: Uint8Array;
@@ -38,7 +41,8 @@ function readString(sec: ElfSection): string {
 
 function load(bytes: Uint8Array, file: string): ObjectSpec {
   const elf = parseElf(bytes);
-  const { sections, symbols } = elf;
+  const { sections } = elf;
+  const symbols = new SymbolIndex(elf.symbols);
 
   let license = '';
   let kernelVersion = 0;
@@ -78,15 +82,28 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
     seen.add(m.spec.name);
   });
   const maps: MapSpec[] = loaded.map((m) => m.spec);
+  const mapsBySection = new Map<number, LoadedMap[]>();
+  const mapAt = new Map<string, LoadedMap>();
+  for (const m of loaded) {
+    const list = mapsBySection.get(m.sectionIndex) ?? [];
+    list.push(m);
+    mapsBySection.set(m.sectionIndex, list);
+    mapAt.set(`${m.sectionIndex}:${m.sectionOffset}`, m);
+  }
 
   // Code sections, CO-RE patched, with their relocations recorded.
   const code = new Map<number, CodeSection>();
+  const codeByName = new Map<string, CodeSection>();
   for (const sec of sections) {
-    if (sec.type === SHT_PROGBITS && sec.flags & SHF_EXECINSTR && sec.size > 0) code.set(sec.index, codeSection(sec, symbols));
+    if (sec.type === SHT_PROGBITS && sec.flags & SHF_EXECINSTR && sec.size > 0) {
+      const cs = codeSection(sec, symbols);
+      code.set(sec.index, cs);
+      if (!codeByName.has(sec.name)) codeByName.set(sec.name, cs);
+    }
   }
   if (ext && btf) {
     for (const [secName, relos] of ext.coreRelos) {
-      const cs = [...code.values()].find((c) => c.sec.name === secName);
+      const cs = codeByName.get(secName);
       if (!cs) fail(`section ".BTF.ext": CO-RE relocations for section "${secName}", which is not a code section`);
       const b = btf;
       withContext(`section "${secName}"`, () => applyCoreRelos(cs.code, relos, b));
@@ -99,11 +116,12 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
     // offsets are fixed up from symbols, and addresses in global data mean nothing to the VM.
     if (!cs) continue;
     const entries = withContext(`section "${rel.name}"`, () => parseRelocations(rel));
-    recordRelocations(cs, rel, entries, symbols, sections, loaded, (i) => code.get(i));
+    recordRelocations(cs, rel, entries, elf.symbols, sections, mapsBySection, mapAt, (i) => code.get(i));
   }
 
   // Programs: every function of every code section except .text (subprograms only).
   const programs: ProgramSpec[] = [];
+  let emitted = 0;
   const unsupported: UnsupportedProgram[] = [];
   for (const cs of code.values()) {
     if (cs.sec.name === '.text') continue;
@@ -114,6 +132,8 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
         continue;
       }
       const linked = linkProgram(f);
+      emitted += linked.code.length / 8;
+      if (emitted > MAX_TOTAL_INSNS) fail(`programs total more than ${MAX_TOTAL_INSNS} instructions after linking`);
       const att = sectionAttach(cs.sec.name, linked.helpers);
       if (!att.ok) {
         unsupported.push({ name: f.name, section: cs.sec.name, reason: att.reason });

@@ -4,7 +4,7 @@
 import type { BtfSpec } from '../../protocol/btf';
 import { MAP_TYPE_IDS, type MapSpec, type MapType } from '../../protocol/spec';
 import { btfType, findDatasec, skipModifiers, typeName, typeSize } from './btf';
-import { ByteReader, SHT_NOBITS, SHF_EXECINSTR, STT_SECTION, type ElfSection, type ElfSymbol } from './elf';
+import { ByteReader, SHT_NOBITS, SHF_EXECINSTR, STT_SECTION, type ElfSection, type ElfSymbol, type SymbolIndex } from './elf';
 import { fail, withContext } from './errors';
 
 const KERNEL_MAP_TYPES = [
@@ -34,11 +34,11 @@ function mapType(id: number): MapType {
 }
 
 /** Symbols that name objects in section `idx`, sorted by offset. */
-function objectSymbols(symbols: readonly ElfSymbol[], idx: number): ElfSymbol[] {
-  return symbols.filter((s) => s.shndx === idx && s.type !== STT_SECTION && s.name !== '').sort((a, b) => a.value - b.value);
+function objectSymbols(symbols: SymbolIndex, idx: number): ElfSymbol[] {
+  return symbols.inSection(idx).filter((s) => s.type !== STT_SECTION && s.name !== '');
 }
 
-export function btfMaps(sec: ElfSection, symbols: readonly ElfSymbol[], btf: BtfSpec | null): LoadedMap[] {
+export function btfMaps(sec: ElfSection, symbols: SymbolIndex, btf: BtfSpec | null): LoadedMap[] {
   return withContext(`section "${sec.name}"`, () => {
     if (!btf) fail('BTF-defined maps need the .BTF section (compile with -g)');
     const ds = findDatasec(btf, sec.name);
@@ -50,7 +50,7 @@ export function btfMaps(sec: ElfSection, symbols: readonly ElfSymbol[], btf: Btf
       const name = varTy.name;
       out.push(
         withContext(`map "${name}"`, () => {
-          const sym = symbols.find((s) => s.shndx === sec.index && s.name === name);
+          const sym = symbols.named(sec.index, name);
           if (!sym) fail('no symbol for the map');
           const defId = skipModifiers(btf, varTy.type);
           const def = btfType(btf, defId);
@@ -117,7 +117,7 @@ export function btfMaps(sec: ElfSection, symbols: readonly ElfSymbol[], btf: Btf
   });
 }
 
-export function legacyMaps(sec: ElfSection, symbols: readonly ElfSymbol[]): LoadedMap[] {
+export function legacyMaps(sec: ElfSection, symbols: SymbolIndex): LoadedMap[] {
   return withContext(`section "${sec.name}"`, () => {
     const syms = objectSymbols(symbols, sec.index);
     if (syms.length === 0) return [];
@@ -159,7 +159,7 @@ export function isDataSection(sec: ElfSection): boolean {
   return n === '.data' || n === '.bss' || n === '.rodata' || /^\.(data|rodata|bss)\./.test(n);
 }
 
-export function dataMap(sec: ElfSection, symbols: readonly ElfSymbol[], btf: BtfSpec | null): LoadedMap {
+export function dataMap(sec: ElfSection, symbols: SymbolIndex, btf: BtfSpec | null): LoadedMap {
   return withContext(`section "${sec.name}"`, () => {
     const origin: MapSpec['origin'] = sec.name.startsWith('.rodata') ? 'rodata' : sec.name.startsWith('.bss') ? 'bss' : 'data';
     if (sec.size > 0x7fffffff) fail('global data section too large');
@@ -201,16 +201,18 @@ export function dataMap(sec: ElfSection, symbols: readonly ElfSymbol[], btf: Btf
  * clang leaves DATASEC sizes and the offsets of global variables at 0 in object files; like
  * libbpf, fill them in from the ELF section sizes and symbol values.
  */
-export function fixupDatasecs(btf: BtfSpec, sections: readonly ElfSection[], symbols: readonly ElfSymbol[]): void {
+export function fixupDatasecs(btf: BtfSpec, sections: readonly ElfSection[], symbols: SymbolIndex): void {
+  const byName = new Map<string, ElfSection>();
+  for (const s of sections) if (!byName.has(s.name)) byName.set(s.name, s);
   for (const ty of btf.types) {
     if (ty.kind !== 'datasec') continue;
-    const sec = sections.find((s) => s.name === ty.name);
+    const sec = byName.get(ty.name);
     if (!sec) continue;
     if (ty.size === 0) ty.size = sec.size;
     for (const v of ty.vars) {
       const varTy = btf.types[v.type];
       if (!varTy || varTy.kind !== 'var') continue;
-      const sym = symbols.find((s) => s.shndx === sec.index && s.name === varTy.name && s.type !== STT_SECTION);
+      const sym = symbols.named(sec.index, varTy.name);
       if (sym) v.offset = sym.value;
     }
   }

@@ -6,7 +6,7 @@
 import { PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE } from '../../protocol/spec';
 import {
   SHN_UNDEF, SHN_LORESERVE, SHF_EXECINSTR, STB_LOCAL, STT_FUNC, STT_SECTION,
-  type ElfRelocation, type ElfSection, type ElfSymbol,
+  type ElfRelocation, type ElfSection, type ElfSymbol, type SymbolIndex,
 } from './elf';
 import { fail, hex, withContext } from './errors';
 import type { LoadedMap } from './maps';
@@ -62,14 +62,13 @@ export interface LinkedProgram {
 }
 
 /** Functions of an executable section, from its STT_FUNC symbols. */
-export function codeSection(sec: ElfSection, symbols: readonly ElfSymbol[]): CodeSection {
+export function codeSection(sec: ElfSection, symbols: SymbolIndex): CodeSection {
   return withContext(`section "${sec.name}"`, () => {
     if (sec.size % INSN !== 0) fail(`size ${sec.size} is not a multiple of 8 (not eBPF code)`);
     const cs: CodeSection = { sec, code: new Uint8Array(sec.data), funcs: [], relocs: new Map() };
     const n = sec.size / INSN;
-    const syms = symbols
-      .filter((s) => s.shndx === sec.index && s.type === STT_FUNC)
-      .sort((a, b) => a.value - b.value);
+    const syms = symbols.inSection(sec.index).filter((s) => s.type === STT_FUNC);
+    const starts = new Set<number>();
     for (let i = 0; i < syms.length; i++) {
       const s = syms[i];
       withContext(`function "${s.name}"`, () => {
@@ -79,7 +78,8 @@ export function codeSection(sec: ElfSection, symbols: readonly ElfSymbol[]): Cod
         let end = s.size > 0 ? start + s.size / INSN : next;
         if (!Number.isInteger(end) || end > n) fail(`size ${s.size} runs past the end of the section`);
         if (end <= start) end = Math.min(n, start + 1);
-        if (cs.funcs.some((f) => f.start === start)) return;
+        if (starts.has(start)) return;
+        starts.add(start);
         cs.funcs.push({ name: s.name, section: cs, start, end, global: s.bind !== STB_LOCAL });
       });
     }
@@ -91,8 +91,22 @@ export function codeSection(sec: ElfSection, symbols: readonly ElfSymbol[]): Cod
   });
 }
 
+/** The function containing `insn` (funcs are sorted by start; sizes may overlap in odd objects). */
 function funcAt(cs: CodeSection, insn: number): CodeFunc | undefined {
-  return cs.funcs.find((f) => insn >= f.start && insn < f.end);
+  let lo = 0;
+  let hi = cs.funcs.length - 1;
+  let best = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (cs.funcs[mid].start <= insn) {
+      best = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const f = best >= 0 ? cs.funcs[best] : undefined;
+  return f && insn < f.end ? f : undefined;
 }
 
 /**
@@ -105,7 +119,8 @@ export function recordRelocations(
   relocs: readonly ElfRelocation[],
   symbols: readonly ElfSymbol[],
   sections: readonly ElfSection[],
-  maps: readonly LoadedMap[],
+  mapsBySection: ReadonlyMap<number, readonly LoadedMap[]>,
+  mapAt: ReadonlyMap<string, LoadedMap>,
   codeOf: (idx: number) => CodeSection | undefined,
 ): void {
   const view = new DataView(cs.code.buffer, cs.code.byteOffset, cs.code.byteLength);
@@ -132,11 +147,11 @@ export function recordRelocations(
             cs.relocs.set(idx, { kind: 'func', target: codeTarget(codeOf, sym.shndx, off / INSN, symName) });
             return;
           }
-          const inSection = maps.filter((m) => m.sectionIndex === sym.shndx);
+          const inSection = mapsBySection.get(sym.shndx) ?? [];
           if (inSection.length === 0) fail(`symbol "${symName}" is in section "${target.name}", which holds no maps or global data`);
           if (inSection[0].spec.origin === 'btf' || inSection[0].spec.origin === 'legacy') {
             const off = sym.type === STT_SECTION ? sym.value + imm : sym.value;
-            const m = inSection.find((x) => x.sectionOffset === off);
+            const m = mapAt.get(`${sym.shndx}:${off}`);
             if (!m) fail(`no map defined at offset ${off} of section "${target.name}" (symbol "${symName}")`);
             cs.relocs.set(idx, { kind: 'map', map: m.spec.index });
           } else {
@@ -173,6 +188,9 @@ function codeTarget(codeOf: (idx: number) => CodeSection | undefined, shndx: num
   return { section, insn };
 }
 
+/** Instruction limit of one linked program (the kernel's verifier limit). */
+export const MAX_PROGRAM_INSNS = 1_000_000;
+
 /** Links `entry` with the subprograms it reaches into one instruction stream. */
 export function linkProgram(entry: CodeFunc): LinkedProgram {
   return withContext(`program "${entry.name}"`, () => {
@@ -186,6 +204,7 @@ export function linkProgram(entry: CodeFunc): LinkedProgram {
         placed.set(f, base);
         order.push(f);
         total += f.end - f.start;
+        if (total > MAX_PROGRAM_INSNS) fail(`more than ${MAX_PROGRAM_INSNS} instructions after linking subprograms`);
       }
       return base;
     };
