@@ -116,7 +116,7 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
     // offsets are fixed up from symbols, and addresses in global data mean nothing to the VM.
     if (!cs) continue;
     const entries = withContext(`section "${rel.name}"`, () => parseRelocations(rel));
-    recordRelocations(cs, rel, entries, elf.symbols, sections, mapsBySection, mapAt, (i) => code.get(i));
+    recordRelocations(cs, entries, elf.symbols, sections, mapsBySection, mapAt, (i) => code.get(i));
   }
 
   // Programs: every function of every code section except .text (subprograms only).

@@ -115,7 +115,6 @@ function funcAt(cs: CodeSection, insn: number): CodeFunc | undefined {
  */
 export function recordRelocations(
   cs: CodeSection,
-  relSec: ElfSection,
   relocs: readonly ElfRelocation[],
   symbols: readonly ElfSymbol[],
   sections: readonly ElfSection[],
@@ -178,7 +177,6 @@ export function recordRelocations(
       }
     });
   }
-  void relSec;
 }
 
 function codeTarget(codeOf: (idx: number) => CodeSection | undefined, shndx: number, insn: number, what: string): CodeTarget {

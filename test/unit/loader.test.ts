@@ -328,3 +328,47 @@ describe('section names', () => {
     expect(helperName(9999)).toBe('helper#9999');
   });
 });
+
+describe('loader: callbacks, string literals, custom data sections (loader_callbacks)', () => {
+  const o = load('loader_callbacks');
+  const p = prog(o, 'with_loop');
+  const insns = decode(p.code);
+
+  test('maps for .data.counters, .bss and .rodata.str1.1', () => {
+    expect(o.maps.map((m) => [m.name, m.origin, m.readOnly])).toEqual([
+      ['.data.counters', 'data', false],
+      ['.bss', 'bss', false],
+      ['.rodata.str1.1', 'rodata', true],
+    ]);
+    const str = o.maps[mapIdx(o, '.rodata.str1.1')];
+    expect(Buffer.from(str.initialData!, 'base64').toString('latin1')).toBe('literal string\0x=%d\n\0');
+    expect(str.vars).toEqual([]);
+    expect(o.maps[mapIdx(o, '.data.counters')].vars).toEqual([expect.objectContaining({ name: 'counter', offset: 0, size: 4 })]);
+  });
+
+  test('string literal references point into .rodata.str1.1', () => {
+    const refs = insns.map((x, i) => [x, insns[i + 1]] as const).filter(([x]) => x.opcode === 0x18 && x.src === PSEUDO_MAP_VALUE);
+    const strIdx = mapIdx(o, '.rodata.str1.1');
+    expect(refs.filter(([x]) => x.imm === strIdx).map(([, hi]) => hi.imm)).toEqual([0, 15]);
+  });
+
+  test('bpf_loop callback becomes PSEUDO_FUNC and nested calls are linked', () => {
+    expect(p.helpers).toEqual([6, 115, 181]);
+    // with_loop (19) + loop_cb (7) + middle (3) + leaf (5)
+    expect(p.insnCount).toBe(19 + 7 + 3 + 5);
+    const fn = insns[1];
+    expect(fn).toMatchObject({ opcode: 0x18, src: 4 });
+    const cbStart = 1 + fn.imm + 1;
+    // The callback's first instruction is its lddw of `counter`.
+    expect(insns[cbStart]).toMatchObject({ opcode: 0x18, src: PSEUDO_MAP_VALUE, imm: mapIdx(o, '.data.counters') });
+    expect(insns[cbStart + 6]).toMatchObject({ opcode: 0x95 });
+    // with_loop → middle → leaf (the latter a pc-relative call with no relocation).
+    const middle = 17 + insns[17].imm + 1;
+    expect(insns[middle]).toMatchObject({ opcode: 0x85, src: 1 });
+    const leaf = middle + insns[middle].imm + 1;
+    expect(insns[leaf]).toMatchObject({ opcode: 0x18, src: PSEUDO_MAP_VALUE, imm: mapIdx(o, '.data.counters') });
+    expect(insns[leaf + 2]).toMatchObject({ opcode: 0x61 });
+    expect(new Set([cbStart, middle, leaf]).size).toBe(3);
+    for (const t of [cbStart, middle, leaf]) expect(t).toBeGreaterThanOrEqual(19);
+  });
+});

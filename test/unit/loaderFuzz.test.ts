@@ -3,7 +3,7 @@ import { loadObjectFromBytes } from '../../host/loader/loadObject';
 import { LoaderError } from '../../host/loader/errors';
 import { copy, elfOf, fixtureBytes, prng, setU32 } from '../support/loaderElf';
 
-const FIXTURES = ['loader_maps_globals', 'loader_kprobe_vmlinux', 'loader_tracepoint', 'loader_legacy', 'loader_core', 'loader_override'];
+const FIXTURES = ['loader_maps_globals', 'loader_kprobe_vmlinux', 'loader_tracepoint', 'loader_legacy', 'loader_core', 'loader_override', 'loader_callbacks'];
 const ITERATIONS = 1000;
 const INTERESTING = [0, 1, 7, 8, 0x7f, 0x80, 0xff, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffff8];
 
