@@ -335,8 +335,8 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
         if (mode == 0x20 || mode == 0x40) BAD("legacy packet access (ld_abs/ld_ind) is not supported", 0, 0, 0, 0);
         BAD("unknown opcode ", 1, opc, 1, 0);
       }
+      if (src) BAD("unsupported lddw src=", 1, src, 0, " (pseudo loads must be resolved by the loader)");
       if (check_dst_write(pc, dst)) goto out;
-      if (src) BAD("lddw with src=", 1, src, 0, " (pseudo load) must be resolved before loading");
       if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
       if (pc + 1 >= n) BAD("incomplete lddw (missing second half)", 0, 0, 0, 0);
       uint64_t w2 = raw[pc + 1];
