@@ -101,8 +101,12 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
       if (!codeByName.has(sec.name)) codeByName.set(sec.name, cs);
     }
   }
+  // Sections whose programs we cannot run are listed as unsupported; their relocations and
+  // CO-RE records are not processed, so what they use cannot fail the whole object.
+  const skipped = (name: string): boolean => name !== '.text' && !sectionAttach(name).ok;
   if (ext && btf) {
     for (const [secName, relos] of ext.coreRelos) {
+      if (skipped(secName)) continue;
       const cs = codeByName.get(secName);
       if (!cs) fail(`section ".BTF.ext": CO-RE relocations for section "${secName}", which is not a code section`);
       const b = btf;
@@ -114,7 +118,7 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
     const cs = code.get(rel.info);
     // Relocations in data (.BTF, .BTF.ext, debug info, pointers in .data) are not needed: BTF
     // offsets are fixed up from symbols, and addresses in global data mean nothing to the VM.
-    if (!cs) continue;
+    if (!cs || skipped(cs.sec.name)) continue;
     const entries = withContext(`section "${rel.name}"`, () => parseRelocations(rel));
     recordRelocations(cs, entries, elf.symbols, sections, mapsBySection, mapAt, (i) => code.get(i));
   }
