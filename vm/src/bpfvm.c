@@ -4,8 +4,12 @@
 
 #ifdef __wasm__
 #define EXPORT(name) __attribute__((export_name(#name)))
+/* Helper arguments travel through g_hargs (read lazily by the JS side, which converts only as
+ * many as the helper function declares), the result through the i64 return value. */
 __attribute__((import_module("env"), import_name("call_helper")))
-extern uint64_t env_call_helper(uint32_t id, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
+extern uint64_t env_call_helper(uint32_t id);
+static uint64_t g_hargs[5];
+EXPORT(vm_helper_args) uint64_t *vm_helper_args(void) { return g_hargs; }
 extern unsigned char __heap_base;
 #define HP(a) ((uint8_t *)(uintptr_t)(a))
 #else
@@ -432,7 +436,8 @@ out:
 /* ---------------------------------------------------------------- interpreter */
 static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
 #ifdef __wasm__
-  return env_call_helper(id, a, b, c, d, e);
+  g_hargs[0] = a; g_hargs[1] = b; g_hargs[2] = c; g_hargs[3] = d; g_hargs[4] = e;
+  return env_call_helper(id);
 #else
   return g_helper_fns[id](a, b, c, d, e);
 #endif

@@ -6,6 +6,9 @@ import { toWasmModule, wasmApi, type WasmMemory, type WasmModule } from './wasmA
 
 export type { WasmModule } from './wasmApi.js';
 
+/** A helper receives r1..r5 as unsigned 64-bit values and returns r0. Only as many arguments
+ * as the function declares (fn.length) are converted when that is 1 or 2, so do not give
+ * helper parameters default values. */
 export type Helper = (r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint) => bigint | number;
 
 export class VmLoadError extends Error {
@@ -70,10 +73,10 @@ interface Exports {
   vm_request_fault(): void;
   vm_in_helper(): number;
   vm_reset_after_trap(): void;
+  vm_helper_args(): number;
 }
 
 const MAX_HELPERS = 4096;
-const TWO64 = 1n << 64n;
 const FAULT_KINDS: Record<number, VmFaultKind> = { 1: 'memory', 2: 'budget', 3: 'helper', 4: 'stack', 5: 'tail_call' };
 
 const hex = (v: bigint | number): string => '0x' + v.toString(16);
@@ -116,11 +119,20 @@ export class BpfVm {
 
   private constructor(module: WasmModule, opts: VmOptions) {
     const helpers = this.helpers;
-    const callHelper = (id: number, a: bigint, b: bigint, c: bigint, d: bigint, e: bigint): bigint => {
+    let args: BigUint64Array | undefined;
+    const callHelper = (id: number): bigint => {
       const fn = helpers[id];
       if (fn === undefined) throw new Error(`helper ${id} is not registered`);
-      // wasm i64 arrives signed; helpers see unsigned 64-bit values.
-      const v = fn(a < 0n ? a + TWO64 : a, b < 0n ? b + TWO64 : b, c < 0n ? c + TWO64 : c, d < 0n ? d + TWO64 : d, e < 0n ? e + TWO64 : e);
+      if (args === undefined || args.length === 0) args = new BigUint64Array(this.exp.memory.buffer, this.exp.vm_helper_args(), 5);
+      // Convert only the arguments the helper declares (BigInt creation dominates call cost):
+      // a helper of 1 or 2 declared parameters gets only those; any other (including rest
+      // parameters, length 0) gets all five.
+      let v: bigint | number;
+      switch (fn.length) {
+        case 1: v = (fn as (a: bigint) => bigint | number)(args[0]); break;
+        case 2: v = (fn as (a: bigint, b: bigint) => bigint | number)(args[0], args[1]); break;
+        default: v = fn(args[0], args[1], args[2], args[3], args[4]);
+      }
       return typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
     };
     const instance = new (wasmApi().Instance)(module, { env: { call_helper: callHelper } });
