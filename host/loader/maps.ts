@@ -81,10 +81,8 @@ export function btfMaps(sec: ElfSection, symbols: SymbolIndex, btf: BtfSpec | nu
               case 'map_flags': flags = uintVal(m.name, m.type); break;
               case 'key_size': keySize = uintVal(m.name, m.type); break;
               case 'value_size': valueSize = uintVal(m.name, m.type); break;
-              case 'numa_node': case 'map_extra': uintVal(m.name, m.type); break;
-              case 'pinning':
-                if (uintVal(m.name, m.type) !== 0) fail('pinning is not supported');
-                break;
+              // Pinning (bpffs) and NUMA placement have no meaning in a user-space runtime.
+              case 'numa_node': case 'map_extra': case 'pinning': uintVal(m.name, m.type); break;
               case 'key':
                 keyType = typeOf(m.name, m.type);
                 keySize = withContext('key', () => typeSize(btf, keyType));
