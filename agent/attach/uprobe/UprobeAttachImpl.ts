@@ -1,0 +1,177 @@
+// UPROBE, URETPROBE and UPROBE_OVERRIDE on Frida's Interceptor, after bpftime's
+// frida_uprobe_attach_impl: entry and return probes are invocation listeners, an override
+// is a replacement that runs the program first and calls the original only when the
+// program did not override the return value.
+
+import {
+  AttachError,
+  type AttachImpl,
+  type AttachPrivateData,
+  type AttachServices,
+  type AttachType,
+  type EbpfRunCallback,
+} from '../../runtime/AttachImpl.js';
+import { findModule, resolveTarget, TargetError } from './resolveTarget.js';
+import { PT_REGS_SIZE, writePtRegs } from './ptRegs.js';
+import { UprobePrivateData } from './UprobePrivateData.js';
+
+interface Entry {
+  type: AttachType;
+  data: UprobePrivateData;
+  callback: EbpfRunCallback;
+  address: NativePointer | null;
+  listener: InvocationListener | null;
+  /** The replacement callback must stay reachable while installed. */
+  replacement: NativeCallback<'uint64', ArgTypes> | null;
+}
+
+type ArgTypes = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64'];
+const ARGS: ArgTypes = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64'];
+
+function toBig(p: NativePointer): bigint {
+  return BigInt(p.toString());
+}
+
+export class UprobeAttachImpl implements AttachImpl {
+  readonly name = 'uprobe';
+  readonly attachTypes: readonly AttachType[] = ['uprobe', 'uretprobe', 'uprobe_override'];
+  private services!: AttachServices;
+  private nextId = 1;
+  private readonly entries = new Map<number, Entry>();
+  /** Addresses already replaced: Interceptor allows one replacement per function. */
+  private readonly replaced = new Map<string, number>();
+  private moduleObserver: ModuleObserver | null = null;
+
+  init(services: AttachServices): void {
+    this.services = services;
+  }
+
+  createPrivateData(spec: Parameters<typeof UprobePrivateData.fromSpec>[0]): AttachPrivateData {
+    return UprobePrivateData.fromSpec(spec);
+  }
+
+  createAttach(callback: EbpfRunCallback, data: AttachPrivateData, type: AttachType): number {
+    if (!(data instanceof UprobePrivateData)) throw new AttachError(`uprobe attach given foreign private data (${data.description})`);
+    const entry: Entry = { type, data, callback, address: null, listener: null, replacement: null };
+    const module = data.target.module;
+    if (module !== undefined && data.target.address === undefined && findModule(module) === null) {
+      // Not loaded yet: hooked when it appears (dlopen). A typo shows up as a warning at the end.
+      const id = this.nextId++;
+      this.entries.set(id, entry);
+      this.watchModules();
+      return id;
+    }
+    this.install(entry);
+    const id = this.nextId++;
+    this.entries.set(id, entry);
+    return id;
+  }
+
+  isPending(id: number): boolean {
+    const e = this.entries.get(id);
+    return e !== undefined && e.address === null;
+  }
+
+  describeAttach(id: number): string | undefined {
+    const e = this.entries.get(id);
+    if (!e) return undefined;
+    return e.address ? e.address.toString() : `pending: waiting for ${e.data.target.module} to be loaded`;
+  }
+
+  detachById(id: number): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    this.entries.delete(id);
+    if (e.listener) e.listener.detach();
+    if (e.replacement && e.address) {
+      Interceptor.revert(e.address);
+      this.replaced.delete(e.address.toString());
+    }
+    Interceptor.flush();
+    if (this.moduleObserver && ![...this.entries.values()].some((x) => x.address === null)) {
+      this.moduleObserver.detach();
+      this.moduleObserver = null;
+    }
+  }
+
+  private watchModules(): void {
+    if (this.moduleObserver) return;
+    this.moduleObserver = Process.attachModuleObserver({
+      onAdded: (m: Module) => {
+        for (const e of this.entries.values()) {
+          if (e.address !== null || e.data.target.module === undefined) continue;
+          if (findModule(e.data.target.module) === null) continue;
+          try {
+            this.install(e);
+            this.services.log('info', `attached ${e.data.description} in ${m.name} (loaded after attach)`);
+          } catch (err) {
+            this.services.log('error', `${e.data.description}: ${(err as Error).message}`);
+          }
+        }
+      },
+    });
+  }
+
+  private install(e: Entry): void {
+    let addr: NativePointer;
+    try {
+      addr = resolveTarget(e.data.target);
+    } catch (err) {
+      throw new AttachError(err instanceof TargetError ? err.message : String(err));
+    }
+    const ctxAddr = this.services.ctxAddr;
+    const services = this.services;
+    const cb = e.callback;
+    const funcIp = toBig(addr);
+    try {
+      if (e.type === 'uprobe') {
+        e.listener = Interceptor.attach(addr, {
+          onEnter() {
+            const c = this.context as X64CpuContext;
+            writePtRegs(services.ctxView(), ctxAddr, c, addr, c.rax);
+            cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null });
+          },
+        });
+      } else if (e.type === 'uretprobe') {
+        e.listener = Interceptor.attach(addr, {
+          onLeave(retval) {
+            const c = this.context as X64CpuContext;
+            writePtRegs(services.ctxView(), ctxAddr, c, this.returnAddress, retval);
+            cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null });
+          },
+        });
+      } else {
+        const key = addr.toString();
+        if (this.replaced.has(key)) {
+          throw new AttachError(`${e.data.description} is already overridden by another program (one override per function)`);
+        }
+        const original = new NativeFunction(addr, 'uint64', ARGS);
+        let overrideValue: bigint | null = null;
+        const setOverride = (v: bigint) => {
+          overrideValue = v;
+        };
+        e.replacement = new NativeCallback(
+          function (this: CallbackContext | InvocationContext, a0, a1, a2, a3, a4, a5) {
+            // Under Interceptor.replace the callback's `this` is a full invocation context.
+            const ic = this as InvocationContext;
+            const c = ic.context as X64CpuContext;
+            writePtRegs(services.ctxView(), ctxAddr, c, addr, c.rax);
+            overrideValue = null;
+            cb({ ctxLen: PT_REGS_SIZE, tid: ic.threadId, funcIp, override: setOverride });
+            if (overrideValue !== null) return uint64(BigInt.asUintN(64, overrideValue).toString());
+            return original(a0, a1, a2, a3, a4, a5);
+          },
+          'uint64',
+          ARGS,
+        );
+        Interceptor.replace(addr, e.replacement);
+        this.replaced.set(key, 1);
+      }
+    } catch (err) {
+      if (err instanceof AttachError) throw err;
+      throw new AttachError(`cannot hook ${e.data.description} at ${addr}: ${(err as Error).message}`);
+    }
+    Interceptor.flush();
+    e.address = addr;
+  }
+}

@@ -1,0 +1,26 @@
+import type { HookTarget } from '../../../protocol/messages.js';
+import type { AttachSpec } from '../../../protocol/spec.js';
+import { AttachError, type AttachPrivateData } from '../../runtime/AttachImpl.js';
+import { describeTarget } from './resolveTarget.js';
+
+/** A uprobe's attach point: module (path or name) + symbol, or + file offset, or an absolute address. */
+export class UprobePrivateData implements AttachPrivateData {
+  readonly description: string;
+
+  constructor(readonly target: HookTarget) {
+    this.description = describeTarget(target);
+  }
+
+  static fromSpec(spec: AttachSpec): UprobePrivateData {
+    if (spec.kind !== 'uprobe') throw new AttachError(`not a uprobe attach point: ${JSON.stringify(spec)}`);
+    if (spec.address !== undefined) return new UprobePrivateData({ address: spec.address });
+    if (spec.symbol === undefined && spec.offset === undefined) {
+      throw new AttachError('a uprobe needs a symbol, an offset or an address');
+    }
+    const t: HookTarget = {};
+    if (spec.binary !== undefined) t.module = spec.binary;
+    if (spec.symbol !== undefined) t.symbol = spec.symbol;
+    if (spec.offset !== undefined) t.offset = spec.offset;
+    return new UprobePrivateData(t);
+  }
+}

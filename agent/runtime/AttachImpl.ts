@@ -1,0 +1,73 @@
+// The base attach interface, after bpftime's base_attach_impl: an implementation turns
+// (run callback, private data, attach type) into a hook and hands back a local id; the
+// runtime knows implementations only through this file.
+
+import type { AttachSpec } from '../../protocol/spec.js';
+import type { Helper } from '../../vm/ts/vm.js';
+
+/** bpftime's attach type numbers, kept so ids in logs mean the same thing. */
+export const ATTACH_TYPES = {
+  syscall_tracepoint: 2,
+  uprobe: 6,
+  uretprobe: 7,
+  uprobe_override: 1008,
+} as const;
+export type AttachType = keyof typeof ATTACH_TYPES;
+
+/** Base of every implementation's private data: built once from the attach point description. */
+export interface AttachPrivateData {
+  /** What the user would call this attach point (`libc.so.6:malloc`, `sys_enter_openat`). */
+  readonly description: string;
+}
+
+/** What a hook tells the runtime about one hit, beyond the context it wrote. */
+export interface HitInfo {
+  /** Context length in bytes (written at AttachServices.ctxAddr). */
+  ctxLen: number;
+  tid: number;
+  funcIp: bigint;
+  /** Present where bpf_override_return can take effect at this hook. */
+  override: ((value: bigint) => void) | null;
+}
+
+/**
+ * Runs the linked program once on the context the hook wrote; r0, or null when the
+ * program is disabled (it faulted earlier, or just now).
+ */
+export type EbpfRunCallback = (hit: HitInfo) => bigint | null;
+
+/** Runtime services an implementation may use; given once at registration. */
+export interface AttachServices {
+  /** VM address where hooks write the context before calling the run callback. */
+  readonly ctxAddr: number;
+  /** A view over the context area (refetch per hit: VM memory may have been replaced). */
+  ctxView(): DataView;
+  /** Tell the host something asynchronous happened (late attach of a dlopen'ed library, errors). */
+  log(level: 'info' | 'warn' | 'error', text: string): void;
+}
+
+export class AttachError extends Error {}
+
+export interface AttachImpl {
+  readonly name: string;
+  readonly attachTypes: readonly AttachType[];
+  init(services: AttachServices): void;
+  /** Throws AttachError naming what is wrong with the description. */
+  createPrivateData(spec: AttachSpec, type: AttachType): AttachPrivateData;
+  /**
+   * Installs the hook; returns a local attach id. May defer the hook (a library not yet
+   * loaded) and report through AttachServices.log when it lands. Throws AttachError.
+   */
+  createAttach(callback: EbpfRunCallback, data: AttachPrivateData, type: AttachType): number;
+  detachById(id: number): void;
+  /** Helpers only this implementation can provide. */
+  registerCustomHelpers?(register: (id: number, name: string, fn: Helper) => void): void;
+  /** Describes where an attach id actually landed (address), once installed. */
+  describeAttach?(id: number): string | undefined;
+}
+
+/** Which attach type a spec asks for. */
+export function attachTypeOf(spec: AttachSpec): AttachType {
+  if (spec.kind === 'syscall') return 'syscall_tracepoint';
+  return spec.mode === 'entry' ? 'uprobe' : spec.mode === 'return' ? 'uretprobe' : 'uprobe_override';
+}

@@ -1,0 +1,70 @@
+// The target-side facts helpers need, read through Frida: target memory (reads that
+// fault return null instead of crashing the target), clocks, ids, comm, CPUs.
+
+import type { TargetMemory } from '../helpers/HelperEnv.js';
+
+const libc = (name: string) => Module.getGlobalExportByName(name);
+
+const clockGettime = new NativeFunction(libc('clock_gettime'), 'int', ['int', 'pointer']);
+const schedGetcpu = new NativeFunction(libc('sched_getcpu'), 'int', []);
+const getuid = new NativeFunction(libc('getuid'), 'uint', []);
+const getgid = new NativeFunction(libc('getgid'), 'uint', []);
+const getNprocsConf = new NativeFunction(libc('get_nprocs_conf'), 'int', []);
+const timespec = Memory.alloc(16);
+
+const CLOCK_MONOTONIC = 1;
+const CLOCK_BOOTTIME = 7;
+
+function clockNs(clock: number): bigint {
+  clockGettime(clock, timespec);
+  return BigInt(timespec.readS64().toString()) * 1_000_000_000n + BigInt(timespec.add(8).readS64().toString());
+}
+
+export const monotonicNs = (): bigint => clockNs(CLOCK_MONOTONIC);
+export const boottimeNs = (): bigint => clockNs(CLOCK_BOOTTIME);
+export const currentCpu = (): number => Math.max(0, schedGetcpu() as number);
+export const uid = (): number => getuid() as number;
+export const gid = (): number => getgid() as number;
+
+let cpus = 0;
+export function cpuCount(): number {
+  cpus ||= Math.max(1, getNprocsConf() as number);
+  return cpus;
+}
+
+/** The calling thread's name, as /proc/self/task/TID/comm gives it. */
+export function threadComm(tid: number): string {
+  try {
+    return File.readAllText(`/proc/self/task/${tid}/comm`).replace(/\n$/, '');
+  } catch {
+    return Process.mainModule.name.slice(0, 15);
+  }
+}
+
+export const targetMemory: TargetMemory = {
+  read(addr: bigint, len: number): Uint8Array | null {
+    if (len === 0) return new Uint8Array(0);
+    try {
+      const bytes = ptr(addr.toString()).readByteArray(len);
+      return bytes === null ? null : new Uint8Array(bytes);
+    } catch {
+      return null; // unmapped or unreadable: Frida turned the fault into an exception
+    }
+  },
+  readCString(addr: bigint, max: number): Uint8Array | null {
+    const out: number[] = [];
+    try {
+      let p = ptr(addr.toString());
+      // Byte by byte: a string may end right before an unmapped page.
+      for (let i = 0; i < max; i++) {
+        const b = p.readU8();
+        out.push(b);
+        if (b === 0) break;
+        p = p.add(1);
+      }
+    } catch {
+      if (out.length === 0) return null;
+    }
+    return new Uint8Array(out);
+  },
+};
