@@ -9,6 +9,8 @@ const MAX_QUEUED = 100_000;
 export class EventQueue {
   private events: AgentEvent[] = [];
   private dropped = 0;
+  /** Records dropped over the agent's life, for the stats line. */
+  droppedTotal = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private batchSize = 256) {}
@@ -17,14 +19,16 @@ export class EventQueue {
     this.batchSize = Math.max(1, n);
   }
 
-  push(event: AgentEvent): void {
+  /** False when the queue is full and the event was dropped (ring buffers report it as -ENOSPC). */
+  push(event: AgentEvent): boolean {
     if (this.events.length >= MAX_QUEUED) {
       this.dropped++;
-      return;
+      return false;
     }
     this.events.push(event);
     if (this.events.length >= this.batchSize) this.flush();
     else if (this.timer === null) this.timer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+    return true;
   }
 
   /** Sends at once; used for latency-sensitive events (first hit) and at detach. */

@@ -3,9 +3,12 @@
 
 import { Command, CommanderError, Option } from 'commander';
 import type { HookTarget } from '../../protocol/messages';
+import { registerDisasmCommand } from './disasmCommand';
 import { EXIT } from './exitCodes';
+import { registerInspectCommand } from './inspectCommand';
 import { parseHookTarget } from './parseHookTarget';
 import { runTarget } from './runTarget';
+import { registerVmCommands } from './vmCommands';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -80,6 +83,9 @@ export function buildProgram(): Command {
     );
   });
 
+  registerInspectCommand(program);
+  registerDisasmCommand(program);
+  registerVmCommands(program);
   return program;
 }
 
