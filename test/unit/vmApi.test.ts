@@ -241,3 +241,47 @@ describe('disassembler', () => {
     ]);
   });
 });
+
+describe('bpf_loop intrinsic (helper 181) and lddw src=4', () => {
+  const src = (nr: number, brk: number): string => `
+      stdw [%r10-8], 0
+      mov %r1, ${nr}
+      lddw %r2, func cb
+      mov %r3, %r10
+      add %r3, -8
+      mov %r4, 0
+      mov %r6, 77
+      call 181
+      mov %r7, %r0
+      ldxdw %r0, [%r10-8]
+      lsh %r0, 16
+      add %r0, %r7
+      jne %r6, 77, bad
+      exit
+    bad:
+      mov %r0, -1
+      exit
+    cb:
+      ldxdw %r3, [%r2]
+      add %r3, %r1
+      stxdw [%r2], %r3
+      mov %r6, 0
+      mov %r0, 0
+      jne %r1, ${brk}, +1
+      mov %r0, 1
+      exit`;
+  test('runs the callback with (i, ctx), returns the iteration count', () => {
+    const vm = newVm();
+    const code = assemble(src(10, 99));
+    expect(disassemble(code)).toContain('lddw %r2, func +14');
+    expect(vm.run(vm.load(code), 0, 0)).toBe((45n << 16n) + 10n);
+    expect(vm.run(vm.load(assemble(src(10, 3))), 0, 0)).toBe((6n << 16n) + 4n);
+    expect(vm.run(vm.load(assemble(src(0, 3))), 0, 0)).toBe(0n);
+  });
+  test('budget applies to callback iterations; bad callback gives -EINVAL', () => {
+    const vm = newVm({ budget: 100000 });
+    expect(fault(vm, vm.load(assemble(src(1 << 23, -1)))).kind).toBe('budget');
+    const bad = vm.load(assemble('mov %r1, 3\nmov %r2, 5\ncall 181\nexit'));
+    expect(vm.run(bad, 0, 0)).toBe(BigInt.asUintN(64, -22n));
+  });
+});

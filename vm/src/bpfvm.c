@@ -42,7 +42,7 @@ enum {
   ALU_NAMES(E_ALU) JMP_NAMES(E_JMP) ATOMIC_NAMES(E_ATOMIC)
   OP_NEG64, OP_NEG32, OP_MOVSX8_64, OP_MOVSX16_64, OP_MOVSX32_64, OP_MOVSX8_32, OP_MOVSX16_32,
   OP_ZEXT16, OP_ZEXT32, OP_NOP, OP_BSWAP16, OP_BSWAP32, OP_BSWAP64,
-  OP_JA, OP_CALL, OP_CALLX, OP_CALL_LOCAL, OP_EXIT, OP_LDDW,
+  OP_JA, OP_CALL, OP_CALLX, OP_CALL_LOCAL, OP_EXIT, OP_LDDW, OP_BPF_LOOP,
   OP_LDXB, OP_LDXH, OP_LDXW, OP_LDXDW, OP_LDXSB, OP_LDXSH, OP_LDXSW,
   OP_STB, OP_STH, OP_STW, OP_STDW, OP_STXB, OP_STXH, OP_STXW, OP_STXDW,
   OP_COUNT
@@ -303,7 +303,8 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
         }
         if (dst) BAD("nonzero reserved dst field", 0, 0, 0, 0);
         if (src == 0) {
-          if ((uint32_t)imm >= BPFVM_MAX_HELPERS || !g_helper_ok[(uint32_t)imm])
+          if (imm == BPFVM_HELPER_BPF_LOOP) { d->op = OP_BPF_LOOP; break; }
+        if ((uint32_t)imm >= BPFVM_MAX_HELPERS || !g_helper_ok[(uint32_t)imm])
             BAD("unknown helper id ", 1, (uint64_t)(int64_t)imm, 0, " (not registered)");
           d->op = OP_CALL;
           d->imm = (uint32_t)imm;
@@ -339,7 +340,7 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
         if (mode == 0x20 || mode == 0x40) BAD("legacy packet access (ld_abs/ld_ind) is not supported", 0, 0, 0, 0);
         BAD("unknown opcode ", 1, opc, 1, 0);
       }
-      if (src) BAD("unsupported lddw src=", 1, src, 0, " (pseudo loads must be resolved by the loader)");
+      if (src && src != 4) BAD("unsupported lddw src=", 1, src, 0, " (pseudo loads must be resolved by the loader)");
       if (check_dst_write(pc, dst)) goto out;
       if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
       if (pc + 1 >= n) BAD("incomplete lddw (missing second half)", 0, 0, 0, 0);
@@ -347,6 +348,11 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
       if ((w2 & 0xffffffffu) != 0) { pc++; BAD("nonzero reserved fields in second half of lddw", 0, 0, 0, 0); }
       d->op = OP_LDDW;
       d->imm = (int64_t)((uint64_t)(uint32_t)imm | (w2 & 0xffffffff00000000ull));
+      if (src == 4) { /* PSEUDO_FUNC: address of the subprogram at pc + imm + 1 */
+        if (w2 >> 32) BAD("nonzero next imm in lddw src=4", 0, 0, 0, 0);
+        d->pad = 1;
+        d->off = imm;
+      }
       is_second[pc + 1] = 1;
       break;
     }
@@ -405,16 +411,22 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
   for (pc = 0; pc < n; pc++) {
     dinsn *d = &code[pc];
     if (is_second[pc]) continue;
+    int is_func = d->op == OP_LDDW && d->pad;
     int is_jump = (d->op >= OP_JEQ_IMM && d->op <= OP_JSLE32_REG) || d->op == OP_JA || d->op == OP_CALL_LOCAL;
-    if (!is_jump) continue;
+    if (!is_jump && !is_func) continue;
     int64_t t = (int64_t)pc + 1 + d->off;
     if (t < 0 || t >= (int64_t)n) {
-      if (d->op == OP_CALL_LOCAL) BAD("call local target out of range", 0, 0, 0, 0);
+      if (d->op == OP_CALL_LOCAL || is_func) BAD("call local target out of range", 0, 0, 0, 0);
       BAD("jump out of range", 0, 0, 0, 0);
     }
     if (is_second[t]) {
-      if (d->op == OP_CALL_LOCAL) BAD("call local target is the second half of lddw", 0, 0, 0, 0);
+      if (d->op == OP_CALL_LOCAL || is_func) BAD("call local target is the second half of lddw", 0, 0, 0, 0);
       BAD("jump into the second half of lddw", 0, 0, 0, 0);
+    }
+    if (is_func) {
+      d->imm = (int64_t)(BPFVM_FUNC_TAG | (uint64_t)t);
+      d->off = 0;
+      continue;
     }
     d->off = (int32_t)t;
   }
@@ -446,6 +458,8 @@ static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t
 typedef struct {
   uint64_t r6, r7, r8, r9;
   const dinsn *ret;
+  const dinsn *loop_fn; /* non-null: a bpf_loop callback frame */
+  uint64_t loop_i, loop_n, loop_ctx;
 } frame_t;
 
 #ifdef __wasm__
@@ -472,7 +486,7 @@ EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
       &&L_INVALID, ALU_NAMES(L_ALU) JMP_NAMES(L_JMP) ATOMIC_NAMES(L_ATOMIC)
       &&L_NEG64, &&L_NEG32, &&L_MOVSX8_64, &&L_MOVSX16_64, &&L_MOVSX32_64, &&L_MOVSX8_32, &&L_MOVSX16_32,
       &&L_ZEXT16, &&L_ZEXT32, &&L_NOP, &&L_BSWAP16, &&L_BSWAP32, &&L_BSWAP64,
-      &&L_JA, &&L_CALL, &&L_CALLX, &&L_CALL_LOCAL, &&L_EXIT, &&L_LDDW,
+      &&L_JA, &&L_CALL, &&L_CALLX, &&L_CALL_LOCAL, &&L_EXIT, &&L_LDDW, &&L_BPF_LOOP,
       &&L_LDXB, &&L_LDXH, &&L_LDXW, &&L_LDXDW, &&L_LDXSB, &&L_LDXSH, &&L_LDXSW,
       &&L_STB, &&L_STH, &&L_STW, &&L_STDW, &&L_STXB, &&L_STXH, &&L_STXW, &&L_STXDW};
 #endif
@@ -480,6 +494,7 @@ EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
   g_running = 1;
   g_action = 0;
   const dinsn *code = g_progs[handle].code;
+  uint32_t prog_len = g_progs[handle].len;
   const dinsn *ip = code, *I = code, *seg = code;
   const uint64_t ld_lo = g_ro_lo, ld_span = g_rw_hi - g_ro_lo;
   const uint64_t st_lo = g_rw_lo, st_span = g_rw_hi - g_rw_lo;
@@ -671,6 +686,7 @@ dispatch_loop:
         frame_t *f = &frames[depth++];
         f->r6 = r[6]; f->r7 = r[7]; f->r8 = r[8]; f->r9 = r[9];
         f->ret = ip;
+        f->loop_fn = 0;
         r[10] -= BPFVM_FRAME_STACK;
         const dinsn *T_ = code + I->off;
         CHARGE(T_);
@@ -685,11 +701,47 @@ dispatch_loop:
           status = BPFVM_OK;
           goto done;
         }
-        frame_t *f = &frames[--depth];
+        frame_t *f = &frames[depth - 1];
+        if (f->loop_fn) {
+          if (r[0] == 0 && ++f->loop_i < f->loop_n) { /* next bpf_loop iteration */
+            CHARGE(f->loop_fn);
+            if (UNLIKELY(budget < 0)) goto fault_budget;
+            r[1] = f->loop_i;
+            r[2] = f->loop_ctx;
+            ip = f->loop_fn;
+            DISPATCH_NEXT;
+          }
+          r[0] = r[0] == 0 ? f->loop_i : f->loop_i + 1; /* iterations performed */
+        }
+        depth--;
         r[6] = f->r6; r[7] = f->r7; r[8] = f->r8; r[9] = f->r9;
         r[10] += BPFVM_FRAME_STACK;
         CHARGE(f->ret);
         ip = f->ret;
+        DISPATCH_NEXT;
+      }
+      CASE(BPF_LOOP) { /* bpf_loop(nr_loops, callback, callback_ctx, flags) as an intrinsic */
+        uint64_t nr = r[1], fn = r[2];
+        if (r[4] != 0 || (fn & ~0xffffffffull) != BPFVM_FUNC_TAG || (uint32_t)fn >= prog_len || code[(uint32_t)fn].op == OP_INVALID) {
+          r[0] = (uint64_t)-22; /* -EINVAL */
+          DISPATCH_NEXT;
+        }
+        if (nr > (1u << 23)) { r[0] = (uint64_t)-7; DISPATCH_NEXT; } /* -E2BIG */
+        if (nr == 0) { r[0] = 0; DISPATCH_NEXT; }
+        if (UNLIKELY(depth + 1 >= BPFVM_MAX_FRAMES)) goto fault_stack;
+        frame_t *f = &frames[depth++];
+        f->r6 = r[6]; f->r7 = r[7]; f->r8 = r[8]; f->r9 = r[9];
+        f->ret = ip;
+        f->loop_fn = code + (uint32_t)fn;
+        f->loop_i = 0;
+        f->loop_n = nr;
+        f->loop_ctx = r[3];
+        r[10] -= BPFVM_FRAME_STACK;
+        r[1] = 0;
+        r[2] = f->loop_ctx;
+        CHARGE(f->loop_fn);
+        if (UNLIKELY(budget < 0)) goto fault_budget;
+        ip = f->loop_fn;
         DISPATCH_NEXT;
       }
       CASE(INVALID) { goto fault_helper; }
@@ -718,6 +770,7 @@ helper_action: {
       CHARGE(I);
       if (budget < 0) goto fault_budget;
       code = g_progs[h].code;
+      prog_len = g_progs[h].len;
       ip = seg = code;
       uint64_t ctx1 = r[1];
       for (int i = 0; i < 11; i++) r[i] = 0;

@@ -18,6 +18,10 @@
 #define BPFVM_MAX_PROGS 4096
 #define BPFVM_MAX_HELPERS 4096
 #define BPFVM_MAX_TAIL_CALLS 33
+/* Helper 181 (bpf_loop) is an interpreter intrinsic; lddw src=4 (PSEUDO_FUNC) yields
+ * BPFVM_FUNC_TAG | target_pc. */
+#define BPFVM_HELPER_BPF_LOOP 181
+#define BPFVM_FUNC_TAG 0xbf0f000000000000ull
 
 enum bpfvm_status {
   BPFVM_OK = 0,

@@ -3,6 +3,7 @@
 //   stxdw [%r10-8], %r1 / stb [%r10-1], 0x7f / jeq %r1, 5, label / ja +2 / ja32 label
 //   call 5 / call local func / call %r2 / exit / lock [fetch] add[32] [%r10-8], %r1
 //   lock xchg / lock cmpxchg / le16 be32 bswap64 (alias swap64) / neg / movsx832 ...
+//   lddw %r2, func label (PSEUDO_FUNC, src=4)
 // `#` starts a comment; `name:` defines a label. Errors throw AsmError with the line number.
 
 export class AsmError extends Error {
@@ -199,6 +200,13 @@ function assembleLine(mnem: string, ops: string[], line: number): Insn {
     expect(ops, 2, line, mnem);
     ins.opcode = 0x18;
     ins.dst = reg(ops[0], line);
+    if (/^func\s+/.test(ops[1])) {
+      // address of a subprogram (PSEUDO_FUNC, src=4), e.g. for bpf_loop callbacks
+      ins.src = 4;
+      ins.imm64 = 0n;
+      ins.target = jumpTarget(ops[1].replace(/^func\s+/, ''), line, 'imm');
+      return ins;
+    }
     const v = parseNumber(ops[1], line, 'immediate');
     if (v < -(1n << 63n) || v > (1n << 64n) - 1n) throw new AsmError(line, `immediate ${ops[1]} is out of 64-bit range`);
     ins.imm64 = BigInt.asUintN(64, v);
@@ -309,7 +317,7 @@ export function assemble(text: string): Uint8Array {
     }
     if (ins.opcode === 0x18) {
       const v = ins.imm64!;
-      encode(dv, at, 0x18, ins.dst, ins.src, 0, Number(BigInt.asIntN(32, v & 0xffffffffn)));
+      encode(dv, at, 0x18, ins.dst, ins.src, 0, ins.target ? imm : Number(BigInt.asIntN(32, v & 0xffffffffn)));
       encode(dv, at + 1, 0, 0, 0, 0, Number(BigInt.asIntN(32, v >> 32n)));
     } else encode(dv, at, ins.opcode, ins.dst, ins.src, off, imm);
   });

@@ -70,6 +70,7 @@ export function disassembleInsn(dv: DataView, pc: number, n: number): { text: st
       if (pc + 1 >= n) return { text: `lddw %r${dst}, <truncated>`, slots: 1 };
       const hi = dv.getUint32(pc * 8 + 12, true);
       const v = (BigInt(hi) << 32n) | BigInt(imm >>> 0);
+      if (src === 4 && hi === 0) return { text: `lddw %r${dst}, func ${rel(imm)}`, slots: 2 };
       if (src !== 0) {
         const kinds: Record<number, string> = { 1: 'map_by_idx', 2: 'map_value', 3: 'var_addr', 4: 'func', 5: 'map_by_fd', 6: 'map_value_by_fd' };
         return { text: `lddw %r${dst}, ${imm} # pseudo src=${src} (${kinds[src] ?? '?'}) next_imm=${hi | 0}`, slots: 2 };

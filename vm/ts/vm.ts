@@ -236,8 +236,9 @@ export class BpfVm {
     for (let pc = 0; pc < n; pc++) {
       if (prog[pc * 8] !== 0x18 || pc + 1 >= n) continue;
       const src = prog[pc * 8 + 1] >> 4;
-      // Without a resolver, the VM rejects pseudo loads itself (in instruction order).
-      if (src !== 0 && src <= 6 && opts.resolvePseudo) {
+      // src=4 (PSEUDO_FUNC) is handled by the VM; without a resolver the VM rejects the
+      // other pseudo loads itself (in instruction order).
+      if (src !== 0 && src <= 6 && src !== 4 && opts.resolvePseudo) {
         const imm = dv.getInt32(pc * 8 + 4, true);
         const nextImm = dv.getInt32(pc * 8 + 12, true);
         let v: bigint;
