@@ -146,8 +146,8 @@ export class BpfVm {
     this.rwHi = this.exp.vm_rw_hi();
     this.roNext = this.roLo;
     this.rwNext = this.exp.vm_alloc_start();
-    this.budget = opts.budget ?? 1_000_000;
-    this.exp.vm_set_budget(BigInt(this.budget));
+    this.budget = 0;
+    this.setBudget(opts.budget ?? 1_000_000);
     this.u8 = new Uint8Array(this.exp.memory.buffer);
   }
 
@@ -169,6 +169,8 @@ export class BpfVm {
   }
 
   setBudget(budget: number): void {
+    if (!(budget >= 0) || !Number.isSafeInteger(Math.floor(budget))) throw new RangeError(`bad budget ${budget}`);
+    budget = Math.floor(budget);
     this.budget = budget;
     this.exp.vm_set_budget(BigInt(budget));
   }
@@ -196,10 +198,10 @@ export class BpfVm {
   }
 
   isAccessible(addr: bigint | number, len: number, write: boolean): boolean {
-    const a = typeof addr === 'bigint' ? addr : BigInt(Math.trunc(addr));
-    if (!(len >= 0)) return false;
-    const lo = BigInt(write ? this.rwLo : this.roLo);
-    return a >= lo && a + BigInt(len) <= BigInt(this.rwHi);
+    // Arena addresses are below 2^32, so plain numbers suffice (no BigInt arithmetic).
+    const a = typeof addr === 'bigint' ? (addr >= 0n && addr < 0x100000000n ? Number(addr) : -1) : addr;
+    if (!(len >= 0) || !Number.isInteger(a)) return false;
+    return a >= (write ? this.rwLo : this.roLo) && a + len <= this.rwHi;
   }
 
   read(addr: number | bigint, len: number): Uint8Array {
