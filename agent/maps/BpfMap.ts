@@ -31,4 +31,7 @@ export interface BpfMap {
   lookup(key: Uint8Array): Uint8Array | Uint8Array[] | null;
   /** Host side: every entry, in a stable order. */
   entries(): { key: Uint8Array; value: Uint8Array | Uint8Array[] }[];
+
+  /** Per-run reset (ring buffers rewind their reservation area); the runtime calls it before each run. */
+  beginRun?(): void;
 }

@@ -1,0 +1,5 @@
+// Errno values helpers return (negated), beyond those the map interface already names.
+export { EEXIST, EINVAL, ENOENT, ENOSPC, ENOTSUPP, E2BIG } from '../maps/BpfMap.js';
+export const EPERM = 1;
+export const EAGAIN = 11;
+export const EFAULT = 14;

@@ -1,0 +1,93 @@
+// Helpers that send records to the host: bpf_perf_event_output and the bpf_ringbuf_*
+// family. A record becomes a {type:'record'} event at once; when the event queue is full
+// the record is dropped, counted on its map, and the program sees -ENOSPC (output) or the
+// submission silently lost (submit returns void in the kernel too).
+
+import type { AgentEvent } from '../../protocol/messages.js';
+import { encodeBase64 } from '../maps/base64.js';
+import { PerfEventArrayMap } from '../maps/PerfEventArrayMap.js';
+import { BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, RingBufMap } from '../maps/RingBufMap.js';
+import { EAGAIN, EFAULT, EINVAL, ENOSPC } from './errno.js';
+import { sizeArg, type HelperDef } from './HelperDef.js';
+import type { HelperEnv } from './HelperEnv.js';
+
+const WAKEUP_FLAGS = BigInt(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP);
+
+export function eventHelpers(env: HelperEnv): HelperDef[] {
+  const vm = env.vm;
+  /** Rings that handed out reservations: submit/discard get only the record pointer. */
+  const rings: RingBufMap[] = [];
+
+  const send = (mapIndex: number, cpu: number, data: Uint8Array): boolean => {
+    const ev: AgentEvent = { type: 'record', object: env.run.object, map: mapIndex, cpu, data: encodeBase64(data) };
+    return env.events.push(ev);
+  };
+  const ring = (h: bigint): RingBufMap | undefined => {
+    const m = env.mapByHandle(h);
+    return m instanceof RingBufMap ? m : undefined;
+  };
+  const commit = (addr: bigint, discard: boolean): number => {
+    const a = Number(addr);
+    for (let i = 0; i < rings.length; i++) {
+      const r = rings[i];
+      if (!r.owns(a)) continue;
+      const data = r.commit(a, discard);
+      if (data !== null && !send(r.spec.index, env.run.cpu, data)) r.drops++;
+      return 0;
+    }
+    return 0;
+  };
+
+  return [
+    {
+      id: 25, // perf_event_output(ctx, map, flags, data, size)
+      fn: (_ctx, m, flags, data, size) => {
+        const map = env.mapByHandle(m);
+        if (!(map instanceof PerfEventArrayMap)) return -EINVAL;
+        const cpu = map.cpuFor(flags, env.run.cpu);
+        if (cpu < 0) return cpu;
+        const n = sizeArg(size);
+        if (n < 0) return -EINVAL;
+        if (!vm.isAccessible(data, n, false)) return -EFAULT;
+        const a = Number(data);
+        if (send(map.spec.index, cpu, vm.memory().slice(a, a + n))) return 0;
+        map.drops++;
+        return -ENOSPC;
+      },
+    },
+    {
+      id: 130, // ringbuf_output(ringbuf, data, size, flags)
+      fn: (m, data, size, flags) => {
+        const r = ring(m);
+        if (r === undefined || (flags & ~WAKEUP_FLAGS) !== 0n) return -EINVAL;
+        const n = sizeArg(size);
+        if (n < 0) return -EINVAL;
+        if (!vm.isAccessible(data, n, false)) return -EFAULT;
+        if (!r.accept(n)) return -EAGAIN;
+        const a = Number(data);
+        if (send(r.spec.index, env.run.cpu, vm.memory().slice(a, a + n))) return 0;
+        r.drops++;
+        return -ENOSPC;
+      },
+    },
+    {
+      id: 131, // ringbuf_reserve(ringbuf, size, flags) → pointer or NULL
+      fn: (m, size, flags) => {
+        const r = ring(m);
+        const n = sizeArg(size);
+        if (r === undefined || flags !== 0n || n < 0) return 0;
+        if (rings.indexOf(r) < 0) rings.push(r);
+        return r.reserve(n);
+      },
+    },
+    { id: 132, fn: (data) => commit(data, false) }, // ringbuf_submit(data, flags)
+    { id: 133, fn: (data) => commit(data, true) }, // ringbuf_discard(data, flags)
+    {
+      id: 134, // ringbuf_query(ringbuf, flags)
+      fn: (m, flags) => {
+        const r = ring(m);
+        return r === undefined || flags > 3n ? 0 : r.query(Number(flags));
+      },
+    },
+  ];
+}

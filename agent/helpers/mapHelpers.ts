@@ -1,0 +1,70 @@
+// bpf_map_lookup_elem / update / delete and bpf_tail_call: program-side access to maps.
+// Keys and values are views onto VM memory (no copies on the per-hit path).
+
+import type { BpfMap } from '../maps/BpfMap.js';
+import { ArrayMap } from '../maps/ArrayMap.js';
+import { E2BIG, EFAULT, EINVAL, ENOENT, EPERM } from './errno.js';
+import type { HelperDef } from './HelperDef.js';
+import type { HelperEnv } from './HelperEnv.js';
+
+/** Map types a program may not read or write through the generic map helpers (the verifier refuses it). */
+const NOT_FOR_PROGRAMS = new Set(['ringbuf', 'perf_event_array', 'prog_array']);
+
+export function mapHelpers(env: HelperEnv): HelperDef[] {
+  const vm = env.vm;
+
+  const view = (addr: bigint, len: number): Uint8Array | null => {
+    if (!vm.isAccessible(addr, len, false)) return null;
+    const a = Number(addr);
+    return vm.memory().subarray(a, a + len);
+  };
+  const programMap = (h: bigint): BpfMap | undefined => {
+    const m = env.mapByHandle(h);
+    return m === undefined || NOT_FOR_PROGRAMS.has(m.spec.type) ? undefined : m;
+  };
+
+  return [
+    {
+      id: 1, // map_lookup_elem(map, key) → value pointer or NULL
+      fn: (m, k) => {
+        const map = programMap(m);
+        if (map === undefined) return 0;
+        const key = view(k, map.spec.keySize);
+        return key === null ? 0 : map.lookupAddr(key, env.run.cpu);
+      },
+    },
+    {
+      id: 2, // map_update_elem(map, key, value, flags)
+      fn: (m, k, v, flags) => {
+        const map = programMap(m);
+        if (map === undefined || flags > 0xffffffffn) return -EINVAL;
+        if (map instanceof ArrayMap && map.readOnly) return -EPERM;
+        const key = view(k, map.spec.keySize);
+        const value = view(v, map.spec.valueSize);
+        if (key === null || value === null) return -EFAULT;
+        return map.update(key, value, Number(flags), env.run.cpu);
+      },
+    },
+    {
+      id: 3, // map_delete_elem(map, key)
+      fn: (m, k) => {
+        const map = programMap(m);
+        if (map === undefined) return -EINVAL;
+        const key = view(k, map.spec.keySize);
+        return key === null ? -EFAULT : map.delete(key);
+      },
+    },
+    {
+      id: 12, // tail_call(ctx, prog_array, index): on success the VM jumps after we return
+      fn: (_ctx, m, idx) => {
+        const map = env.mapByHandle(m);
+        if (map === undefined || map.spec.type !== 'prog_array') return -EINVAL;
+        if (idx >= BigInt(map.spec.maxEntries)) return -E2BIG;
+        const h = env.programHandleForTailCall(map, Number(idx));
+        if (h === undefined) return -ENOENT;
+        env.vm.requestTailCall(h);
+        return 0;
+      },
+    },
+  ];
+}
