@@ -1,0 +1,207 @@
+// The edge: JSON text → validated, typed Manifest with absolute paths. Everything behind this
+// (buildLoadRequest, the CLI) trusts the types and never re-checks the JSON's shape.
+
+import * as fs from 'fs';
+import * as path from 'path';
+import Ajv, { type ErrorObject } from 'ajv';
+import type { AttachSpec } from '../../protocol/spec.js';
+import schema from './manifest.schema.json';
+import { ManifestError, manifestError, pointerKey } from './errors.js';
+import type { InitValue, Manifest, MapEntryConfig, ObjectConfig, OutputConfig, ProgramConfig, Target } from './types.js';
+
+/** The manifest as the schema guarantees it (before paths are resolved). */
+interface RawProgram {
+  disabled?: boolean;
+  type?: 'uprobe' | 'uretprobe' | 'uprobe_override' | 'syscall';
+  binary?: string;
+  symbol?: string;
+  offset?: number;
+  address?: string;
+  phase?: 'enter' | 'exit';
+  syscall?: string;
+  cookie?: string | number;
+}
+interface RawManifest {
+  target?: { spawn?: string[]; env?: Record<string, string>; cwd?: string; pid?: number };
+  objects: { path: string; programs?: Record<string, RawProgram>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
+  output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string> };
+}
+
+// Compiled once per process: the schema is fixed.
+const ajv = new Ajv({ allErrors: false, verbose: true, allowUnionTypes: true });
+const validate = ajv.compile<RawManifest>(schema);
+
+function describeError(e: ErrorObject): string {
+  // Combinators carry a human sentence in the sub-schema's `description`; ajv's own text
+  // ("must match a schema in anyOf") would not tell the user what to write.
+  const desc = (e.parentSchema as { description?: unknown } | undefined)?.description;
+  if ((e.keyword === 'anyOf' || e.keyword === 'not' || e.keyword === 'oneOf') && typeof desc === 'string') return desc;
+  switch (e.keyword) {
+    case 'enum':
+      return `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const':
+      return `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
+    case 'required':
+      return `missing required property "${(e.params as { missingProperty: string }).missingProperty}"`;
+    case 'additionalProperties': {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
+      const allowed = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      return `unknown property "${extra}"${allowed.length ? ` (expected one of ${allowed.map((k) => `"${k}"`).join(', ')})` : ''}`;
+    }
+    case 'dependencies': {
+      const p = e.params as { property: string; missingProperty: string };
+      return `"${p.property}" needs "${p.missingProperty}"`;
+    }
+    case 'type': {
+      const t = (e.params as { type: string | string[] }).type;
+      return typeof desc === 'string' && Array.isArray(t) ? `must be ${desc}` : `must be ${Array.isArray(t) ? t.join(' or ') : t === 'integer' ? 'an integer' : t === 'object' ? 'an object' : t === 'array' ? 'an array' : `a ${t}`}`;
+    }
+    default:
+      return e.message ?? `fails ${e.keyword}`;
+  }
+}
+
+/** Picks the error that says the most: a described combinator beats its branches' noise. */
+function firstUsefulError(errors: ErrorObject[]): ErrorObject {
+  const described = errors.find((e) => (e.keyword === 'anyOf' || e.keyword === 'not') && typeof (e.parentSchema as { description?: unknown })?.description === 'string');
+  return described ?? errors.find((e) => e.keyword !== 'if') ?? errors[0];
+}
+
+/** Line and column of a character offset, for JSON syntax errors. */
+function lineCol(text: string, pos: number): string {
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const col = pos - before.lastIndexOf('\n');
+  return `line ${line}, column ${col}`;
+}
+
+/** True when `text` fails only because it stops early (it is a prefix of some valid JSON). */
+function failsAtEnd(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch (err) {
+    return /end of (JSON )?input|Unterminated string/i.test((err as Error).message);
+  }
+}
+
+/**
+ * Offset of the first bad character. Node 20+ often names no position, so find it: every
+ * prefix before the bad character fails only "at the end", every prefix including it fails
+ * on the character, so the boundary can be bisected.
+ */
+function errorOffset(text: string): number {
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (failsAtEnd(text.slice(0, mid + 1))) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function parseJson(file: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    // Newer Node quotes the whole input in the message; keep one line.
+    const msg = (err instanceof Error ? err.message : String(err)).replace(/,? ".*" is not valid JSON$/s, '').replace(/\s+/g, ' ');
+    const pos = errorOffset(text);
+    const where = pos < text.length ? ` at ${lineCol(text, pos)}` : ' (the text ends early)';
+    throw new ManifestError(`${file}: invalid JSON${where}: ${msg.replace(/ in JSON at position \d+.*$/, '')}`);
+  }
+}
+
+function resolveUnder(dir: string, p: string): string {
+  return path.isAbsolute(p) ? p : path.resolve(dir, p);
+}
+
+function requireFile(file: string, pointer: string, abs: string, what: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw manifestError(file, pointer, `${what} not found: ${abs}`);
+  }
+  if (what === 'folder' ? !st.isDirectory() : !st.isFile()) throw manifestError(file, pointer, `${abs} is not a ${what === 'folder' ? 'folder' : 'file'}`);
+}
+
+function toTarget(file: string, dir: string, raw: NonNullable<RawManifest['target']>): Target {
+  if (raw.pid !== undefined) return { kind: 'pid', pid: raw.pid };
+  const argv = [...(raw.spawn ?? [])];
+  // `victim` alone is looked up in PATH like a shell would; `./victim` or `bin/victim` is a file here.
+  if (argv[0].includes('/')) {
+    argv[0] = resolveUnder(dir, argv[0]);
+    requireFile(file, '/target/spawn/0', argv[0], 'program');
+  }
+  const t: Target = { kind: 'spawn', argv };
+  if (raw.env) t.env = { ...raw.env };
+  if (raw.cwd !== undefined) {
+    t.cwd = resolveUnder(dir, raw.cwd);
+    requireFile(file, '/target/cwd', t.cwd, 'folder');
+  }
+  return t;
+}
+
+function toProgram(dir: string, raw: RawProgram): ProgramConfig {
+  const cfg: ProgramConfig = { disabled: raw.disabled === true };
+  if (raw.cookie !== undefined) cfg.cookie = String(raw.cookie);
+  if (raw.type === 'syscall') {
+    cfg.attach = { kind: 'syscall', phase: raw.phase!, syscall: raw.syscall! };
+  } else if (raw.type !== undefined) {
+    const mode = raw.type === 'uprobe' ? 'entry' : raw.type === 'uretprobe' ? 'return' : 'override';
+    const a: AttachSpec = { kind: 'uprobe', mode };
+    // Only explicit relative paths are files here; `libc.so.6` is a library name for the agent.
+    if (raw.binary !== undefined) a.binary = /^\.\.?\//.test(raw.binary) ? path.resolve(dir, raw.binary) : raw.binary;
+    if (raw.symbol !== undefined) a.symbol = raw.symbol;
+    if (raw.offset !== undefined) a.offset = raw.offset;
+    if (raw.address !== undefined) a.address = raw.address;
+    cfg.attach = a;
+  }
+  return cfg;
+}
+
+function toOutput(raw: RawManifest['output']): OutputConfig {
+  const out: OutputConfig = { json: raw?.json ?? false, histograms: [...(raw?.histograms ?? [])], records: { ...(raw?.records ?? {}) } };
+  if (raw?.interval !== undefined) out.interval = raw.interval;
+  return out;
+}
+
+/** Validates an already-parsed manifest; `file` names it in errors and its folder anchors relative paths. */
+export function manifestFromJson(file: string, json: unknown): Manifest {
+  if (!validate(json)) {
+    const e = firstUsefulError(validate.errors ?? []);
+    throw manifestError(file, e.instancePath || '/', describeError(e));
+  }
+  const dir = path.dirname(path.resolve(file));
+  const objects: ObjectConfig[] = json.objects.map((o, i) => {
+    const pointer = `/objects/${i}`;
+    const abs = resolveUnder(dir, o.path);
+    requireFile(file, `${pointer}/path`, abs, 'object');
+    const programs: Record<string, ProgramConfig> = {};
+    for (const [name, p] of Object.entries(o.programs ?? {})) programs[name] = toProgram(dir, p);
+    return { path: abs, programs, rodata: { ...(o.rodata ?? {}) }, maps: { ...(o.maps ?? {}) }, source: { file, pointer } };
+  });
+  for (const [i, o] of json.objects.entries()) {
+    for (const [name, p] of Object.entries(o.programs ?? {})) {
+      const b = p.binary;
+      if (b !== undefined && /^\.\.?\//.test(b)) requireFile(file, `/objects/${i}/programs/${pointerKey(name)}/binary`, path.resolve(dir, b), 'binary');
+    }
+  }
+  const m: Manifest = { file, dir, objects, output: toOutput(json.output) };
+  if (json.target) m.target = toTarget(file, dir, json.target);
+  return m;
+}
+
+/** Reads, parses and validates `file`. Throws ManifestError (one line) on any problem. */
+export function loadManifest(file: string): Manifest {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ManifestError(`${file}: cannot read manifest${code === 'ENOENT' ? ': no such file' : code ? ` (${code})` : ''}`);
+  }
+  return manifestFromJson(file, parseJson(file, text));
+}
