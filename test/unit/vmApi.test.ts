@@ -54,6 +54,11 @@ describe('load-time validation', () => {
     expect(loadErr(prog(insn(0xb7, 11, 0, 0, 1), EXIT)).reason).toMatch(/register/);
     expect(loadErr(prog(insn(0xb7, 10, 0, 0, 1), EXIT)).reason).toMatch(/r10/);
     expect(loadErr(prog(insn(0xbf, 0, 12), EXIT)).reason).toMatch(/register/);
+    expect(loadErr(assemble('lock fetch add [%r1], %r10\nexit')).reason).toMatch(/r10/);
+    expect(loadErr(assemble('lock xchg32 [%r1], %r10\nexit')).reason).toMatch(/r10/);
+    expect(loadErr(assemble('ldxdw %r10, [%r1]\nexit')).reason).toMatch(/r10/);
+    expect(loadErr(assemble('lddw %r10, 1\nexit')).reason).toMatch(/r10/);
+    expect(loadErr(assemble('movsx864 %r10, %r1\nexit')).reason).toMatch(/r10/);
   });
   test('jumps', () => {
     expect(loadErr(prog(insn(0x05, 0, 0, 5), EXIT)).reason).toMatch(/jump out of range/);

@@ -35,7 +35,7 @@ const insnArb: fc.Arbitrary<W[]> = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: -6, max: 6 }).map((off) => [[0x05, 0, 0, off, 0]] as W[]) },
   { weight: 3, arbitrary: fc.tuple(size, fc.boolean(), reg, memBase, memOff).map(([sz, sx, d, s, off]) => [[(sx && sz !== 0x18 ? 0x81 : 0x61) | sz, d, s, off, 0]] as W[]) },
   { weight: 3, arbitrary: fc.tuple(size, fc.boolean(), memBase, anyReg, memOff, smallImm).map(([sz, x, d, s, off, imm]) => [[(x ? 0x63 : 0x62) | sz, d, x ? s : 0, off, x ? 0 : imm]] as W[]) },
-  { weight: 1, arbitrary: fc.tuple(fc.boolean(), fc.constantFrom(0x00, 0x40, 0x50, 0xa0, 0x01, 0x41, 0x51, 0xa1, 0xe1, 0xf1), memBase, reg, fc.integer({ min: -64, max: 64 })).map(([is32, op, d, s, off]) => [[is32 ? 0xc3 : 0xdb, d, s, off & ~3, op]] as W[]) },
+  { weight: 1, arbitrary: fc.tuple(fc.boolean(), fc.constantFrom(0x00, 0x40, 0x50, 0xa0, 0x01, 0x41, 0x51, 0xa1, 0xe1, 0xf1), memBase, anyReg, fc.integer({ min: -64, max: 64 })).map(([is32, op, d, s, off]) => [[is32 ? 0xc3 : 0xdb, d, s, off & ~3, op]] as W[]) },
   { weight: 1, arbitrary: fc.tuple(fc.constantFrom(0, 1, 2, 3, 4, 5, 181), fc.boolean()).map(([id, x]) => (x ? [[0xb7, 5, 0, 0, id], [0x8d, 5, 0, 0, 0]] : [[0x85, 0, 0, 0, id]]) as W[]) },
   { weight: 1, arbitrary: fc.tuple(reg, fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })).map(([d, v]) => [[0x18, d, 0, 0, Number(BigInt.asIntN(32, v))], [0, 0, 0, 0, Number(BigInt.asIntN(32, v >> 32n))]] as W[]) },
   { weight: 1, arbitrary: fc.integer({ min: -8, max: 8 }).map((imm) => [[0x85, 0, 1, 0, imm]] as W[]) },

@@ -401,6 +401,7 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
         case 0xf1: a = OP_CMPXCHG64; break;
         default: BAD("unknown atomic operation ", 1, (uint32_t)imm, 1, 0);
         }
+        if ((imm & 1) && src == 10) BAD("write to read-only register r10", 0, 0, 0, 0); /* fetch writes src */
         d->op = (uint8_t)(a + is32);
       } else BAD("unknown opcode ", 1, opc, 1, 0);
       break;
