@@ -232,8 +232,8 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
     int32_t imm = (int32_t)(uint32_t)(w >> 32);
     uint32_t cls = opc & 7, code4 = opc >> 4, x = (opc >> 3) & 1;
     dinsn *d = &code[pc];
-    d->dst = (uint8_t)dst;
-    d->src = (uint8_t)src;
+    d->dst = (uint8_t)(dst * 8); /* register byte offsets: no scaling in the interpreter */
+    d->src = (uint8_t)(src * 8);
     d->off = off;
     d->imm = imm;
     if (is_second[pc]) { d->op = OP_INVALID; continue; }
@@ -471,6 +471,7 @@ typedef struct {
 #define CASE(x) L_##x:
 #endif
 
+#define REG(off) (*(uint64_t *)((uint8_t *)r + (off)))
 #define LD(T, a)  ({ T v_; __builtin_memcpy(&v_, HP(a), sizeof(T)); v_; })
 #define ST(T, a, v) do { T v_ = (T)(v); __builtin_memcpy(HP(a), &v_, sizeof(T)); } while (0)
 #define CHECK_LD(a, sz) if (UNLIKELY((uint64_t)((a) - ld_lo) > ld_span - (sz))) { fault_addr = (a); goto fault_mem; }
@@ -522,11 +523,11 @@ dispatch_loop:
 #endif
 
 #define ALU64_OP(name, expr) \
-  CASE(name##64_IMM) { uint64_t d = r[I->dst], s = (uint64_t)I->imm; (void)d; (void)s; r[I->dst] = (expr); DISPATCH_NEXT; } \
-  CASE(name##64_REG) { uint64_t d = r[I->dst], s = r[I->src]; (void)d; (void)s; r[I->dst] = (expr); DISPATCH_NEXT; }
+  CASE(name##64_IMM) { uint64_t d = REG(I->dst), s = (uint64_t)I->imm; (void)d; (void)s; REG(I->dst) = (expr); DISPATCH_NEXT; } \
+  CASE(name##64_REG) { uint64_t d = REG(I->dst), s = REG(I->src); (void)d; (void)s; REG(I->dst) = (expr); DISPATCH_NEXT; }
 #define ALU32_OP(name, expr) \
-  CASE(name##32_IMM) { uint32_t d = (uint32_t)r[I->dst], s = (uint32_t)I->imm; (void)d; (void)s; r[I->dst] = (uint32_t)(expr); DISPATCH_NEXT; } \
-  CASE(name##32_REG) { uint32_t d = (uint32_t)r[I->dst], s = (uint32_t)r[I->src]; (void)d; (void)s; r[I->dst] = (uint32_t)(expr); DISPATCH_NEXT; }
+  CASE(name##32_IMM) { uint32_t d = (uint32_t)REG(I->dst), s = (uint32_t)I->imm; (void)d; (void)s; REG(I->dst) = (uint32_t)(expr); DISPATCH_NEXT; } \
+  CASE(name##32_REG) { uint32_t d = (uint32_t)REG(I->dst), s = (uint32_t)REG(I->src); (void)d; (void)s; REG(I->dst) = (uint32_t)(expr); DISPATCH_NEXT; }
 
       ALU64_OP(ADD, d + s)
       ALU64_OP(SUB, d - s)
@@ -557,26 +558,26 @@ dispatch_loop:
       ALU32_OP(XOR, d ^ s)
       ALU32_OP(MOV, s)
 
-      CASE(NEG64) { r[I->dst] = 0 - r[I->dst]; DISPATCH_NEXT; }
-      CASE(NEG32) { r[I->dst] = (uint32_t)(0 - (uint32_t)r[I->dst]); DISPATCH_NEXT; }
-      CASE(MOVSX8_64) { r[I->dst] = (uint64_t)(int64_t)(int8_t)r[I->src]; DISPATCH_NEXT; }
-      CASE(MOVSX16_64) { r[I->dst] = (uint64_t)(int64_t)(int16_t)r[I->src]; DISPATCH_NEXT; }
-      CASE(MOVSX32_64) { r[I->dst] = (uint64_t)(int64_t)(int32_t)r[I->src]; DISPATCH_NEXT; }
-      CASE(MOVSX8_32) { r[I->dst] = (uint32_t)(int32_t)(int8_t)r[I->src]; DISPATCH_NEXT; }
-      CASE(MOVSX16_32) { r[I->dst] = (uint32_t)(int32_t)(int16_t)r[I->src]; DISPATCH_NEXT; }
-      CASE(ZEXT16) { r[I->dst] = (uint16_t)r[I->dst]; DISPATCH_NEXT; }
-      CASE(ZEXT32) { r[I->dst] = (uint32_t)r[I->dst]; DISPATCH_NEXT; }
+      CASE(NEG64) { REG(I->dst) = 0 - REG(I->dst); DISPATCH_NEXT; }
+      CASE(NEG32) { REG(I->dst) = (uint32_t)(0 - (uint32_t)REG(I->dst)); DISPATCH_NEXT; }
+      CASE(MOVSX8_64) { REG(I->dst) = (uint64_t)(int64_t)(int8_t)REG(I->src); DISPATCH_NEXT; }
+      CASE(MOVSX16_64) { REG(I->dst) = (uint64_t)(int64_t)(int16_t)REG(I->src); DISPATCH_NEXT; }
+      CASE(MOVSX32_64) { REG(I->dst) = (uint64_t)(int64_t)(int32_t)REG(I->src); DISPATCH_NEXT; }
+      CASE(MOVSX8_32) { REG(I->dst) = (uint32_t)(int32_t)(int8_t)REG(I->src); DISPATCH_NEXT; }
+      CASE(MOVSX16_32) { REG(I->dst) = (uint32_t)(int32_t)(int16_t)REG(I->src); DISPATCH_NEXT; }
+      CASE(ZEXT16) { REG(I->dst) = (uint16_t)REG(I->dst); DISPATCH_NEXT; }
+      CASE(ZEXT32) { REG(I->dst) = (uint32_t)REG(I->dst); DISPATCH_NEXT; }
       CASE(NOP) { DISPATCH_NEXT; }
-      CASE(BSWAP16) { r[I->dst] = __builtin_bswap16((uint16_t)r[I->dst]); DISPATCH_NEXT; }
-      CASE(BSWAP32) { r[I->dst] = __builtin_bswap32((uint32_t)r[I->dst]); DISPATCH_NEXT; }
-      CASE(BSWAP64) { r[I->dst] = __builtin_bswap64(r[I->dst]); DISPATCH_NEXT; }
+      CASE(BSWAP16) { REG(I->dst) = __builtin_bswap16((uint16_t)REG(I->dst)); DISPATCH_NEXT; }
+      CASE(BSWAP32) { REG(I->dst) = __builtin_bswap32((uint32_t)REG(I->dst)); DISPATCH_NEXT; }
+      CASE(BSWAP64) { REG(I->dst) = __builtin_bswap64(REG(I->dst)); DISPATCH_NEXT; }
 
 #define JMP64_OP(name, cond) \
-  CASE(name##_IMM) { uint64_t d = r[I->dst], s = (uint64_t)I->imm; if (cond) TAKE(); DISPATCH_NEXT; } \
-  CASE(name##_REG) { uint64_t d = r[I->dst], s = r[I->src]; if (cond) TAKE(); DISPATCH_NEXT; }
+  CASE(name##_IMM) { uint64_t d = REG(I->dst), s = (uint64_t)I->imm; if (cond) TAKE(); DISPATCH_NEXT; } \
+  CASE(name##_REG) { uint64_t d = REG(I->dst), s = REG(I->src); if (cond) TAKE(); DISPATCH_NEXT; }
 #define JMP32_OP(name, cond) \
-  CASE(name##32_IMM) { uint32_t d = (uint32_t)r[I->dst], s = (uint32_t)I->imm; if (cond) TAKE(); DISPATCH_NEXT; } \
-  CASE(name##32_REG) { uint32_t d = (uint32_t)r[I->dst], s = (uint32_t)r[I->src]; if (cond) TAKE(); DISPATCH_NEXT; }
+  CASE(name##32_IMM) { uint32_t d = (uint32_t)REG(I->dst), s = (uint32_t)I->imm; if (cond) TAKE(); DISPATCH_NEXT; } \
+  CASE(name##32_REG) { uint32_t d = (uint32_t)REG(I->dst), s = (uint32_t)REG(I->src); if (cond) TAKE(); DISPATCH_NEXT; }
 
       JMP64_OP(JEQ, d == s)
       JMP64_OP(JNE, d != s)
@@ -603,10 +604,10 @@ dispatch_loop:
 
       CASE(JA) { TAKE(); DISPATCH_NEXT; }
 
-      CASE(LDDW) { r[I->dst] = (uint64_t)I->imm; ip++; DISPATCH_NEXT; }
+      CASE(LDDW) { REG(I->dst) = (uint64_t)I->imm; ip++; DISPATCH_NEXT; }
 
 #define LDX_OP(name, T, CT, sz) \
-  CASE(name) { uint64_t a = r[I->src] + (uint64_t)(int64_t)I->off; CHECK_LD(a, sz); r[I->dst] = (uint64_t)(CT)LD(T, a); DISPATCH_NEXT; }
+  CASE(name) { uint64_t a = REG(I->src) + (uint64_t)(int64_t)I->off; CHECK_LD(a, sz); REG(I->dst) = (uint64_t)(CT)LD(T, a); DISPATCH_NEXT; }
       LDX_OP(LDXB, uint8_t, uint64_t, 1)
       LDX_OP(LDXH, uint16_t, uint64_t, 2)
       LDX_OP(LDXW, uint32_t, uint64_t, 4)
@@ -616,19 +617,19 @@ dispatch_loop:
       LDX_OP(LDXSW, int32_t, int64_t, 4)
 
 #define ST_OP(name, T, sz, val) \
-  CASE(name) { uint64_t a = r[I->dst] + (uint64_t)(int64_t)I->off; CHECK_ST(a, sz); ST(T, a, val); DISPATCH_NEXT; }
+  CASE(name) { uint64_t a = REG(I->dst) + (uint64_t)(int64_t)I->off; CHECK_ST(a, sz); ST(T, a, val); DISPATCH_NEXT; }
       ST_OP(STB, uint8_t, 1, I->imm)
       ST_OP(STH, uint16_t, 2, I->imm)
       ST_OP(STW, uint32_t, 4, I->imm)
       ST_OP(STDW, uint64_t, 8, I->imm)
-      ST_OP(STXB, uint8_t, 1, r[I->src])
-      ST_OP(STXH, uint16_t, 2, r[I->src])
-      ST_OP(STXW, uint32_t, 4, r[I->src])
-      ST_OP(STXDW, uint64_t, 8, r[I->src])
+      ST_OP(STXB, uint8_t, 1, REG(I->src))
+      ST_OP(STXH, uint16_t, 2, REG(I->src))
+      ST_OP(STXW, uint32_t, 4, REG(I->src))
+      ST_OP(STXDW, uint64_t, 8, REG(I->src))
 
 #define ATOMIC_OP(name, T, sz, NEWV, FETCH) \
-  CASE(name) { uint64_t a = r[I->dst] + (uint64_t)(int64_t)I->off; CHECK_ST(a, sz); \
-    T old = LD(T, a), v = (T)r[I->src]; (void)v; ST(T, a, NEWV); if (FETCH) r[I->src] = (uint64_t)old; DISPATCH_NEXT; }
+  CASE(name) { uint64_t a = REG(I->dst) + (uint64_t)(int64_t)I->off; CHECK_ST(a, sz); \
+    T old = LD(T, a), v = (T)REG(I->src); (void)v; ST(T, a, NEWV); if (FETCH) REG(I->src) = (uint64_t)old; DISPATCH_NEXT; }
       ATOMIC_OP(AADD64, uint64_t, 8, old + v, 0)
       ATOMIC_OP(AOR64, uint64_t, 8, old | v, 0)
       ATOMIC_OP(AAND64, uint64_t, 8, old & v, 0)
@@ -648,24 +649,24 @@ dispatch_loop:
       ATOMIC_OP(FXOR32, uint32_t, 4, old ^ v, 1)
       ATOMIC_OP(XCHG32, uint32_t, 4, v, 1)
       CASE(CMPXCHG64) {
-        uint64_t a = r[I->dst] + (uint64_t)(int64_t)I->off;
+        uint64_t a = REG(I->dst) + (uint64_t)(int64_t)I->off;
         CHECK_ST(a, 8);
         uint64_t old = LD(uint64_t, a);
-        if (old == r[0]) ST(uint64_t, a, r[I->src]);
+        if (old == r[0]) ST(uint64_t, a, REG(I->src));
         r[0] = old;
         DISPATCH_NEXT;
       }
       CASE(CMPXCHG32) {
-        uint64_t a = r[I->dst] + (uint64_t)(int64_t)I->off;
+        uint64_t a = REG(I->dst) + (uint64_t)(int64_t)I->off;
         CHECK_ST(a, 4);
         uint32_t old = LD(uint32_t, a);
-        if (old == (uint32_t)r[0]) ST(uint32_t, a, r[I->src]);
+        if (old == (uint32_t)r[0]) ST(uint32_t, a, REG(I->src));
         r[0] = old;
         DISPATCH_NEXT;
       }
 
       CASE(CALLX) {
-        uint64_t id = r[I->dst];
+        uint64_t id = REG(I->dst);
         if (UNLIKELY(id >= BPFVM_MAX_HELPERS || !g_helper_ok[id])) { fault_addr = id; goto fault_helper; }
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
