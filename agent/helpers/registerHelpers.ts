@@ -1,8 +1,8 @@
 // The helpers this runtime implements, registered on the VM by kernel id. The runtime
 // checks a program's helper ids against SUPPORTED_HELPERS at load, so a program calling
 // anything else is refused with the helper's name instead of faulting mid-run.
-// bpf_loop (181) is absent: the VM cannot call back into a program subroutine from a
-// helper (no PSEUDO_FUNC callback support).
+// bpf_loop (181) is listed but not registered: the VM implements it as an intrinsic
+// (PSEUDO_FUNC callbacks run inside the interpreter), see vm/README.md.
 
 import { eventHelpers } from './eventHelpers.js';
 import type { HelperDef } from './HelperDef.js';
@@ -43,6 +43,7 @@ export const SUPPORTED_HELPERS: ReadonlyMap<number, string> = new Map<number, st
   [173, 'get_func_ip'],
   [174, 'get_attach_cookie'],
   [177, 'trace_vprintk'],
+  [181, 'loop'],
   [182, 'strncmp'],
 ]);
 
