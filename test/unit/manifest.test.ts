@@ -189,3 +189,10 @@ test('victim fixture path helper exists (paths are absolute)', () => {
 test('JSON that ends early says so', () => {
   expect(errorOf(() => loadManifest(write('{"objects": [')))).toMatch(/invalid JSON \(the text ends early\)/);
 });
+
+test('address excludes binary/symbol; syscall excludes uprobe fields', () => {
+  const p = (prog: unknown) => write(base({}, { programs: { on_open: prog } }));
+  expect(errorOf(() => loadManifest(p({ type: 'uprobe', address: '0x10', binary: './victim' })))).toMatch(/on_open: "address" is absolute: do not combine it with binary\/symbol\/offset$/);
+  expect(errorOf(() => loadManifest(p({ type: 'syscall', phase: 'enter', syscall: 'read', symbol: 'x' })))).toMatch(/on_open: a syscall program takes "phase" and "syscall", not binary\/symbol\/offset\/address$/);
+  expect(errorOf(() => loadManifest(p({ type: 'uprobe', binary: './victim', symbol: 'f', phase: 'enter' })))).toMatch(/on_open: "phase" and "syscall" belong to type "syscall"$/);
+});
