@@ -12,11 +12,16 @@ const NOT_FOR_PROGRAMS = new Set(['ringbuf', 'perf_event_array', 'prog_array']);
 
 export function mapHelpers(env: HelperEnv): HelperDef[] {
   const vm = env.vm;
+  // Bounds as numbers: comparing BigInts costs more than the rest of a lookup.
+  const { roLo, rwHi } = vm.bounds;
+  const readable = (addr: bigint, len: number): number => {
+    const a = Number(addr);
+    return a >= roLo && a + len <= rwHi ? a : -1;
+  };
 
   const view = (addr: bigint, len: number): Uint8Array | null => {
-    if (!vm.isAccessible(addr, len, false)) return null;
-    const a = Number(addr);
-    return vm.memory().subarray(a, a + len);
+    const a = readable(addr, len);
+    return a < 0 ? null : vm.memory().subarray(a, a + len);
   };
   const programMap = (h: bigint): BpfMap | undefined => {
     const m = env.mapByHandle(h);
@@ -29,8 +34,10 @@ export function mapHelpers(env: HelperEnv): HelperDef[] {
       fn: (m, k) => {
         const map = programMap(m);
         if (map === undefined) return 0;
-        const key = view(k, map.spec.keySize);
-        return key === null ? 0 : map.lookupAddr(key, env.run.cpu);
+        const a = readable(k, map.spec.keySize);
+        if (a < 0) return 0;
+        if (map.lookupAddrAt !== undefined) return map.lookupAddrAt(vm.memory(), a, env.run.cpu);
+        return map.lookupAddr(vm.memory().subarray(a, a + map.spec.keySize), env.run.cpu);
       },
     },
     {

@@ -61,6 +61,13 @@ export class ArrayMap implements BpfMap {
     return this.base + i * this.entryBytes + cpuSlot(cpu, this.slots) * this.stride;
   }
 
+  lookupAddrAt(mem: Uint8Array, off: number, cpu: number): number {
+    if (this.spec.keySize < 4) return this.lookupAddr(mem.subarray(off, off + this.spec.keySize), cpu);
+    const i = (mem[off] | (mem[off + 1] << 8) | (mem[off + 2] << 16) | (mem[off + 3] << 24)) >>> 0;
+    if (i >= this.maxEntries) return 0;
+    return this.base + i * this.entryBytes + cpuSlot(cpu, this.slots) * this.stride;
+  }
+
   update(key: Uint8Array, value: Uint8Array, flags: number, cpu: number | 'all'): number {
     if (!validFlags(flags) || value.length < this.valueSize) return -EINVAL;
     const i = this.indexOf(key);

@@ -32,6 +32,9 @@ export interface BpfMap {
   /** Host side: every entry, in a stable order. */
   entries(): { key: Uint8Array; value: Uint8Array | Uint8Array[] }[];
 
+  /** lookupAddr with the key read in place from `mem` at `off` (the helper fast path: no key view allocated). */
+  lookupAddrAt?(mem: Uint8Array, off: number, cpu: number): number;
+
   /** Per-run reset (ring buffers rewind their reservation area); the runtime calls it before each run. */
   beginRun?(): void;
 }

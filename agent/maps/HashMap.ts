@@ -73,6 +73,13 @@ export class HashMap implements BpfMap {
     return this.base + slot * this.entryBytes + cpuSlot(cpu, this.slots) * this.stride;
   }
 
+  lookupAddrAt(mem: Uint8Array, off: number, cpu: number): number {
+    const slot = this.index.get(this.keyOf(mem, off));
+    if (slot === undefined) return 0;
+    if (this.lru !== null) this.lru.touch(slot);
+    return this.base + slot * this.entryBytes + cpuSlot(cpu, this.slots) * this.stride;
+  }
+
   update(key: Uint8Array, value: Uint8Array, flags: number, cpu: number | 'all'): number {
     if (!validFlags(flags) || key.length < this.keySize || value.length < this.valueSize) return -EINVAL;
     const k = this.keyOf(key, 0);
