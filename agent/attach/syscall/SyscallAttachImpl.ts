@@ -1,0 +1,185 @@
+// SYSCALL_TRACEPOINT on Frida's Stalker, after bpftime's syscall_trace_attach_impl:
+// per-syscall enter/exit callback sets plus the raw_syscalls (any syscall) sets, run
+// around every `syscall` instruction of every thread. bpftime rewrites the instructions
+// in place (zpoline); we let Stalker recompile the code with callouts instead, which
+// needs no page 0 and also catches code generated later.
+
+import {
+  AttachError,
+  type AttachImpl,
+  type AttachPrivateData,
+  type AttachServices,
+  type AttachType,
+  type EbpfRunCallback,
+} from '../../runtime/AttachImpl.js';
+import type { AttachSpec } from '../../../protocol/spec.js';
+import { CFG, createSyscallFilter, type SyscallFilter } from './syscallFilter.js';
+import { SyscallPrivateData } from './SyscallPrivateData.js';
+import { SYSCALL_SLOTS } from './syscallTable.js';
+import { ThreadFollower } from './ThreadFollower.js';
+import { hookProcessExit, NR_EXIT_GROUP } from './exitHooks.js';
+import { ENTER_CTX_LEN, EXIT_CTX_LEN, type ThreadState } from './threadState.js';
+
+interface Entry {
+  data: SyscallPrivateData;
+  callback: EbpfRunCallback;
+}
+
+const NONE: readonly EbpfRunCallback[] = [];
+
+export class SyscallAttachImpl implements AttachImpl {
+  readonly name = 'syscall';
+  readonly attachTypes: readonly AttachType[] = ['syscall_tracepoint'];
+  private services!: AttachServices;
+  private nextId = 1;
+  private readonly entries = new Map<number, Entry>();
+  /** Rebuilt on every attach/detach; index = syscall number. */
+  private enterSets: (readonly EbpfRunCallback[])[] = [];
+  private exitSets: (readonly EbpfRunCallback[])[] = [];
+  private anyEnter: readonly EbpfRunCallback[] = NONE;
+  private anyExit: readonly EbpfRunCallback[] = NONE;
+  /**
+   * Created on first attach and then kept for the agent's lifetime: a thread blocked in a
+   * syscall when we detach still returns through the on_exit callout into this module.
+   */
+  private filter: (SyscallFilter & { keepAlive: unknown[] }) | null = null;
+  private follower: ThreadFollower | null = null;
+  private faultLogged = false;
+  private exitListeners: InvocationListener[] = [];
+
+  init(services: AttachServices): void {
+    this.services = services;
+  }
+
+  createPrivateData(spec: AttachSpec): AttachPrivateData {
+    return SyscallPrivateData.fromSpec(spec);
+  }
+
+  createAttach(callback: EbpfRunCallback, data: AttachPrivateData, _type: AttachType): number {
+    if (!(data instanceof SyscallPrivateData)) throw new AttachError(`syscall attach given foreign private data (${data.description})`);
+    const id = this.nextId++;
+    this.entries.set(id, { data, callback });
+    this.rebuild();
+    try {
+      this.ensureFollowing();
+    } catch (e) {
+      this.entries.delete(id);
+      this.rebuild();
+      throw new AttachError(`cannot trace syscalls: ${(e as Error).message}`);
+    }
+    return id;
+  }
+
+  detachById(id: number): void {
+    if (!this.entries.delete(id)) return;
+    this.rebuild();
+    if (this.entries.size === 0 && this.follower) {
+      this.follower.stop();
+      this.follower = null;
+      for (const l of this.exitListeners.splice(0)) l.detach();
+    }
+  }
+
+  describeAttach(id: number): string | undefined {
+    const e = this.entries.get(id);
+    if (!e) return undefined;
+    const n = this.follower?.followedTids().length ?? 0;
+    return `${e.data.description} (stalker, ${n} thread${n === 1 ? '' : 's'} followed)`;
+  }
+
+  /** Thread ids currently under Stalker (for tests and diagnostics). */
+  followedThreads(): number[] {
+    return this.follower?.followedTids() ?? [];
+  }
+
+  private ensureFollowing(): void {
+    if (!this.follower) {
+      this.follower = new ThreadFollower(this.filterOrCreate().transform);
+      this.follower.start();
+      this.exitListeners = hookProcessExit((tid, status) => this.processExit(tid, status));
+      for (const f of this.follower.failures) this.services.log('warn', `syscall tracing misses ${f}`);
+    }
+  }
+
+  private filterOrCreate(): SyscallFilter {
+    this.filter ??= createSyscallFilter(
+      (slot) => this.dispatch(slot, 'enter'),
+      (slot) => this.dispatch(slot, 'exit'),
+    );
+    return this.filter;
+  }
+
+  /** Rebuilds the callback sets and the C enable table from the live entries. */
+  private rebuild(): void {
+    const enter: EbpfRunCallback[][] = [];
+    const exit: EbpfRunCallback[][] = [];
+    const anyEnter: EbpfRunCallback[] = [];
+    const anyExit: EbpfRunCallback[] = [];
+    for (const { data, callback } of this.entries.values()) {
+      if (data.nr === null) (data.phase === 'enter' ? anyEnter : anyExit).push(callback);
+      else {
+        const sets = data.phase === 'enter' ? enter : exit;
+        (sets[data.nr] ??= []).push(callback);
+      }
+    }
+    this.enterSets = Array.from({ length: SYSCALL_SLOTS }, (_, i) => enter[i] ?? NONE);
+    this.exitSets = Array.from({ length: SYSCALL_SLOTS }, (_, i) => exit[i] ?? NONE);
+    this.anyEnter = anyEnter.length ? anyEnter : NONE;
+    this.anyExit = anyExit.length ? anyExit : NONE;
+    // On first attach the filter is compiled here, so its table is filled before any thread is followed.
+    if (!this.filter && this.entries.size === 0) return;
+    const cfg = this.filterOrCreate().cfg;
+    for (let i = 0; i < SYSCALL_SLOTS; i++) {
+      cfg[CFG.enter + i] = this.enterSets[i].length ? 1 : 0;
+      cfg[CFG.exit + i] = this.exitSets[i].length ? 1 : 0;
+    }
+    cfg[CFG.anyEnter] = this.anyEnter.length ? 1 : 0;
+    cfg[CFG.anyExit] = this.anyExit.length ? 1 : 0;
+  }
+
+  /** sys_enter_exit_group from the _exit() hook (see exitHooks.ts). */
+  private processExit(tid: number, status: NativePointer): void {
+    const follower = this.follower;
+    if (!follower || (this.enterSets[NR_EXIT_GROUP].length === 0 && this.anyEnter.length === 0)) return;
+    const state = follower.stateOf(tid);
+    state.fillEnter(NR_EXIT_GROUP, [BigInt(status.toInt32())]);
+    this.dispatch(state.slot, 'enter');
+  }
+
+  /** Called from the C callouts (under the JS lock) when something is attached to this syscall. */
+  private dispatch(slot: number, phase: 'enter' | 'exit'): void {
+    const state = this.follower?.states[slot];
+    if (!state) return;
+    try {
+      const nr = state.nr();
+      const inRange = nr >= 0 && nr < SYSCALL_SLOTS;
+      if (phase === 'enter') this.run(state, inRange ? this.enterSets[nr] : NONE, this.anyEnter, state.enterBytes, ENTER_CTX_LEN);
+      else this.run(state, inRange ? this.exitSets[nr] : NONE, this.anyExit, state.exitBytes, EXIT_CTX_LEN);
+    } catch (e) {
+      // Never let an exception unwind into the callout: it would crash the target.
+      if (!this.faultLogged) {
+        this.faultLogged = true;
+        this.services.log('error', `syscall ${phase} dispatch failed: ${(e as Error).stack ?? e}`);
+      }
+    }
+  }
+
+  private run(state: ThreadState, perSyscall: readonly EbpfRunCallback[], any: readonly EbpfRunCallback[], record: Uint8Array, len: number): void {
+    if (perSyscall.length === 0 && any.length === 0) return;
+    let overridden = false;
+    let value = 0n;
+    const override = (v: bigint) => {
+      overridden = true;
+      value = v;
+    };
+    for (const sets of [perSyscall, any]) {
+      for (const cb of sets) {
+        // Copied before every program: the area is shared by all programs and hooks.
+        const view = this.services.ctxView();
+        new Uint8Array(view.buffer, view.byteOffset + this.services.ctxAddr, len).set(record);
+        cb({ ctxLen: len, tid: state.tid, funcIp: 0n, override });
+      }
+    }
+    if (overridden) state.setOverride(value);
+  }
+}

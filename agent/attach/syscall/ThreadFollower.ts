@@ -1,0 +1,133 @@
+// Puts every thread of the process, present and future, under Stalker with the syscall
+// transform. Existing threads are followed by id (Frida's ptrace helper redirects them);
+// a new thread reports itself through the thread observer synchronously, on its own
+// thread, before its start routine runs, so it follows itself without ptrace.
+
+import { ThreadState } from './threadState.js';
+
+/**
+ * Frida's own threads (JS loop, GLib main loop, D-Bus, agent workers). Gum cloaks them so
+ * they are normally not reported at all; the names are a second line of defence, since
+ * stalking the thread that runs our JS would deadlock on the JS lock.
+ */
+const FRIDA_THREAD = /^(gum-|gmain$|gdbus$|frida-|pool-frida)/;
+
+export function isFridaThread(t: { name?: string }): boolean {
+  return t.name !== undefined && FRIDA_THREAD.test(t.name);
+}
+
+export class ThreadFollower {
+  /** Index = slot passed to the callouts; never reused (a dead thread's block may still be read by its last callout). */
+  readonly states: ThreadState[] = [];
+  private readonly byTid = new Map<number, ThreadState>();
+  private observer: ThreadObserver | null = null;
+  /** Threads whose follow failed (seccomp, another tracer), reported once each. */
+  readonly failures: string[] = [];
+
+  /** Start hooks of threads still waiting to reach __libc_start_main. */
+  private readonly pendingStarts = new Set<InvocationListener>();
+
+  constructor(private readonly transform: NativePointer) {}
+
+  get active(): boolean {
+    return this.observer !== null;
+  }
+
+  /** The state of a followed thread, or a fresh unfollowed one (for hooks outside Stalker). */
+  stateOf(tid: number): ThreadState {
+    const known = this.byTid.get(tid);
+    if (known) return known;
+    const state = new ThreadState(this.states.length, tid);
+    this.states.push(state);
+    return state;
+  }
+
+  followedTids(): number[] {
+    return [...this.byTid.keys()];
+  }
+
+  start(): void {
+    if (this.observer) return;
+    this.observer = Process.attachThreadObserver({
+      onAdded: (t) => this.follow(t.id, t.name),
+      onRemoved: (t) => {
+        // The thread is on its way out; Stalker drops its context itself. Forget the tid
+        // (ids get reused) but keep the slot's block alive.
+        this.byTid.delete(t.id);
+      },
+    });
+  }
+
+  stop(): void {
+    if (this.observer) {
+      this.observer.detach();
+      this.observer = null;
+    }
+    for (const l of this.pendingStarts) l.detach();
+    this.pendingStarts.clear();
+    for (const tid of this.byTid.keys()) {
+      try {
+        Stalker.unfollow(tid);
+      } catch {
+        // Already gone.
+      }
+    }
+    this.byTid.clear();
+    Stalker.garbageCollect();
+  }
+
+  /**
+   * A spawned process's main thread sits in a ptrace stop owned by Frida until resume(),
+   * and resuming restores its saved registers, undoing the redirect Stalker.follow(tid)
+   * made. Such a thread follows itself instead when it reaches __libc_start_main (the
+   * dynamic loader's own startup syscalls before that are not traced).
+   */
+  private followAtStart(state: ThreadState): void {
+    const start = Process.mainModule.findSymbolByName('main') ?? Module.findGlobalExportByName('__libc_start_main');
+    if (start === null) {
+      this.failures.push(`thread ${state.tid}: stopped by a tracer and no __libc_start_main or main to catch it at`);
+      return;
+    }
+    this.byTid.set(state.tid, state);
+    const transform = this.transform;
+    const pending = this.pendingStarts;
+    const listener = Interceptor.attach(start, {
+      onEnter() {
+        if (this.threadId !== state.tid) return;
+        Stalker.follow(state.tid, { transform, data: state.block } as StalkerOptions);
+        listener.detach();
+        pending.delete(listener);
+      },
+    });
+    this.pendingStarts.add(listener);
+  }
+
+  private follow(tid: number, name?: string): void {
+    if (this.byTid.has(tid) || isFridaThread({ name })) return;
+    const state = new ThreadState(this.states.length, tid);
+    this.states.push(state);
+    if (tid !== Process.getCurrentThreadId() && stoppedByTracer(tid)) {
+      this.followAtStart(state);
+      return;
+    }
+    try {
+      // For the current thread (a new one reporting itself) this is follow-me: it takes
+      // effect when the observer callback returns to native code.
+      Stalker.follow(tid, { transform: this.transform, data: state.block } as StalkerOptions);
+      this.byTid.set(tid, state);
+    } catch (e) {
+      this.failures.push(`thread ${tid}${name ? ` (${name})` : ''}: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** Whether a thread is in a stop ('t' traced, 'T' stopped) per /proc: it cannot be redirected now. */
+function stoppedByTracer(tid: number): boolean {
+  try {
+    const stat = File.readAllText(`/proc/self/task/${tid}/stat`);
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    return state === 't' || state === 'T';
+  } catch {
+    return false;
+  }
+}

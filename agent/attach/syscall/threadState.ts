@@ -1,0 +1,62 @@
+// Per-thread native state shared between the C callouts (syscallFilter.ts) and JS. Each
+// followed thread gets its own block, passed as the callouts' user data, because callouts
+// of different threads run concurrently and only the call into JS is serialised.
+// The two records are already in the kernel's tracepoint layout, so JS copies them into
+// the VM's context area as they are.
+
+/** struct trace_event_raw_sys_enter: trace_entry (8) + long id + unsigned long args[6]. */
+export const ENTER_CTX_LEN = 64;
+/** struct trace_event_raw_sys_exit: trace_entry (8) + long id + long ret. */
+export const EXIT_CTX_LEN = 24;
+
+/** Byte offsets inside the block; the C struct ThreadState must match. */
+export const TS = {
+  enter: 0,
+  exit: 64,
+  nr: 88,
+  overrideSet: 96,
+  overrideValue: 104,
+  slot: 112,
+  tid: 116,
+  size: 128,
+} as const;
+
+export class ThreadState {
+  /** Keeps the native block alive (Memory.alloc frees it when the handle is collected). */
+  readonly block: NativePointer;
+  readonly view: DataView;
+  readonly enterBytes: Uint8Array;
+  readonly exitBytes: Uint8Array;
+
+  constructor(
+    readonly slot: number,
+    readonly tid: number,
+  ) {
+    this.block = Memory.alloc(TS.size);
+    const buf = ArrayBuffer.wrap(this.block, TS.size);
+    this.view = new DataView(buf);
+    this.enterBytes = new Uint8Array(buf, TS.enter, ENTER_CTX_LEN);
+    this.exitBytes = new Uint8Array(buf, TS.exit, EXIT_CTX_LEN);
+    this.view.setInt32(TS.slot, slot, true);
+    this.view.setInt32(TS.tid, tid, true);
+  }
+
+  /** The syscall number seen at entry (rax before the `syscall`). */
+  nr(): number {
+    return Number(this.view.getBigInt64(TS.nr, true));
+  }
+
+  /** Fills the enter record from JS, for syscalls reported without a callout (process exit). */
+  fillEnter(nr: number, args: readonly bigint[]): void {
+    this.view.setInt32(TS.enter + 4, this.tid, true);
+    this.view.setBigInt64(TS.enter + 8, BigInt(nr), true);
+    for (let i = 0; i < 6; i++) this.view.setBigUint64(TS.enter + 16 + 8 * i, BigInt.asUintN(64, args[i] ?? 0n), true);
+    this.view.setBigInt64(TS.nr, BigInt(nr), true);
+  }
+
+  /** Makes the C exit callout put `value` in rax (the enter callout already skipped the syscall). */
+  setOverride(value: bigint): void {
+    this.view.setBigInt64(TS.overrideValue, BigInt.asIntN(64, value), true);
+    this.view.setBigInt64(TS.overrideSet, 1n, true);
+  }
+}
