@@ -127,6 +127,21 @@ EXPORT(vm_register_helper) void vm_register_helper(uint32_t id) {
   if (id < BPFVM_MAX_HELPERS) g_helper_ok[id] = 1;
 }
 
+#ifndef __wasm__
+/* Frees everything vm_init and vm_load allocated, so a host that unloads the native build
+ * (the Frida agent at detach) leaves nothing of the VM behind in the target. */
+void vm_fini(void) {
+  for (uint32_t i = 0; i < g_nprogs; i++) sys_free(g_progs[i].code);
+  g_nprogs = 0;
+  free(g_arena);
+  g_arena = 0;
+  g_host = 0;
+  sys_free(g_scratch);
+  g_scratch = 0;
+  g_scratch_size = 0;
+}
+#endif
+
 EXPORT(vm_scratch) void *vm_scratch(uint32_t bytes) {
   if (bytes > g_scratch_size) {
     sys_free(g_scratch);

@@ -40,6 +40,7 @@ enum bpfvm_action { BPFVM_ACT_NONE = 0, BPFVM_ACT_TAIL = 1, BPFVM_ACT_EXIT = 2, 
 typedef uint64_t (*bpfvm_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn);
 uint8_t *bpfvm_host_ptr(uint64_t vaddr);
+void vm_fini(void);
 #endif
 
 /* Shared API (exported from wasm as vm_*). */

@@ -2,7 +2,8 @@
 // Runs in Node on the host and inside the Frida agent, so it uses only WebAssembly and typed
 // arrays: no Node modules, no Buffer, no TextDecoder.
 
-import { toWasmModule, wasmApi, type WasmMemory, type WasmModule } from './wasmApi.js';
+import { toWasmModule, type WasmModule } from './wasmApi.js';
+import { wasmCore } from './wasmCore.js';
 
 export type { WasmModule } from './wasmApi.js';
 
@@ -49,12 +50,20 @@ export interface LoadOptions {
   resolvePseudo?: (src: number, imm: number, nextImm: number, pc: number) => bigint;
 }
 
-interface Exports {
-  memory: WasmMemory;
+/**
+ * The interpreter behind a BpfVm: the wasm build (wasmCore.ts, host and tests) or the
+ * native build loaded into a Frida agent (agent/engine). Same C source, same API; only
+ * how bytes reach it and how helpers are called back differ.
+ */
+export interface VmCore {
+  /** Memory indexed by VM address (only the arena [roLo, rwHi) is ever touched). */
+  buffer(): ArrayBuffer;
   vm_init(ro: number, rw: number): number;
   vm_register_helper(id: number): void;
-  vm_scratch(bytes: number): number;
-  vm_load(ptr: number, n: number): number;
+  /** Copies `prog` (n instructions) into the core and validates it: handle, or negative. */
+  loadProgram(prog: Uint8Array, n: number): number;
+  /** The load error message after loadProgram failed. */
+  errorMessage(): string;
   vm_run(handle: number, ctx: bigint, len: bigint): number;
   vm_set_budget(b: bigint): void;
   vm_result(): bigint;
@@ -62,7 +71,6 @@ interface Exports {
   vm_fault_pc(): number;
   vm_fault_addr(): bigint;
   vm_err_pc(): number;
-  vm_err_msg(): number;
   vm_ro_lo(): number;
   vm_rw_lo(): number;
   vm_rw_hi(): number;
@@ -70,11 +78,12 @@ interface Exports {
   vm_prog_count(): number;
   vm_request_tail_call(h: number): void;
   vm_request_exit(r0: bigint): void;
-  vm_request_fault(): void;
   vm_in_helper(): number;
   vm_reset_after_trap(): void;
-  vm_helper_args(): number;
 }
+
+/** Builds a core that calls back into `helpers` (indexed by helper id) when programs call them. */
+export type VmCoreFactory = (helpers: readonly (Helper | undefined)[]) => VmCore;
 
 const MAX_HELPERS = 4096;
 const FAULT_KINDS: Record<number, VmFaultKind> = { 1: 'memory', 2: 'budget', 3: 'helper', 4: 'stack', 5: 'tail_call' };
@@ -102,7 +111,7 @@ export function decodeUtf8(b: Uint8Array): string {
 }
 
 export class BpfVm {
-  private readonly exp: Exports;
+  private readonly exp: VmCore;
   private u8: Uint8Array;
   private readonly helpers: (Helper | undefined)[] = new Array(MAX_HELPERS);
   private readonly names: string[] = [];
@@ -114,29 +123,16 @@ export class BpfVm {
   private budget: number;
 
   static create(wasm: ArrayBuffer | ArrayBufferView | WasmModule, opts: VmOptions = {}): BpfVm {
-    return new BpfVm(toWasmModule(wasm), opts);
+    return new BpfVm(wasmCore(toWasmModule(wasm)), opts);
   }
 
-  private constructor(module: WasmModule, opts: VmOptions) {
-    const helpers = this.helpers;
-    let args: BigUint64Array | undefined;
-    const callHelper = (id: number): bigint => {
-      const fn = helpers[id];
-      if (fn === undefined) throw new Error(`helper ${id} is not registered`);
-      if (args === undefined || args.length === 0) args = new BigUint64Array(this.exp.memory.buffer, this.exp.vm_helper_args(), 5);
-      // Convert only the arguments the helper declares (BigInt creation dominates call cost):
-      // a helper of 1 or 2 declared parameters gets only those; any other (including rest
-      // parameters, length 0) gets all five.
-      let v: bigint | number;
-      switch (fn.length) {
-        case 1: v = (fn as (a: bigint) => bigint | number)(args[0]); break;
-        case 2: v = (fn as (a: bigint, b: bigint) => bigint | number)(args[0], args[1]); break;
-        default: v = fn(args[0], args[1], args[2], args[3], args[4]);
-      }
-      return typeof v === 'bigint' ? v : BigInt(Math.trunc(v));
-    };
-    const instance = new (wasmApi().Instance)(module, { env: { call_helper: callHelper } });
-    this.exp = instance.exports as unknown as Exports;
+  /** A VM over another build of the same interpreter (the agent's native one). */
+  static withCore(factory: VmCoreFactory, opts: VmOptions = {}): BpfVm {
+    return new BpfVm(factory, opts);
+  }
+
+  private constructor(factory: VmCoreFactory, opts: VmOptions) {
+    this.exp = factory(this.helpers);
     const ro = opts.roArenaBytes ?? 4 << 20;
     const rw = opts.rwArenaBytes ?? 16 << 20;
     const rc = this.exp.vm_init(ro, rw);
@@ -148,12 +144,13 @@ export class BpfVm {
     this.rwNext = this.exp.vm_alloc_start();
     this.budget = 0;
     this.setBudget(opts.budget ?? 1_000_000);
-    this.u8 = new Uint8Array(this.exp.memory.buffer);
+    this.u8 = new Uint8Array(this.exp.buffer());
   }
 
   /** Current view of the linear memory (VM addresses equal offsets into it). */
   memory(): Uint8Array {
-    if (this.u8.buffer !== this.exp.memory.buffer || this.u8.byteLength === 0) this.u8 = new Uint8Array(this.exp.memory.buffer);
+    const buf = this.exp.buffer();
+    if (this.u8.buffer !== buf || this.u8.byteLength === 0) this.u8 = new Uint8Array(buf);
     return this.u8;
   }
 
@@ -255,17 +252,8 @@ export class BpfVm {
       }
       pc++;
     }
-    const ptr = this.exp.vm_scratch(Math.max(8, prog.length));
-    if (!ptr) throw new VmLoadError(0, 'out of memory');
-    this.memory().set(prog, ptr);
-    const h = this.exp.vm_load(ptr, n);
-    if (h < 0) {
-      const m = this.memory();
-      const p = this.exp.vm_err_msg();
-      let e = p;
-      while (m[e] !== 0) e++;
-      throw new VmLoadError(this.exp.vm_err_pc(), decodeUtf8(m.subarray(p, e)));
-    }
+    const h = this.exp.loadProgram(prog, n);
+    if (h < 0) throw new VmLoadError(this.exp.vm_err_pc(), this.exp.errorMessage());
     this.names[h] = opts.name ?? `prog${h}`;
     return h;
   }
