@@ -1,14 +1,31 @@
 // Agent entry point: everything that runs inside the target is wired here and exposed to
-// the host through rpc.exports (typed by AgentRpc in protocol/messages.ts).
+// the host through rpc.exports (typed by AgentRpc in protocol/messages.ts). Attach
+// implementations register with the runtime here, so the runtime never imports them.
 
-import type { AgentInfo, AgentRpc, AttachResult, HookTarget } from '../protocol/messages.js';
+import type { AgentInfo, AgentRpc, AttachResult, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
+import { UprobeAttachImpl } from './attach/uprobe/UprobeAttachImpl.js';
 import { EventQueue } from './events.js';
 import { monitorExit } from './exitMonitor.js';
 import { HitCounter } from './hitCounter.js';
+import { Runtime } from './runtime/Runtime.js';
 
 const events = new EventQueue();
 let counter: HitCounter | null = null;
-const exitListeners = monitorExit(events, () => ({ type: 'snapshot', hitCounts: counter?.counts() ?? {} }));
+let runtime: Runtime | null = null;
+
+function newRuntime(): Runtime {
+  const rt = new Runtime(events);
+  rt.registerAttachImpl(new UprobeAttachImpl());
+  return rt;
+}
+
+const exitListeners = monitorExit(events, () => ({
+  type: 'snapshot',
+  hitCounts: counter?.counts() ?? {},
+  maps: runtime?.mapDump() ?? [],
+  stats: runtime?.stats() ?? [],
+  droppedRecords: events.droppedTotal,
+}));
 
 function probeCModule(): boolean {
   try {
@@ -17,6 +34,11 @@ function probeCModule(): boolean {
   } catch {
     return false;
   }
+}
+
+function requireRuntime(): Runtime {
+  if (!runtime) throw new Error('no eBPF objects are loaded');
+  return runtime;
 }
 
 const api: AgentRpc = {
@@ -37,11 +59,26 @@ const api: AgentRpc = {
   hitCounts(): Record<string, number> {
     return counter?.counts() ?? {};
   },
+  load(request: LoadRequest): AttachResult[] {
+    runtime ??= newRuntime();
+    if (request.batchSize) events.setBatchSize(request.batchSize);
+    return runtime.load(request);
+  },
+  mapLookup: (object, map, key) => requireRuntime().mapLookup(object, map, key),
+  mapUpdate: (object, map, key, value, flags) => requireRuntime().mapUpdate(object, map, key, value, flags),
+  mapDelete: (object, map, key) => requireRuntime().mapDelete(object, map, key),
+  mapDump: (): MapDump[] => runtime?.mapDump() ?? [],
+  stats: () => ({ programs: runtime?.stats() ?? [], droppedRecords: events.droppedTotal }),
   detachAll(): void {
     counter?.detachAll();
+    runtime?.detachAll();
+    runtime = null;
     for (const l of exitListeners.splice(0)) l.detach();
     Interceptor.flush();
     events.flush();
+    // Let V8 collect the wasm instance now, while the script is whole (see README: a
+    // script torn down with a live wasm instance has crashed the target).
+    (globalThis as unknown as { gc?: () => void }).gc?.();
   },
 };
 

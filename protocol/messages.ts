@@ -61,7 +61,14 @@ export interface ProgramLink {
   cookie?: string;
 }
 
+/**
+ * Which build of the interpreter runs programs in the target: the native one (a shared
+ * library the agent loads from `library`, a path valid inside the target) or wasm.
+ */
+export type EngineSpec = { kind: 'native'; library: string } | { kind: 'wasm' };
+
 export interface LoadRequest {
+  engine: EngineSpec;
   objects: ObjectSpec[];
   links: ProgramLink[];
   /** Initial map contents set by the host (manifest `maps`/`rodata`), base64 keys and values. */

@@ -40,8 +40,13 @@ export type EbpfRunCallback = (hit: HitInfo) => bigint | null;
 export interface AttachServices {
   /** VM address where hooks write the context before calling the run callback. */
   readonly ctxAddr: number;
-  /** A view over the context area (refetch per hit: VM memory may have been replaced). */
-  ctxView(): DataView;
+  /**
+   * A view over the context area (refetch per hit: VM memory may have been replaced), or
+   * null once the runtime is detached. A hook must check it before writing anything: a
+   * thread that was already inside the trampoline, waiting for the JS lock, runs its
+   * callback after detach, when the VM's memory may be gone.
+   */
+  ctxView(): DataView | null;
   /** Tell the host something asynchronous happened (late attach of a dlopen'ed library, errors). */
   log(level: 'info' | 'warn' | 'error', text: string): void;
 }

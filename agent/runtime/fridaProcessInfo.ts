@@ -5,11 +5,15 @@ import type { TargetMemory } from '../helpers/HelperEnv.js';
 
 const libc = (name: string) => Module.getGlobalExportByName(name);
 
-const clockGettime = new NativeFunction(libc('clock_gettime'), 'int', ['int', 'pointer']);
-const schedGetcpu = new NativeFunction(libc('sched_getcpu'), 'int', []);
-const getuid = new NativeFunction(libc('getuid'), 'uint', []);
-const getgid = new NativeFunction(libc('getgid'), 'uint', []);
-const getNprocsConf = new NativeFunction(libc('get_nprocs_conf'), 'int', []);
+// 'exclusive': keep the JS lock across the call. The default releases it, and another
+// thread's hit would then run on the shared run context and context area mid-run
+// (seen as per-thread counts off by a few under 8 threads).
+const EXCLUSIVE = { scheduling: 'exclusive' } as const;
+const clockGettime = new NativeFunction(libc('clock_gettime'), 'int', ['int', 'pointer'], EXCLUSIVE);
+const schedGetcpu = new NativeFunction(libc('sched_getcpu'), 'int', [], EXCLUSIVE);
+const getuid = new NativeFunction(libc('getuid'), 'uint', [], EXCLUSIVE);
+const getgid = new NativeFunction(libc('getgid'), 'uint', [], EXCLUSIVE);
+const getNprocsConf = new NativeFunction(libc('get_nprocs_conf'), 'int', [], EXCLUSIVE);
 const timespec = Memory.alloc(16);
 
 const CLOCK_MONOTONIC = 1;

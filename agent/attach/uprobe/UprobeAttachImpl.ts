@@ -127,16 +127,20 @@ export class UprobeAttachImpl implements AttachImpl {
       if (e.type === 'uprobe') {
         e.listener = Interceptor.attach(addr, {
           onEnter() {
+            const view = services.ctxView();
+            if (view === null) return;
             const c = this.context as X64CpuContext;
-            writePtRegs(services.ctxView(), ctxAddr, c, addr, c.rax);
+            writePtRegs(view, ctxAddr, c, addr, c.rax);
             cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null });
           },
         });
       } else if (e.type === 'uretprobe') {
         e.listener = Interceptor.attach(addr, {
           onLeave(retval) {
+            const view = services.ctxView();
+            if (view === null) return;
             const c = this.context as X64CpuContext;
-            writePtRegs(services.ctxView(), ctxAddr, c, this.returnAddress, retval);
+            writePtRegs(view, ctxAddr, c, this.returnAddress, retval);
             cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null });
           },
         });
@@ -154,10 +158,13 @@ export class UprobeAttachImpl implements AttachImpl {
           function (this: CallbackContext | InvocationContext, a0, a1, a2, a3, a4, a5) {
             // Under Interceptor.replace the callback's `this` is a full invocation context.
             const ic = this as InvocationContext;
-            const c = ic.context as X64CpuContext;
-            writePtRegs(services.ctxView(), ctxAddr, c, addr, c.rax);
+            const view = services.ctxView();
             overrideValue = null;
-            cb({ ctxLen: PT_REGS_SIZE, tid: ic.threadId, funcIp, override: setOverride });
+            if (view !== null) {
+              const c = ic.context as X64CpuContext;
+              writePtRegs(view, ctxAddr, c, addr, c.rax);
+              cb({ ctxLen: PT_REGS_SIZE, tid: ic.threadId, funcIp, override: setOverride });
+            }
             if (overrideValue !== null) return uint64(BigInt.asUintN(64, overrideValue).toString());
             return original(a0, a1, a2, a3, a4, a5);
           },

@@ -1,0 +1,339 @@
+// The agent runtime, after bpftime's bpf_attach_ctx: handler tables for programs, maps,
+// attach points and links; attach implementations are known only through the base
+// interface and register themselves with their attach types. Instantiation walks the
+// links: program → VM, attach point → private data, link → attach entry whose callback
+// runs the program. Detaching everything restores the process.
+
+import { helperName } from '../../protocol/helperNames.js';
+import type { AttachResult, LoadRequest, MapDump, ProgramStats } from '../../protocol/messages.js';
+import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
+import { VmFault, VmLoadError } from '../../vm/ts/vm.js';
+import { decodeBase64, encodeBase64 } from '../base64.js';
+import { Engine } from '../engine/Engine.js';
+import type { EventQueue } from '../events.js';
+import type { HelperEnv } from '../helpers/HelperEnv.js';
+import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.js';
+import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
+import { createMap } from '../maps/createMap.js';
+import {
+  AttachError,
+  attachTypeOf,
+  type AttachImpl,
+  type AttachServices,
+  type AttachType,
+  type EbpfRunCallback,
+  type HitInfo,
+} from './AttachImpl.js';
+import * as proc from './fridaProcessInfo.js';
+import { emptyRunContext, type RunContext } from './RunContext.js';
+
+/** Largest context any attach implementation writes (pt_regs is 168 bytes). */
+const CTX_AREA_BYTES = 256;
+const ARENA_SLACK = 1 << 20;
+
+interface LoadedProgram {
+  object: number;
+  spec: ProgramSpec;
+  handle: number;
+  hits: number;
+  faults: number;
+  disabled: string | null;
+}
+
+interface Attachment {
+  impl: AttachImpl;
+  id: number;
+  program: LoadedProgram;
+  description: string;
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Arena bytes a map needs (values preallocated, as the kernel does). */
+function mapFootprint(spec: MapSpec, cpus: number): number {
+  const perCpu = spec.type === 'percpu_array' || spec.type === 'percpu_hash' || spec.type === 'lru_percpu_hash' ? cpus : 1;
+  if (spec.type === 'ringbuf') return align8(spec.maxEntries) + 64;
+  if (spec.type === 'prog_array' || spec.type === 'perf_event_array') return 64;
+  return align8(spec.valueSize) * spec.maxEntries * perCpu + align8(spec.keySize) * spec.maxEntries + 64;
+}
+
+export class Runtime {
+  private readonly impls = new Map<AttachType, AttachImpl>();
+  private engine: Engine | null = null;
+  /** Set at detach: a hit that was already waiting for the JS lock must not touch a freed VM. */
+  private disposed = false;
+  private objects: ObjectSpec[] = [];
+  /** maps[object][index] */
+  private maps: BpfMap[][] = [];
+  private readonly mapsByHandle = new Map<bigint, BpfMap>();
+  private readonly programs = new Map<string, LoadedProgram>();
+  private readonly programsByHandle = new Map<number, LoadedProgram>();
+  private attachments: Attachment[] = [];
+  private readonly run: RunContext = emptyRunContext();
+  private ctxAddr = 0;
+  private ctxView: DataView | null = null;
+  private ctxBuffer: ArrayBufferLike | null = null;
+  droppedRecords = 0;
+
+  constructor(private readonly events: EventQueue) {}
+
+  registerAttachImpl(impl: AttachImpl): void {
+    for (const t of impl.attachTypes) this.impls.set(t, impl);
+  }
+
+  private services(): AttachServices {
+    return {
+      ctxAddr: this.ctxAddr,
+      ctxView: () => {
+        if (this.disposed) return null;
+        const mem = this.engine!.vm.memory();
+        if (this.ctxBuffer !== mem.buffer) {
+          this.ctxBuffer = mem.buffer;
+          this.ctxView = new DataView(mem.buffer);
+        }
+        return this.ctxView!;
+      },
+      log: (level, text) => {
+        this.events.push({ type: 'log', level, text });
+        this.events.flush();
+      },
+    };
+  }
+
+  load(req: LoadRequest): AttachResult[] {
+    if (this.engine) throw new Error('objects are already loaded in this process; detach first');
+    const cpus = proc.cpuCount();
+    this.objects = req.objects;
+    let rw = CTX_AREA_BYTES + ARENA_SLACK;
+    let ro = 64 * 1024;
+    for (const o of req.objects) {
+      for (const m of o.maps) {
+        if (m.readOnly) ro += align8(m.valueSize) + 64;
+        else rw += mapFootprint(m, cpus);
+      }
+    }
+    this.engine = new Engine(req.engine, { rwArenaBytes: rw, roArenaBytes: ro });
+    const vm = this.engine.vm;
+    this.ctxAddr = vm.allocRw(CTX_AREA_BYTES, 16);
+    const services = this.services();
+    for (const impl of new Set(this.impls.values())) impl.init(services);
+
+    let nextHandle = 1n;
+    this.maps = req.objects.map((o) =>
+      o.maps.map((spec) => {
+        const map = createMap(vm, spec, nextHandle++, cpus);
+        this.mapsByHandle.set(map.handle, map);
+        return map;
+      }),
+    );
+    for (const init of req.mapInit) {
+      const map = this.maps[init.object]?.[init.map];
+      if (!map) throw new Error(`initial value for unknown map ${init.object}/${init.map}`);
+      const rc = map.update(decodeBase64(init.key), decodeBase64(init.value), BPF_ANY, 'all');
+      if (rc < 0) throw new Error(`cannot set initial value of map ${map.spec.name}: error ${rc}`);
+    }
+
+    const env: HelperEnv = {
+      vm,
+      memory: proc.targetMemory,
+      events: this.events,
+      run: this.run,
+      mapByHandle: (h) => this.mapsByHandle.get(h),
+      programHandleForTailCall: (map, index) => this.tailCallTarget(map, index),
+      monotonicNs: proc.monotonicNs,
+      boottimeNs: proc.boottimeNs,
+      pid: () => Process.id,
+      uid: proc.uid,
+      gid: proc.gid,
+      comm: () => proc.threadComm(this.run.tid),
+      cpuCount: proc.cpuCount,
+    };
+    registerHelpers(env);
+    for (const impl of new Set(this.impls.values())) {
+      impl.registerCustomHelpers?.((id, _name, fn) => vm.registerHelper(id, fn));
+    }
+
+    const results: AttachResult[] = [];
+    for (const link of req.links) {
+      const obj = req.objects[link.object];
+      const label = `${link.program}`;
+      try {
+        const program = this.loadProgram(link.object, link.program);
+        const type = attachTypeOf(link.attach);
+        const impl = this.impls.get(type);
+        if (!impl) throw new AttachError(`no attach implementation for ${type} in this agent`);
+        const data = impl.createPrivateData(link.attach, type);
+        const cookie = link.cookie !== undefined ? BigInt(link.cookie) : 0n;
+        const id = impl.createAttach(this.makeCallback(program, cookie), data, type);
+        this.attachments.push({ impl, id, program, description: data.description });
+        results.push({ target: `${label} → ${data.description}`, ok: true, address: impl.describeAttach?.(id) });
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        results.push({ target: `${label}${obj ? '' : ' (unknown object)'}`, ok: false, error: msg });
+      }
+    }
+    return results;
+  }
+
+  private loadProgram(object: number, name: string): LoadedProgram {
+    const key = `${object}/${name}`;
+    const existing = this.programs.get(key);
+    if (existing) return existing;
+    const obj = this.objects[object];
+    const spec = obj?.programs.find((p) => p.name === name);
+    if (!obj || !spec) throw new AttachError(`program ${name} not found in object ${object}`);
+    const unsupported = spec.helpers.filter((h) => !SUPPORTED_HELPERS.has(h));
+    if (unsupported.length) {
+      const names = unsupported.map((h) => `${helperName(h)} (#${h})`).join(', ');
+      throw new AttachError(`program ${name} calls ${names}, which bpftime-ts does not provide`);
+    }
+    const maps = this.maps[object];
+    let handle: number;
+    try {
+      handle = this.engine!.loadProgram(decodeBase64(spec.code), {
+        name,
+        resolvePseudo: (src, imm, nextImm, pc) => {
+          const map = maps[imm];
+          if (!map) throw new VmLoadError(pc, `reference to map #${imm}, which the object does not define`);
+          if (src === PSEUDO_MAP_FD) return map.handle;
+          if (src === PSEUDO_MAP_VALUE) {
+            const base = map.lookupAddr(new Uint8Array(4), 0);
+            if (base === 0) throw new VmLoadError(pc, `map ${map.spec.name} has no value to point into`);
+            return BigInt(base + nextImm);
+          }
+          throw new VmLoadError(pc, `unsupported lddw source ${src}`);
+        },
+      });
+    } catch (e) {
+      throw new AttachError(`program ${name} (${spec.section}): ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const program: LoadedProgram = { object, spec, handle, hits: 0, faults: 0, disabled: null };
+    this.programs.set(key, program);
+    this.programsByHandle.set(handle, program);
+    return program;
+  }
+
+  /**
+   * A prog_array slot holds the index of a program of the same object (4 bytes, set by
+   * the host as libbpf users set program fds); the program is loaded on first use.
+   */
+  private tailCallTarget(map: BpfMap, index: number): number | undefined {
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, index >>> 0, true);
+    const value = map.lookup(key);
+    if (value === null || Array.isArray(value) || value.length < 4) return undefined;
+    const progIndex = new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true);
+    const object = this.maps.findIndex((ms) => ms.includes(map));
+    const spec = this.objects[object]?.programs[progIndex];
+    if (!spec) return undefined;
+    try {
+      return this.loadProgram(object, spec.name).handle;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private makeCallback(program: LoadedProgram, cookie: bigint): EbpfRunCallback {
+    const engine = this.engine!;
+    const run = this.run;
+    const events = this.events;
+    return (hit: HitInfo): bigint | null => {
+      if (program.disabled !== null || this.disposed) return null;
+      run.object = program.object;
+      run.program = program.spec.name;
+      run.ctxAddr = this.ctxAddr;
+      run.ctxLen = hit.ctxLen;
+      run.tid = hit.tid;
+      run.cpu = proc.currentCpu();
+      run.funcIp = hit.funcIp;
+      run.cookie = cookie;
+      run.override = hit.override;
+      program.hits++;
+      try {
+        return engine.run(program.handle, this.ctxAddr, hit.ctxLen);
+      } catch (e) {
+        // A faulting program is disabled; the target goes on as if it were not hooked.
+        program.faults++;
+        // A reservation left open by the faulting run would pin its ring buffer's space.
+        for (const m of this.maps[program.object]) m.beginRun?.();
+        const pc = e instanceof VmFault ? e.pc : -1;
+        const message = e instanceof Error ? e.message : String(e);
+        program.disabled = message;
+        events.push({ type: 'fault', object: program.object, program: program.spec.name, pc, message });
+        events.flush();
+        return null;
+      }
+    };
+  }
+
+  private map(object: number, index: number): BpfMap {
+    const m = this.maps[object]?.[index];
+    if (!m) throw new Error(`no map ${index} in object ${object}`);
+    return m;
+  }
+
+  mapLookup(object: number, index: number, key: string): string | string[] | null {
+    const v = this.map(object, index).lookup(decodeBase64(key));
+    if (v === null) return null;
+    return Array.isArray(v) ? v.map(encodeBase64) : encodeBase64(v);
+  }
+
+  mapUpdate(object: number, index: number, key: string, value: string, flags: number): number {
+    return this.map(object, index).update(decodeBase64(key), decodeBase64(value), flags, 'all');
+  }
+
+  mapDelete(object: number, index: number, key: string): number {
+    return this.map(object, index).delete(decodeBase64(key));
+  }
+
+  mapDump(): MapDump[] {
+    const out: MapDump[] = [];
+    this.maps.forEach((maps, object) =>
+      maps.forEach((m, map) => {
+        if (m.spec.type === 'ringbuf' || m.spec.type === 'perf_event_array' || m.spec.type === 'prog_array') return;
+        out.push({
+          object,
+          map,
+          name: m.spec.name,
+          entries: m.entries().map((e) => ({
+            key: encodeBase64(e.key),
+            value: Array.isArray(e.value) ? e.value.map(encodeBase64) : encodeBase64(e.value),
+          })),
+        });
+      }),
+    );
+    return out;
+  }
+
+  stats(): ProgramStats[] {
+    return [...this.programs.values()]
+      .filter((p) => this.attachments.some((a) => a.program === p))
+      .map((p) => ({
+        object: p.object,
+        program: p.spec.name,
+        hits: p.hits,
+        faults: p.faults,
+        ...(p.disabled !== null ? { disabled: p.disabled } : {}),
+      }));
+  }
+
+  /** Attach points still waiting for their library (a typo, or never dlopen'ed). */
+  pending(): string[] {
+    return this.attachments.filter((a) => a.impl.describeAttach?.(a.id)?.startsWith('pending')).map((a) => a.description);
+  }
+
+  detachAll(): void {
+    for (const a of this.attachments.splice(0)) {
+      try {
+        a.impl.detachById(a.id);
+      } catch (e) {
+        this.events.push({ type: 'log', level: 'error', text: `detaching ${a.description}: ${(e as Error).message}` });
+      }
+    }
+    Interceptor.flush();
+    this.disposed = true;
+    this.engine?.dispose();
+  }
+}
