@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import type { AttachSpec, ObjectSpec } from '../../protocol/spec';
 import { LoaderError } from '../loader/errors';
-import { helperName } from '../loader/helperNames';
+import { helperName } from '../../protocol/helperNames';
 import { loadObject } from '../loader/loadObject';
 
 export function describeAttach(a: AttachSpec | null): string {

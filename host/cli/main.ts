@@ -7,7 +7,10 @@ import { registerDisasmCommand } from './disasmCommand';
 import { EXIT } from './exitCodes';
 import { registerInspectCommand } from './inspectCommand';
 import { parseHookTarget } from './parseHookTarget';
+import { buildPlan } from './buildPlan';
 import { runTarget } from './runTarget';
+import type { TargetSpec } from '../session/Session';
+import { SessionError } from '../session/SessionError';
 import { registerVmCommands } from './vmCommands';
 
 function collect(value: string, previous: string[]): string[] {
@@ -39,9 +42,36 @@ function pidArg(value: string): number {
 
 function withCommonOptions(cmd: Command): Command {
   return cmd
+    .option('-o, --object <file.bpf.o>', 'eBPF object to load and attach (repeatable)', collect, [])
+    .option('-m, --manifest <file.json>', 'attach manifest (attach points, initial maps, .rodata constants, output)')
     .option('--count <target>', 'count calls of a function (SYMBOL, MODULE:SYMBOL, MODULE:0xOFFSET or 0xADDRESS); repeatable', collect, [])
     .option('--json', 'one JSON object per line on stdout')
+    .option('--interval <seconds>', 'print maps every this many seconds, like bpftrace interval', positiveNumber('--interval'))
+    .option('--duration <seconds>', 'detach after this many seconds and let the target go on', positiveNumber('--duration'))
+    .addOption(new Option('--engine <engine>', 'eBPF engine in the target: the interpreter built natively, or to wasm').choices(['native', 'wasm']).default('native'))
     .option('-v, --verbose', 'diagnostics on stderr');
+}
+
+async function runWith(target: TargetSpec | undefined, o: Record<string, unknown>): Promise<number> {
+  let plan;
+  try {
+    plan = buildPlan({
+      target,
+      objects: o.object as string[],
+      manifest: o.manifest as string | undefined,
+      count: parseTargets(o.count as string[]),
+      json: !!o.json,
+      verbose: !!o.verbose,
+      interval: o.interval as number | undefined,
+      durationSec: o.duration as number | undefined,
+      engine: o.engine as string,
+    });
+  } catch (e) {
+    if (!(e instanceof SessionError)) throw e;
+    process.stderr.write(`bpftime-ts: error: ${e.message}\n`);
+    return e.kind === 'usage' ? EXIT.USAGE : EXIT.ATTACH;
+  }
+  return runTarget(plan);
 }
 
 export function buildProgram(): Command {
@@ -57,31 +87,35 @@ export function buildProgram(): Command {
       .command('spawn')
       .description('start PROGRAM suspended, attach, then let it run; ends when it exits, with its exit status')
       .argument('<program>', 'program to run (path or name in PATH)')
-      .argument('[args...]', 'its arguments (put -- before them when they look like options)')
-      .option('--duration <seconds>', 'detach after this many seconds and let the program go on', positiveNumber('--duration'))
-      .addHelpText('after', '\nExamples:\n  $ bpftime-ts spawn --count target_add ./victim 1000\n  $ bpftime-ts spawn --count libc.so.6:malloc -- ls -l /'),
+      .argument('[args...]', 'its arguments (put -- before them when they look like options)'),
   )
+    .addHelpText('after', '\nExamples:\n  $ bpftime-ts spawn -o count.bpf.o ./victim 1000\n  $ bpftime-ts spawn --count libc.so.6:malloc -- ls -l /')
     .passThroughOptions()
     .action(async (prog: string, args: string[], o: Record<string, unknown>) => {
-      process.exitCode = await runTarget(
-        { kind: 'spawn', argv: [prog, ...args] },
-        { count: parseTargets(o.count as string[]), json: !!o.json, verbose: !!o.verbose, durationSec: o.duration as number | undefined },
-      );
+      process.exitCode = await runWith({ kind: 'spawn', argv: [prog, ...args] }, o);
     });
 
   withCommonOptions(
     program
       .command('attach')
       .description('attach to a running process; ends on Ctrl-C/SIGTERM, --duration, or when it exits')
-      .addOption(new Option('-p, --pid <pid>', 'process id').argParser(pidArg).makeOptionMandatory())
-      .option('--duration <seconds>', 'detach after this many seconds', positiveNumber('--duration'))
-      .addHelpText('after', '\nExample:\n  $ bpftime-ts attach --pid 1234 --count target_add --duration 5'),
-  ).action(async (o: Record<string, unknown>) => {
-    process.exitCode = await runTarget(
-      { kind: 'pid', pid: o.pid as number },
-      { count: parseTargets(o.count as string[]), json: !!o.json, verbose: !!o.verbose, durationSec: o.duration as number | undefined },
-    );
-  });
+      .addOption(new Option('-p, --pid <pid>', 'process id').argParser(pidArg).makeOptionMandatory()),
+  )
+    .addHelpText('after', '\nExamples:\n  $ bpftime-ts attach --pid 1234 -o latency.bpf.o --interval 1\n  $ bpftime-ts attach --pid 1234 --count target_add --duration 5')
+    .action(async (o: Record<string, unknown>) => {
+      process.exitCode = await runWith({ kind: 'pid', pid: o.pid as number }, o);
+    });
+
+  withCommonOptions(
+    program
+      .command('run')
+      .description('everything from a manifest: target, objects, attach points, initial maps, output')
+      .argument('<manifest>', 'manifest file (JSON, see host/manifest/manifest.schema.json)'),
+  )
+    .addHelpText('after', '\nExample:\n  $ bpftime-ts run examples/latency.manifest.json')
+    .action(async (file: string, o: Record<string, unknown>) => {
+      process.exitCode = await runWith(undefined, { ...o, manifest: file });
+    });
 
   registerInspectCommand(program);
   registerDisasmCommand(program);

@@ -1,20 +1,35 @@
-// The life of one spawn/attach run: start the backend, inject, install hooks, let the
+// The life of one spawn/attach/run: start the backend, inject, load and attach, let the
 // target run until it ends, a signal, or --duration; then detach and report. Every path
 // out of here detaches and closes the backend.
 
 import { performance } from 'perf_hooks';
-import type { AttachResult, HookTarget } from '../../protocol/messages';
+import type { AttachResult, HookTarget, LoadRequest, MapDump, ProgramStats } from '../../protocol/messages';
+import type { ObjectSpec } from '../../protocol/spec';
 import { createBackend } from '../backend/createBackend';
 import { FridaBackend } from '../backend/FridaBackend';
+import { EventPrinter } from '../output/EventPrinter';
 import { Reporter } from '../output/Reporter';
 import { Session, TargetSpec } from '../session/Session';
 import { SessionError } from '../session/SessionError';
 import { EXIT } from './exitCodes';
 
-export interface RunOptions {
-  count: HookTarget[];
+export interface OutputOptions {
   json: boolean;
   verbose: boolean;
+  /** Seconds between map prints while the target runs. */
+  interval?: number;
+  histograms?: string[];
+  records?: Record<string, string>;
+}
+
+export interface RunPlan {
+  target: TargetSpec;
+  /** `--count` functions (no eBPF). */
+  count: HookTarget[];
+  objects: ObjectSpec[];
+  /** What to load into the agent; null when no objects were given. */
+  load: LoadRequest | null;
+  output: OutputOptions;
   durationSec?: number;
 }
 
@@ -25,8 +40,19 @@ function failureCode(err: unknown): number {
   return EXIT.FAILURE;
 }
 
-export async function runTarget(target: TargetSpec, opts: RunOptions): Promise<number> {
-  const reporter = new Reporter({ json: opts.json, verbose: opts.verbose });
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+export async function runTarget(plan: RunPlan): Promise<number> {
+  const { target, output } = plan;
+  const reporter = new Reporter({ json: output.json, verbose: output.verbose });
+  const printer = new EventPrinter({
+    objects: plan.objects,
+    json: output.json,
+    histograms: output.histograms,
+    records: output.records,
+  });
   let stop!: (why: StopReason) => void;
   const stopped = new Promise<StopReason>((resolve) => (stop = resolve));
   let signalled: string | null = null;
@@ -41,16 +67,43 @@ export async function runTarget(target: TargetSpec, opts: RunOptions): Promise<n
   let backend: FridaBackend | null = null;
   let session: Session | null = null;
   let counts: Record<string, number> = {};
+  let finalMaps: MapDump[] | null = null;
+  let finalStats: { programs: ProgramStats[]; droppedRecords: number } | null = null;
+  let interval: NodeJS.Timeout | null = null;
   try {
-    backend = await createBackend({ verbose: opts.verbose });
+    backend = await createBackend({ verbose: output.verbose });
     reporter.debug(`backend ${backend.name}, Frida ${backend.fridaVersion}`);
     session = new Session(backend, target);
     const s = session;
     s.on('event', (ev) => {
-      if (ev.type === 'first-hit') reporter.firstHit(ev, performance.now());
-      else if (ev.type === 'snapshot') counts = ev.hitCounts;
-      else if (ev.type === 'log') reporter.debug(`agent: ${ev.text}`);
+      switch (ev.type) {
+        case 'first-hit':
+          reporter.firstHit(ev, performance.now());
+          break;
+        case 'printk':
+          printer.printk(ev);
+          break;
+        case 'record':
+          printer.record(ev);
+          break;
+        case 'fault':
+          reporter.fault(ev);
+          break;
+        case 'snapshot':
+          counts = ev.hitCounts;
+          finalMaps = ev.maps;
+          finalStats = { programs: ev.stats, droppedRecords: ev.droppedRecords };
+          break;
+        case 'log':
+          if (ev.level === 'info') reporter.status(ev.text);
+          else if (ev.level === 'warn') reporter.warn(ev.text);
+          else reporter.error(ev.text);
+          break;
+        default:
+          break;
+      }
     });
+    s.on('dropped', (n) => reporter.warn(`${plural(n, 'event')} dropped: the host could not keep up`));
     s.on('log', (level, text) => reporter.debug(`agent ${level}: ${text}`));
     s.on('output', (fd, data) => (fd === 2 ? process.stderr : process.stdout).write(data));
     s.on('ended', () => stop({ kind: 'ended' }));
@@ -60,27 +113,46 @@ export async function runTarget(target: TargetSpec, opts: RunOptions): Promise<n
     reporter.debug(`agent up in pid ${s.pid}: ${s.info?.runtime}, Frida ${s.info?.fridaVersion}`);
     if (signalled) return EXIT.INTERRUPTED;
 
-    if (opts.count.length) {
-      const results = await s.call<AttachResult[]>('countHits', [opts.count]);
-      const failed = results.filter((r) => !r.ok);
-      for (const f of failed) reporter.error(`${f.target}: ${f.error}`);
-      if (failed.length) return EXIT.ATTACH;
-      reporter.status(`${results.length} hook${results.length === 1 ? '' : 's'} installed in pid ${s.pid}`);
+    const results: AttachResult[] = [];
+    if (plan.count.length) results.push(...(await s.call<AttachResult[]>('countHits', [plan.count])));
+    if (plan.load) results.push(...(await s.call<AttachResult[]>('load', [plan.load])));
+    const failed = results.filter((r) => !r.ok);
+    for (const f of failed) reporter.error(`${f.target}: ${f.error}`);
+    if (failed.length) return EXIT.ATTACH;
+    for (const r of results) {
+      if (r.address?.startsWith('pending')) reporter.warn(`${r.target}: ${r.address}`);
+      else reporter.debug(`${r.target} at ${r.address}`);
     }
+    if (results.length) reporter.status(`${plural(results.length, 'hook')} installed in pid ${s.pid}`);
     if (signalled) return EXIT.INTERRUPTED;
     await s.resume();
 
+    if (plan.load && output.interval) {
+      interval = setInterval(() => {
+        void s
+          .call<MapDump[]>('mapDump')
+          .then((dumps) => printer.maps(dumps, new Date().toISOString().slice(11, 19)))
+          .catch(() => undefined);
+      }, output.interval * 1000);
+    }
     let timer: NodeJS.Timeout | null = null;
-    if (opts.durationSec !== undefined) timer = setTimeout(() => stop({ kind: 'duration' }), opts.durationSec * 1000);
+    if (plan.durationSec !== undefined) timer = setTimeout(() => stop({ kind: 'duration' }), plan.durationSec * 1000);
     const why = await stopped;
     if (timer) clearTimeout(timer);
+    if (interval) clearInterval(interval);
 
     if (why.kind !== 'ended') {
       counts = await s.call<Record<string, number>>('hitCounts').catch(() => counts);
+      if (plan.load) {
+        finalMaps = await s.call<MapDump[]>('mapDump').catch(() => finalMaps);
+        finalStats = await s.call<typeof finalStats>('stats').catch(() => finalStats);
+      }
       await s.detach();
       reporter.status(`detached from pid ${s.pid}`);
     }
-    if (opts.count.length) reporter.hitCounts(counts);
+    if (plan.count.length) reporter.hitCounts(counts);
+    if (finalMaps) printer.maps(finalMaps);
+    if (finalStats) printer.stats(finalStats.programs, finalStats.droppedRecords);
 
     if (why.kind === 'ended') {
       const end = await s.waitForEnd();
@@ -98,9 +170,10 @@ export async function runTarget(target: TargetSpec, opts: RunOptions): Promise<n
     return EXIT.OK;
   } catch (err) {
     reporter.error(err instanceof Error ? err.message : String(err));
-    if (opts.verbose && err instanceof Error && !(err instanceof SessionError)) process.stderr.write(`${err.stack}\n`);
+    if (output.verbose && err instanceof Error && !(err instanceof SessionError)) process.stderr.write(`${err.stack}\n`);
     return failureCode(err);
   } finally {
+    if (interval) clearInterval(interval);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (session) await session.detach();

@@ -8,6 +8,9 @@ import { EncodeError, encodeAt, encodeValue } from './encodeValue.js';
 import { ManifestError, pointerKey } from './errors.js';
 import type { InitValue, ObjectConfig } from './types.js';
 
+/** A LoadRequest without the engine choice, which is the command line's, not the manifest's. */
+export type LinkPlan = Omit<LoadRequest, 'engine'>;
+
 /** An attach point given on the command line for one program (object omitted = every object that has it). */
 export interface CliTarget {
   object?: number;
@@ -126,7 +129,7 @@ function encodeMapInit(obj: ObjectSpec, objectIndex: number, cfg: ObjectConfig |
  * Throws ManifestError naming the object, program and what to write when a program has no
  * attach point. The given objects are never mutated.
  */
-export function buildLoadRequest(objects: ObjectSpec[], perObject: ObjectConfig[], cliTargets: CliTarget[] = []): LoadRequest {
+export function buildLoadRequest(objects: ObjectSpec[], perObject: ObjectConfig[], cliTargets: CliTarget[] = []): LinkPlan {
   const links: ProgramLink[] = [];
   const mapInit: LoadRequest['mapInit'] = [];
   const outObjects: ObjectSpec[] = [];

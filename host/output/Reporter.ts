@@ -40,6 +40,12 @@ export class Reporter {
     else this.err.write(`bpftime-ts: warning: ${text}\n`);
   }
 
+  /** A program faulted and was disabled: the target runs on without it. */
+  fault(ev: Extract<AgentEvent, { type: 'fault' }>): void {
+    if (this.opts.json) this.json({ type: 'fault', program: ev.program, pc: ev.pc, message: ev.message });
+    else this.err.write(`bpftime-ts: warning: program ${ev.program} faulted and is disabled: ${ev.message}\n`);
+  }
+
   json(obj: unknown): void {
     this.out.write(JSON.stringify(obj) + '\n');
   }

@@ -3,7 +3,7 @@ import { ProgArrayMap } from '../../agent/maps/ProgArrayMap';
 import { RingBufMap } from '../../agent/maps/RingBufMap';
 import { registerHelpers, SUPPORTED_HELPERS } from '../../agent/helpers/registerHelpers';
 import { BPF_ANY, type BpfMap } from '../../agent/maps/BpfMap';
-import { helperName } from '../../host/loader/helperNames';
+import { helperName } from '../../protocol/helperNames';
 import { assemble } from '../../vm/ts/asm';
 import { fakeEnv, type FakeEnv } from '../support/fakeEnv';
 

@@ -3,7 +3,7 @@ import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type ObjectSpec, type ProgramSpec } fr
 import { loadObject, loadObjectFromBytes } from '../../host/loader/loadObject';
 import { LoaderError } from '../../host/loader/errors';
 import { sectionAttach } from '../../host/loader/sections';
-import { helperName } from '../../host/loader/helperNames';
+import { helperName } from '../../protocol/helperNames';
 import { bpfObjectPath } from '../support/paths';
 import { decode, elfOf, fixtureBytes } from '../support/loaderElf';
 
