@@ -1,0 +1,193 @@
+// The uprobe family end to end: real clang-built programs, real victims, the real CLI.
+
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runCli } from '../support/cli';
+import { finalMaps, jsonLines, mapValue } from '../support/jsonLines';
+import { bpfObjectPath, repoRoot, victimPath } from '../support/paths';
+import { fileBytes, isAlive, liveBytes, startVictim, symbolAddress } from '../support/victim';
+
+const probed = victimPath('probed');
+const obj = bpfObjectPath;
+
+function stats(stdout: string): { program: string; hits: number; faults: number; disabled?: string }[] {
+  const line = jsonLines(stdout).find((l) => l.type === 'stats');
+  return (line?.programs ?? []) as { program: string; hits: number; faults: number; disabled?: string }[];
+}
+
+describe('UPROBE: exact counts', () => {
+  test('N calls give N hits; map, per-thread hash and a .bss global agree', async () => {
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_count'), probed, 'add', '1000']);
+    expect(r.code).toBe(0);
+    const maps = finalMaps(r.stdout);
+    expect(mapValue(maps.total, 0)).toBe(1000);
+    expect(maps.per_thread).toHaveLength(1);
+    expect(maps.per_thread[0].value).toBe(1000);
+    expect(maps.arg_sum[0].value).toBe((1000 * 1001) / 2); // sum of (i + 1)
+    expect(stats(r.stdout)).toEqual([{ object: 0, program: 'count_add', hits: 1000, faults: 0 }]);
+  });
+
+  test('8 threads calling concurrently: exact totals and exact per-thread counts', async () => {
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_count'), probed, 'add', '5000', '8']);
+    expect(r.code).toBe(0);
+    const maps = finalMaps(r.stdout);
+    expect(mapValue(maps.total, 0)).toBe(40000);
+    expect(maps.per_thread.map((e) => e.value)).toEqual(Array(8).fill(5000));
+    expect(maps.arg_sum[0].value).toBe(8 * ((5000 * 5001) / 2));
+  });
+});
+
+describe('URETPROBE and several programs on one function', () => {
+  test('two uprobes see the arguments, two uretprobes the return value', async () => {
+    const n = 300;
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_multi'), probed, 'add', String(n)]);
+    expect(r.code).toBe(0);
+    const sums = finalMaps(r.stdout).sums;
+    expect(mapValue(sums, 0)).toBe((n * (n - 1)) / 2); // sum of a = i
+    expect(mapValue(sums, 1)).toBe(n); // sum of b = 1
+    expect(mapValue(sums, 2)).toBe((n * (n + 1)) / 2); // sum of ret = i + 1
+    expect(mapValue(sums, 3)).toBe((n * (n + 1)) / 2);
+  });
+
+  test('the latency example prints a sane log2 histogram', async () => {
+    const calls = 500;
+    const r = await runCli(['spawn', '-o', path.join(repoRoot, 'examples/build/latency.bpf.o'), path.join(repoRoot, 'examples/build/victim'), String(calls)]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('@latency_ns:');
+    const rows = r.stdout.split('\n').filter((l) => /^\[\d+[KMG]?, \d+[KMG]?\)\s+\d+ \|@*\s*\|$/.test(l));
+    expect(rows.length).toBeGreaterThan(0);
+    const total = rows.reduce((n, l) => n + Number(/\)\s+(\d+)/.exec(l)![1]), 0);
+    expect(total).toBe(calls);
+  });
+});
+
+describe('UPROBE_OVERRIDE', () => {
+  test('the victim sees the injected value; calls the program lets through run the original; a uprobe beside it sees every call', async () => {
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_override'), probed, 'check', '100']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('overridden 1 doubled 99');
+    expect(mapValue(finalMaps(r.stdout).seen, 0)).toBe(100);
+  });
+
+  test('without the override program the function is unchanged', async () => {
+    const r = await runCli(['spawn', '--count', 'check', probed, 'check', '100']);
+    expect(r.stdout).toContain('overridden 0 doubled 100');
+  });
+});
+
+describe('events, faults and libraries', () => {
+  test('printk lines and ring-buffer records stream to the host, decoded through BTF', async () => {
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_events'), probed, 'add', '20']);
+    expect(r.code).toBe(0);
+    const lines = jsonLines(r.stdout);
+    const printk = lines.filter((l) => l.type === 'printk');
+    expect(printk.map((l) => l.text)).toEqual([expect.stringMatching(/^add\(0, 1\) tid=\d+$/), expect.stringMatching(/^add\(1, 1\) tid=\d+$/)]);
+    const events = lines.filter((l) => l.type === 'event').map((l) => l.data as { a: number; ret: number; comm: string; tid: number });
+    expect(events).toHaveLength(20);
+    events.forEach((e, i) => expect(e).toMatchObject({ a: i, ret: i + 1, comm: 'probed' }));
+    expect(events[0].tid).toBe(printk[0].tid);
+  });
+
+  test('a faulting program is reported with its name and pc and disabled; the target keeps running', async () => {
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_fault'), probed, 'add', '100']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`sum ${(100 * 101) / 2}`);
+    expect(r.stdout).toContain('done');
+    const fault = jsonLines(r.stdout).find((l) => l.type === 'fault');
+    expect(fault).toMatchObject({ type: 'fault', program: 'wild_read', pc: expect.any(Number) });
+    expect(String(fault?.message)).toMatch(/^pc \d+: out-of-region memory access at address 0x1000/);
+    const human = await runCli(['spawn', '-o', obj('rt_fault'), probed, 'add', '10']);
+    expect(human.stderr).toMatch(/warning: program wild_read faulted and is disabled: pc \d+: .*0x1000/);
+    expect(stats(r.stdout)[0]).toMatchObject({ program: 'wild_read', hits: 1, faults: 1 });
+  });
+
+  test('a helper bpftime-ts does not provide is rejected at load, by name', async () => {
+    const r = await runCli(['spawn', '-o', obj('rt_unsupported'), probed, 'add', '10']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('get_current_task (#35)');
+    expect(r.stdout).not.toContain('ready');
+  });
+
+  test('libc.so.6:malloc by symbol', async () => {
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_events'), probed, 'malloc', '500']);
+    expect(r.code).toBe(0);
+    expect(mapValue(finalMaps(r.stdout).mallocs, 0)).toBeGreaterThanOrEqual(500);
+  });
+
+  test('libc malloc by file offset (manifest)', async () => {
+    const libc = execFileSync('sh', ['-c', "ldd /bin/true | awk '/libc.so.6/ {print $3}'"], { encoding: 'utf8' }).trim();
+    const vaddr = Number('0x' + execFileSync('sh', ['-c', `nm -D --defined-only ${libc} | awk '$3 ~ /^malloc(@|$)/ {print $1; exit}'`], { encoding: 'utf8' }).trim());
+    // File offset = vaddr - p_vaddr + p_offset of the executable segment holding it.
+    const segs = execFileSync('readelf', ['-lW', libc], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => /^\s+LOAD/.test(l))
+      .map((l) => l.trim().split(/\s+/))
+      .map((f) => ({ off: Number(f[1]), va: Number(f[2]), size: Number(f[5]) }));
+    const seg = segs.find((s) => vaddr >= s.va && vaddr < s.va + s.size)!;
+    const fileOffset = vaddr - seg.va + seg.off;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpftime-ts-'));
+    const manifest = path.join(dir, 'm.json');
+    fs.writeFileSync(
+      manifest,
+      JSON.stringify({
+        target: { spawn: [probed, 'malloc', '300'] },
+        objects: [{ path: obj('rt_events'), programs: { on_malloc: { type: 'uprobe', binary: 'libc.so.6', offset: fileOffset }, on_add: { disabled: true }, on_add_ret: { disabled: true } } }],
+        output: { json: true },
+      }),
+    );
+    const r = await runCli(['run', manifest]);
+    expect(r.code).toBe(0);
+    expect(mapValue(finalMaps(r.stdout).mallocs, 0)).toBeGreaterThanOrEqual(300);
+  });
+
+  test('a library loaded later with dlopen is hooked when it appears', async () => {
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_plugin'), probed, 'plugin', '50']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('plugin sum');
+    expect(mapValue(finalMaps(r.stdout).plugin_calls, 0)).toBe(50);
+  });
+
+  test('a symbol missing from the binary is a clear error naming it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpftime-ts-'));
+    const manifest = path.join(dir, 'm.json');
+    fs.writeFileSync(
+      manifest,
+      JSON.stringify({
+        target: { spawn: [probed, 'add', '1'] },
+        objects: [{ path: obj('rt_count'), programs: { count_add: { type: 'uprobe', binary: probed, symbol: 'no_such_fn' } } }],
+      }),
+    );
+    const r = await runCli(['run', manifest]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('symbol no_such_fn not found in probed');
+  });
+});
+
+describe('detach', () => {
+  test('attach to a running victim, detach: every hook is removed and the victim runs on', async () => {
+    const victim = await startVictim('adder', ['0', '500']);
+    try {
+      const adder = victimPath('adder');
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpftime-ts-'));
+      const manifest = path.join(dir, 'm.json');
+      fs.writeFileSync(
+        manifest,
+        JSON.stringify({
+          objects: [
+            { path: obj('rt_multi'), programs: Object.fromEntries(['entry_a', 'entry_b', 'ret_a', 'ret_b'].map((p) => [p, { type: p.startsWith('ret') ? 'uretprobe' : 'uprobe', binary: adder, symbol: 'target_add' }])) },
+          ],
+        }),
+      );
+      const r = await runCli(['attach', '--json', '--pid', String(victim.pid), '-m', manifest, '--duration', '1']);
+      expect(r.code).toBe(0);
+      expect(Number(mapValue(finalMaps(r.stdout).sums, 1))).toBeGreaterThan(100);
+      const addr = symbolAddress(victim.pid, adder, 'target_add');
+      expect(liveBytes(victim.pid, addr, 16)).toEqual(fileBytes(adder, 'target_add', 16));
+      expect(isAlive(victim.pid)).toBe(true);
+    } finally {
+      victim.stop();
+    }
+  });
+});
