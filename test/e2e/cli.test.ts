@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { runCli, sleep, startCli, waitForOutput } from '../support/cli';
 import { finalMaps, jsonLines, mapValue } from '../support/jsonLines';
-import { bpfObjectPath, conformanceDir, victimPath } from '../support/paths';
+import { bpfObjectPath, conformanceDir, repoRoot, victimPath } from '../support/paths';
 import { fileBytes, isAlive, liveBytes, startVictim, symbolAddress } from '../support/victim';
 
 const adder = victimPath('adder');
@@ -511,6 +511,13 @@ describe('known bugs', () => {
     expect(r.code).toBe(2);
     expect(lines(r.stderr)).toHaveLength(1);
     expect(r.stderr).toContain(`invalid JSON at ${where}`);
+  });
+
+  // host/cli/main.ts: `run --help` shows examples/latency.manifest.json, which does not exist.
+  test('the file in `run --help`\'s example exists', async () => {
+    const r = await runCli(['run', '--help']);
+    const file = /\$ bpftime-ts run (\S+)/.exec(r.stdout)![1];
+    expect(fs.existsSync(path.join(repoRoot, file))).toBe(true);
   });
 
   // Every command's --help should show an example; these have none.
