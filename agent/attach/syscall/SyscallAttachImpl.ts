@@ -176,6 +176,7 @@ export class SyscallAttachImpl implements AttachImpl {
       for (const cb of sets) {
         // Copied before every program: the area is shared by all programs and hooks.
         const view = this.services.ctxView();
+        if (view === null) return; // detached meanwhile: the VM memory is gone
         new Uint8Array(view.buffer, view.byteOffset + this.services.ctxAddr, len).set(record);
         cb({ ctxLen: len, tid: state.tid, funcIp: 0n, override });
       }

@@ -12,8 +12,13 @@ import { ThreadState } from './threadState.js';
  */
 const FRIDA_THREAD = /^(gum-|gmain$|gdbus$|frida-|pool-frida)/;
 
-export function isFridaThread(t: { name?: string }): boolean {
-  return t.name !== undefined && FRIDA_THREAD.test(t.name);
+export function isFridaThread(t: { id: number; name?: string; entrypoint?: { routine: NativePointer } }): boolean {
+  if (Cloak.hasThread(t.id)) return true;
+  if (t.name !== undefined && FRIDA_THREAD.test(t.name)) return true;
+  // Threads the agent starts late (two appear while the process exits) are reported
+  // before Gum cloaks or names them; their start routine lives in the cloaked agent.
+  const routine = t.entrypoint?.routine;
+  return routine !== undefined && Cloak.hasRangeContaining(routine);
 }
 
 export class ThreadFollower {
@@ -49,7 +54,9 @@ export class ThreadFollower {
   start(): void {
     if (this.observer) return;
     this.observer = Process.attachThreadObserver({
-      onAdded: (t) => this.follow(t.id, t.name),
+      onAdded: (t) => {
+        if (!isFridaThread(t)) this.follow(t.id, t.name);
+      },
       onRemoved: (t) => {
         // The thread is on its way out; Stalker drops its context itself. Forget the tid
         // (ids get reused) but keep the slot's block alive.
@@ -103,7 +110,7 @@ export class ThreadFollower {
   }
 
   private follow(tid: number, name?: string): void {
-    if (this.byTid.has(tid) || isFridaThread({ name })) return;
+    if (this.byTid.has(tid)) return;
     const state = new ThreadState(this.states.length, tid);
     this.states.push(state);
     if (tid !== Process.getCurrentThreadId() && stoppedByTracer(tid)) {

@@ -21,7 +21,8 @@ const ctxBuf = new ArrayBuffer(256);
 const ctx = new DataView(ctxBuf);
 const logs: string[] = [];
 const impl = new SyscallAttachImpl();
-impl.init({ ctxAddr: 0, ctxView: () => ctx, log: (level, text) => logs.push(`${level}: ${text}`) });
+const ctxNative = Memory.alloc(8);
+impl.init({ ctxAddr: 0, ctxView: () => ctx, ctxPtr: () => ctxNative, log: (level, text) => logs.push(`${level}: ${text}`) });
 
 /** key: `${phase}:${name}` → count; per-phase extras below. */
 let counts: Record<string, number> = {};
@@ -35,7 +36,7 @@ function bump(m: Record<string, number>, k: string): void {
   m[k] = (m[k] ?? 0) + 1;
 }
 
-function onHit(p: Probe, hit: HitInfo): bigint {
+function onHit(p: Probe, hit: HitInfo): boolean {
   const nr = Number(ctx.getBigInt64(8, true));
   const name = syscallName(nr);
   const pid = ctx.getInt32(4, true);
@@ -58,7 +59,7 @@ function onHit(p: Probe, hit: HitInfo): bigint {
     rets[name] ??= {};
     bump(rets[name], r.toString());
   }
-  return 0n;
+  return true;
 }
 
 function stats() {
