@@ -15,6 +15,7 @@ export interface EngineSizes {
 export class Engine {
   readonly vm: BpfVm;
   private readonly native: NativeVm | null;
+  private base: NativePointer | null = null;
 
   constructor(
     readonly spec: EngineSpec,
@@ -29,12 +30,22 @@ export class Engine {
     }
   }
 
+  /** Where VM address `addr` lives in this process (valid until dispose). */
+  hostPtr(addr: number): NativePointer {
+    if (this.base === null) {
+      // The native core's memory view and wasm's linear memory both start at VM address 0.
+      this.base = (this.vm.memory().buffer as ArrayBuffer).unwrap();
+    }
+    return this.base.add(addr);
+  }
+
   loadProgram(code: Uint8Array, opts: LoadOptions): number {
     return this.vm.load(code, opts);
   }
 
-  run(handle: number, ctxAddr: number, ctxLen: number): bigint {
-    return this.vm.run(handle, ctxAddr, ctxLen);
+  /** Runs a program whose r0 nobody reads (uprobes and tracepoints ignore it, as in the kernel). */
+  run(handle: number, ctxAddr: number, ctxLen: number): void {
+    this.vm.run(handle, ctxAddr, ctxLen, false);
   }
 
   /** Releases the engine's memory in the target; only once no hook can run a program. */

@@ -29,6 +29,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const vmInit = fn('vm_init', 'int', ['uint', 'uint']);
   const vmRegisterHelper = fn('vm_register_helper', 'void', ['uint']);
   const setHelperFn = fn('bpfvm_set_helper_fn', 'void', ['uint', 'pointer']);
+  const vmRegisterArrayMap = fn('vm_register_array_map', 'int', ['uint64', 'uint', 'uint', 'uint']);
   const hostPtr = fn('bpfvm_host_ptr', 'pointer', ['uint64']);
   const vmLoad = fn('vm_load', 'int', ['pointer', 'uint']);
   const vmErrMsg = fn('vm_err_msg', 'pointer', []);
@@ -97,6 +98,8 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         }
         vmRegisterHelper(id);
       },
+      vm_register_array_map: (handle: bigint, base: number, stride: number, max: number) =>
+        vmRegisterArrayMap(u64(handle), base, stride, max) as number,
       loadProgram(prog: Uint8Array, n: number): number {
         const mem = Memory.alloc(Math.max(8, prog.length));
         mem.writeByteArray(prog.buffer.slice(prog.byteOffset, prog.byteOffset + prog.byteLength) as ArrayBuffer);

@@ -28,13 +28,16 @@ export interface HitInfo {
   funcIp: bigint;
   /** Present where bpf_override_return can take effect at this hook. */
   override: ((value: bigint) => void) | null;
+  /** CPU of the hit when the hook already knows it (saves the runtime asking). */
+  cpu?: number;
 }
 
 /**
- * Runs the linked program once on the context the hook wrote; r0, or null when the
- * program is disabled (it faulted earlier, or just now).
+ * Runs the linked program once on the context the hook wrote; false when the program is
+ * disabled (it faulted earlier, or just now). r0 is not returned: no attach type here
+ * uses it (overrides go through bpf_override_return), and reading it costs a call.
  */
-export type EbpfRunCallback = (hit: HitInfo) => bigint | null;
+export type EbpfRunCallback = (hit: HitInfo) => boolean;
 
 /** Runtime services an implementation may use; given once at registration. */
 export interface AttachServices {
@@ -47,6 +50,8 @@ export interface AttachServices {
    * callback after detach, when the VM's memory may be gone.
    */
   ctxView(): DataView | null;
+  /** The context area's address in this process (same null rule as ctxView), for native fills. */
+  ctxPtr(): NativePointer | null;
   /** Tell the host something asynchronous happened (late attach of a dlopen'ed library, errors). */
   log(level: 'info' | 'warn' | 'error', text: string): void;
 }

@@ -73,6 +73,7 @@ export class Runtime {
   private attachments: Attachment[] = [];
   private readonly run: RunContext = emptyRunContext();
   private ctxAddr = 0;
+  private ctxPtr: NativePointer | null = null;
   private ctxView: DataView | null = null;
   private ctxBuffer: ArrayBufferLike | null = null;
   droppedRecords = 0;
@@ -95,6 +96,7 @@ export class Runtime {
         }
         return this.ctxView!;
       },
+      ctxPtr: () => (this.disposed ? null : (this.ctxPtr ??= this.engine!.hostPtr(this.ctxAddr))),
       log: (level, text) => {
         this.events.push({ type: 'log', level, text });
         this.events.flush();
@@ -128,6 +130,7 @@ export class Runtime {
         return map;
       }),
     );
+    for (const maps of this.maps) for (const m of maps) this.inlineIfArray(m);
     for (const init of req.mapInit) {
       const map = this.maps[init.object]?.[init.map];
       if (!map) throw new Error(`initial value for unknown map ${init.object}/${init.map}`);
@@ -175,6 +178,22 @@ export class Runtime {
       }
     }
     return results;
+  }
+
+  /** Plain array maps (and global data) get their lookups resolved inside the VM. */
+  private inlineIfArray(map: BpfMap): void {
+    if (map.spec.type !== 'array' || map.spec.maxEntries < 1) return;
+    const key = (i: number) => {
+      const k = new Uint8Array(4);
+      new DataView(k.buffer).setUint32(0, i, true);
+      return k;
+    };
+    const n = map.spec.maxEntries;
+    const base = map.lookupAddr(key(0), 0);
+    const stride = n > 1 ? map.lookupAddr(key(1), 0) - base : align8(map.spec.valueSize);
+    // Only when the layout really is base + i * stride (checked at the last index too).
+    if (base === 0 || stride < map.spec.valueSize || map.lookupAddr(key(n - 1), 0) !== base + (n - 1) * stride) return;
+    this.engine!.vm.inlineArrayMap(map.handle, base, stride, n);
   }
 
   private loadProgram(object: number, name: string): LoadedProgram {
@@ -239,20 +258,21 @@ export class Runtime {
     const engine = this.engine!;
     const run = this.run;
     const events = this.events;
-    return (hit: HitInfo): bigint | null => {
-      if (program.disabled !== null || this.disposed) return null;
+    return (hit: HitInfo): boolean => {
+      if (program.disabled !== null || this.disposed) return false;
       run.object = program.object;
       run.program = program.spec.name;
       run.ctxAddr = this.ctxAddr;
       run.ctxLen = hit.ctxLen;
       run.tid = hit.tid;
-      run.cpu = proc.currentCpu();
+      run.cpu = hit.cpu ?? proc.currentCpu();
       run.funcIp = hit.funcIp;
       run.cookie = cookie;
       run.override = hit.override;
       program.hits++;
       try {
-        return engine.run(program.handle, this.ctxAddr, hit.ctxLen);
+        engine.run(program.handle, this.ctxAddr, hit.ctxLen);
+        return true;
       } catch (e) {
         // A faulting program is disabled; the target goes on as if it were not hooked.
         program.faults++;
@@ -263,7 +283,7 @@ export class Runtime {
         program.disabled = message;
         events.push({ type: 'fault', object: program.object, program: program.spec.name, pc, message });
         events.flush();
-        return null;
+        return false;
       }
     };
   }

@@ -61,6 +61,7 @@ typedef struct {
 
 /* ---------------------------------------------------------------- state */
 static uint64_t g_ro_lo, g_rw_lo, g_rw_hi;
+static uint32_t g_narray_maps; /* array maps whose lookups the VM inlines (see array_lookup) */
 static uint64_t g_budget = 1000000;
 static uint64_t g_result, g_insns, g_fault_addr;
 static uint32_t g_fault_pc;
@@ -120,6 +121,7 @@ EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
 #endif
   g_running = 0;
   g_action = 0;
+  g_narray_maps = 0;
   return 0;
 }
 
@@ -462,7 +464,38 @@ out:
 }
 
 /* ---------------------------------------------------------------- interpreter */
+/* Array maps whose lookups the interpreter resolves itself (as the kernel's verifier
+ * inlines them): value = base + index * stride, no call out to the host's helper. */
+typedef struct {
+  uint64_t handle;
+  uint32_t base, stride, max;
+} array_map_t;
+static array_map_t g_array_maps[BPFVM_MAX_ARRAY_MAPS];
+
+EXPORT(vm_register_array_map)
+int32_t vm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, uint32_t max) {
+  if (g_narray_maps >= BPFVM_MAX_ARRAY_MAPS) return -1;
+  if ((uint64_t)base < g_ro_lo || (uint64_t)base + (uint64_t)stride * max > g_rw_hi) return -2;
+  g_array_maps[g_narray_maps++] = (array_map_t){handle, base, stride, max};
+  return 0;
+}
+
+/* 1 and *out set when `map` is a registered array map and the key is readable. */
+static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
+  for (uint32_t i = 0; i < g_narray_maps; i++) {
+    if (g_array_maps[i].handle != map) continue;
+    if (key < g_ro_lo || key + 4 > g_rw_hi) return 0; /* the host helper reports the bad key */
+    uint32_t idx;
+    __builtin_memcpy(&idx, HP(key), 4);
+    *out = idx < g_array_maps[i].max ? (uint64_t)g_array_maps[i].base + (uint64_t)idx * g_array_maps[i].stride : 0;
+    return 1;
+  }
+  return 0;
+}
+
 static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  uint64_t v;
+  if (id == BPFVM_HELPER_MAP_LOOKUP && g_narray_maps && array_lookup(a, b, &v)) return v;
 #ifdef __wasm__
   g_hargs[0] = a; g_hargs[1] = b; g_hargs[2] = c; g_hargs[3] = d; g_hargs[4] = e;
   return env_call_helper(id);

@@ -21,6 +21,9 @@
 /* Helper 181 (bpf_loop) is an interpreter intrinsic; lddw src=4 (PSEUDO_FUNC) yields
  * BPFVM_FUNC_TAG | target_pc. */
 #define BPFVM_HELPER_BPF_LOOP 181
+/* bpf_map_lookup_elem on maps registered with vm_register_array_map is resolved in the VM. */
+#define BPFVM_HELPER_MAP_LOOKUP 1
+#define BPFVM_MAX_ARRAY_MAPS 256
 #define BPFVM_FUNC_TAG 0xbf0f000000000000ull
 
 enum bpfvm_status {
@@ -46,6 +49,7 @@ void vm_fini(void);
 /* Shared API (exported from wasm as vm_*). */
 int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes);
 void vm_register_helper(uint32_t id);
+int32_t vm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, uint32_t max);
 void *vm_scratch(uint32_t bytes);
 int32_t vm_load(const uint64_t *raw, uint32_t n_insns);
 int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len);

@@ -60,6 +60,7 @@ export interface VmCore {
   buffer(): ArrayBuffer;
   vm_init(ro: number, rw: number): number;
   vm_register_helper(id: number): void;
+  vm_register_array_map(handle: bigint, base: number, stride: number, max: number): number;
   /** Copies `prog` (n instructions) into the core and validates it: handle, or negative. */
   loadProgram(prog: Uint8Array, n: number): number;
   /** The load error message after loadProgram failed. */
@@ -165,6 +166,15 @@ export class BpfVm {
     this.exp.vm_register_helper(id);
   }
 
+  /**
+   * Lets the interpreter resolve bpf_map_lookup_elem on this array map by itself (value =
+   * base + index * stride, NULL past maxEntries) instead of calling the helper, as the
+   * kernel inlines array lookups. False when the VM's table of such maps is full.
+   */
+  inlineArrayMap(handle: bigint, base: number, stride: number, maxEntries: number): boolean {
+    return this.exp.vm_register_array_map(handle, base, stride, maxEntries) === 0;
+  }
+
   setBudget(budget: number): void {
     if (!(budget >= 0) || !Number.isSafeInteger(Math.floor(budget))) throw new RangeError(`bad budget ${budget}`);
     budget = Math.floor(budget);
@@ -258,8 +268,12 @@ export class BpfVm {
     return h;
   }
 
-  /** Runs a loaded program with r1 = ctxAddr, r2 = ctxLen; returns r0 as an unsigned 64-bit value. */
-  run(handle: number, ctxAddr: number, ctxLen: number): bigint {
+  /**
+   * Runs a loaded program with r1 = ctxAddr, r2 = ctxLen; returns r0 as an unsigned 64-bit
+   * value, or 0n without reading it when `wantResult` is false (hooks whose r0 nobody
+   * reads save a call into the core).
+   */
+  run(handle: number, ctxAddr: number, ctxLen: number, wantResult = true): bigint {
     const exp = this.exp;
     let st: number;
     try {
@@ -270,7 +284,7 @@ export class BpfVm {
       if (e instanceof VmFault) throw e;
       throw new VmFault('helper', pc, `pc ${pc}: helper failed in ${this.names[handle]}: ${(e as Error)?.message ?? e}`, undefined, e);
     }
-    if (st === 0) return BigInt.asUintN(64, exp.vm_result());
+    if (st === 0) return wantResult ? BigInt.asUintN(64, exp.vm_result()) : 0n;
     if (st === 6) throw new RangeError(`run: invalid program handle ${handle} (or VM already running)`);
     const kind = FAULT_KINDS[st] ?? 'helper';
     const pc = exp.vm_fault_pc();

@@ -12,7 +12,8 @@ import {
   type EbpfRunCallback,
 } from '../../runtime/AttachImpl.js';
 import { findModule, resolveTarget, TargetError } from './resolveTarget.js';
-import { PT_REGS_SIZE, writePtRegs } from './ptRegs.js';
+import { PT_REGS_SIZE } from './ptRegs.js';
+import { ptRegsFill } from './ptRegsFill.js';
 import { UprobePrivateData } from './UprobePrivateData.js';
 
 interface Entry {
@@ -119,29 +120,27 @@ export class UprobeAttachImpl implements AttachImpl {
     } catch (err) {
       throw new AttachError(err instanceof TargetError ? err.message : String(err));
     }
-    const ctxAddr = this.services.ctxAddr;
     const services = this.services;
+    const fill = ptRegsFill();
     const cb = e.callback;
     const funcIp = toBig(addr);
     try {
       if (e.type === 'uprobe') {
         e.listener = Interceptor.attach(addr, {
           onEnter() {
-            const view = services.ctxView();
-            if (view === null) return;
-            const c = this.context as X64CpuContext;
-            writePtRegs(view, ctxAddr, c, addr, c.rax);
-            cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null });
+            const dst = services.ctxPtr();
+            if (dst === null) return;
+            const cpu = fill.entry(dst);
+            cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null, cpu });
           },
         });
       } else if (e.type === 'uretprobe') {
         e.listener = Interceptor.attach(addr, {
-          onLeave(retval) {
-            const view = services.ctxView();
-            if (view === null) return;
-            const c = this.context as X64CpuContext;
-            writePtRegs(view, ctxAddr, c, this.returnAddress, retval);
-            cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null });
+          onLeave() {
+            const dst = services.ctxPtr();
+            if (dst === null) return;
+            const cpu = fill.return(dst);
+            cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null, cpu });
           },
         });
       } else {
@@ -158,12 +157,11 @@ export class UprobeAttachImpl implements AttachImpl {
           function (this: CallbackContext | InvocationContext, a0, a1, a2, a3, a4, a5) {
             // Under Interceptor.replace the callback's `this` is a full invocation context.
             const ic = this as InvocationContext;
-            const view = services.ctxView();
+            const dst = services.ctxPtr();
             overrideValue = null;
-            if (view !== null) {
-              const c = ic.context as X64CpuContext;
-              writePtRegs(view, ctxAddr, c, addr, c.rax);
-              cb({ ctxLen: PT_REGS_SIZE, tid: ic.threadId, funcIp, override: setOverride });
+            if (dst !== null) {
+              const cpu = fill.entry(dst);
+              cb({ ctxLen: PT_REGS_SIZE, tid: ic.threadId, funcIp, override: setOverride, cpu });
             }
             if (overrideValue !== null) return uint64(BigInt.asUintN(64, overrideValue).toString());
             return original(a0, a1, a2, a3, a4, a5);
