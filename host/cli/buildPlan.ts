@@ -69,7 +69,8 @@ export function buildPlan(o: PlanOptions): RunPlan {
   let load = null;
   if (objects.length) {
     try {
-      load = { ...resolveBinaries(buildLoadRequest(objects, configs), process.cwd()), engine };
+      // Under a manifest, paths in section names are relative to its folder like every other path in it.
+      load = { ...resolveBinaries(buildLoadRequest(objects, configs), manifest?.dir ?? process.cwd()), engine };
     } catch (e) {
       if (e instanceof ManifestError) throw new SessionError(e.message, 'usage');
       throw e;

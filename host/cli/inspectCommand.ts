@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { AttachSpec, ObjectSpec } from '../../protocol/spec';
 import { LoaderError } from '../loader/errors';
 import { helperName } from '../../protocol/helperNames';
+import { EXIT } from './exitCodes';
 import { loadObject } from '../loader/loadObject';
 
 export function describeAttach(a: AttachSpec | null): string {
@@ -75,6 +76,7 @@ export function registerInspectCommand(program: Command): void {
     .description('show the programs and maps the loader finds in a clang-built eBPF object')
     .argument('<file>', 'eBPF object file (.bpf.o)')
     .option('--json', 'print the object summary as JSON')
+    .addHelpText('after', '\nExample:\n  $ bpftime-ts inspect examples/build/count.bpf.o')
     .action((file: string, opts: { json?: boolean }) => {
       try {
         const spec = loadObject(file);
@@ -82,7 +84,7 @@ export function registerInspectCommand(program: Command): void {
       } catch (e) {
         if (!(e instanceof LoaderError)) throw e;
         process.stderr.write(`error: ${e.message}\n`);
-        process.exitCode = 1;
+        process.exitCode = EXIT.ATTACH;
       }
     });
 }

@@ -80,6 +80,10 @@ export function buildProgram(): Command {
     .version(require('../../../package.json').version as string)
     .showHelpAfterError('(add --help for usage)')
     .enablePositionalOptions()
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ bpftime-ts spawn -o examples/build/count.bpf.o examples/build/victim 1000\n  $ bpftime-ts attach --pid 1234 -o examples/build/latency.bpf.o --interval 1\n  $ bpftime-ts run examples/latency.manifest.json\n  $ bpftime-ts inspect examples/build/count.bpf.o',
+    )
     .exitOverride();
 
   withCommonOptions(

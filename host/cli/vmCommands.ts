@@ -51,13 +51,17 @@ export function parseHex(s: string, what: string): Uint8Array {
 }
 
 export function registerVmCommands(program: Command, io: VmCommandIo = defaultIo): void {
-  const vm = program.command('vm').description('run eBPF programs on the built-in VM (no target process)');
+  const vm = program
+    .command('vm')
+    .description('run eBPF programs on the built-in VM (no target process)')
+    .addHelpText('after', '\nExamples:\n  $ bpftime-ts vm run --hex b7000000070000009500000000000000\n  $ bpftime-ts vm test ../shared/conformance/bpf_conformance/tests/*.data');
 
   vm.command('run')
     .description('run a raw program (little-endian 8-byte instructions); prints r0 as unsigned decimal')
     .argument('[file]', 'file holding the raw instructions')
     .option('--hex <hex>', 'program as a hex string instead of FILE')
     .option('--mem <hex>', 'memory passed to the program: r1 = its address, r2 = its length')
+    .addHelpText('after', '\nExample:\n  # mov %r0, 7; exit\n  $ bpftime-ts vm run --hex b7000000070000009500000000000000\n  7')
     .option('--budget <n>', 'instruction budget', (v) => Number(v))
     .action((file: string | undefined, opts: { hex?: string; mem?: string; budget?: number }) => {
       try {
@@ -84,6 +88,7 @@ export function registerVmCommands(program: Command, io: VmCommandIo = defaultIo
   vm.command('test')
     .description('run bpf_conformance .data files; prints PASS/FAIL per file and a summary')
     .argument('<files...>', '.data files')
+    .addHelpText('after', '\nExample:\n  $ bpftime-ts vm test ../shared/conformance/bpf_conformance/tests/add.data')
     .action((files: string[]) => {
       let passed = 0;
       let failed = 0;

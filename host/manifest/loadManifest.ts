@@ -81,7 +81,12 @@ function failsAtEnd(text: string): boolean {
     JSON.parse(text);
     return true;
   } catch (err) {
-    return /end of (JSON )?input|Unterminated string/i.test((err as Error).message);
+    const message = (err as Error).message;
+    if (/end of (JSON )?input|Unterminated string/i.test(message)) return true;
+    // Node 20 reports a prefix cut short as "Expected ... at position N" with N at (or
+    // past) its end, rather than as the end of input.
+    const at = /at position (\d+)/.exec(message);
+    return at !== null && Number(at[1]) >= text.length;
   }
 }
 
@@ -106,7 +111,7 @@ function parseJson(file: string, text: string): unknown {
     return JSON.parse(text);
   } catch (err) {
     // Newer Node quotes the whole input in the message; keep one line.
-    const msg = (err instanceof Error ? err.message : String(err)).replace(/,? ".*" is not valid JSON$/s, '').replace(/\s+/g, ' ');
+    const msg = (err instanceof Error ? err.message : String(err)).replace(/,? (\.\.\.)?".*" is not valid JSON$/s, '').replace(/\s+/g, ' ');
     const pos = errorOffset(text);
     const where = pos < text.length ? ` at ${lineCol(text, pos)}` : ' (the text ends early)';
     throw new ManifestError(`${file}: invalid JSON${where}: ${msg.replace(/ in JSON at position \d+.*$/, '')}`);

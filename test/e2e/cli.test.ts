@@ -494,9 +494,9 @@ describe('usage', () => {
   });
 });
 
-// Known bugs in files outside this suite's ownership (see the report); these assert the
-// correct behaviour and fail until the CLI is fixed.
-describe('known bugs', () => {
+// Regression tests for bugs the first run of this suite found (JSON syntax positions,
+// missing help examples), fixed in the CLI since.
+describe('manifest syntax positions and help examples', () => {
   // host/manifest/loadManifest.ts failsAtEnd(): Node 20 reports a truncated object prefix
   // ("{", "{\"a\":1,", "{\"a\"") as "Expected ... in JSON at position <length>", not "end of
   // input", so the bisection in errorOffset() stops too early and points at the wrong place.

@@ -56,13 +56,13 @@ describe('inspect command', () => {
     expect(j.unsupported).toEqual([]);
   });
 
-  test('errors: one line on stderr, exit code 1', async () => {
+  test('errors: one line on stderr, the load-failure exit code (3)', async () => {
     const r = await run([bpfObjectPath('loader_badmap')]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(3);
     expect(r.out).toBe('');
     expect(r.err).toBe('error: loader_badmap.bpf.o: section ".maps": map "my_stack": unsupported map type 23 (stack); supported: hash, array, prog_array, perf_event_array, percpu_hash, percpu_array, lru_hash, lru_percpu_hash, ringbuf\n');
     const m = await run(['/nonexistent.bpf.o']);
-    expect(m.code).toBe(1);
+    expect(m.code).toBe(3);
     expect(m.err).toBe('error: /nonexistent.bpf.o: cannot read file (ENOENT)\n');
   });
 });
