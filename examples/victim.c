@@ -1,6 +1,7 @@
 // The demo target: an ordinary program with a function worth tracing.
 // usage: victim [CALLS]   Calls target_add CALLS times (default 1000); every call does a
-// little work whose length varies, so latency histograms have a shape.
+// little work whose length varies, so latency histograms have a shape. CALLS 0 runs until
+// killed, one call per millisecond (a process to `bpftime-ts attach` to).
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -15,7 +16,10 @@ __attribute__((noinline)) long target_add(long a, long b) {
 int main(int argc, char **argv) {
   long calls = argc > 1 ? atol(argv[1]) : 1000;
   long sum = 0;
-  for (long i = 0; i < calls; i++) sum = target_add(i, sum) % 1000003;
+  for (long i = 0; calls == 0 || i < calls; i++) {
+    sum = target_add(i, sum) % 1000003;
+    if (calls == 0) usleep(1000);
+  }
   printf("victim: %ld calls, sum %ld\n", calls, sum);
   return 0;
 }
