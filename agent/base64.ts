@@ -1,21 +1,26 @@
-// Binary fields of the protocol travel as base64; the agent has no Buffer. Decoding is
-// the VM's (it already needs it for the embedded wasm); encoding lives here.
+// Binary fields of the protocol travel as base64, and the agent has no Buffer. Decoding is
+// the VM's (it needs it anyway for the embedded wasm). Encoding sits on the ring-buffer
+// record path, so it uses a lookup table and a string builder without intermediate arrays.
 
 export { decodeBase64 } from '../vm/ts/embedded.js';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
-export function encodeBase64(bytes: Uint8Array): string {
+export function encodeBase64(b: Uint8Array): string {
   let out = '';
+  const n = b.length;
+  const full = n - (n % 3);
   let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
-    out += ALPHABET[n >> 18] + ALPHABET[(n >> 12) & 63] + ALPHABET[(n >> 6) & 63] + ALPHABET[n & 63];
+  for (; i < full; i += 3) {
+    const v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2];
+    out += ALPHABET[v >> 18] + ALPHABET[(v >> 12) & 63] + ALPHABET[(v >> 6) & 63] + ALPHABET[v & 63];
   }
-  if (i < bytes.length) {
-    const n = (bytes[i] << 16) | ((i + 1 < bytes.length ? bytes[i + 1] : 0) << 8);
-    out += ALPHABET[n >> 18] + ALPHABET[(n >> 12) & 63];
-    out += i + 1 < bytes.length ? ALPHABET[(n >> 6) & 63] + '=' : '==';
+  if (n - full === 1) {
+    const v = b[i] << 16;
+    out += ALPHABET[v >> 18] + ALPHABET[(v >> 12) & 63] + '==';
+  } else if (n - full === 2) {
+    const v = (b[i] << 16) | (b[i + 1] << 8);
+    out += ALPHABET[v >> 18] + ALPHABET[(v >> 12) & 63] + ALPHABET[(v >> 6) & 63] + '=';
   }
   return out;
 }

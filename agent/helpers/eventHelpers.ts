@@ -4,7 +4,7 @@
 // submission silently lost (submit returns void in the kernel too).
 
 import type { AgentEvent } from '../../protocol/messages.js';
-import { encodeBase64 } from '../maps/base64.js';
+import { encodeBase64 } from '../base64.js';
 import { PerfEventArrayMap } from '../maps/PerfEventArrayMap.js';
 import { BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, RingBufMap } from '../maps/RingBufMap.js';
 import { EAGAIN, EFAULT, EINVAL, ENOSPC } from './errno.js';

@@ -7,7 +7,7 @@
 import type { MapSpec } from '../../protocol/spec.js';
 import type { BpfVm } from '../../vm/ts/vm.js';
 import { BPF_NOEXIST, E2BIG, EEXIST, EINVAL, type BpfMap } from './BpfMap.js';
-import { decodeBase64 } from './base64.js';
+import { decodeBase64 } from '../base64.js';
 import { cpuSlot, round8, validFlags, writeSlots } from './layout.js';
 
 export class ArrayMap implements BpfMap {

@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
+import { repoRoot } from '../paths';
 import { BpfVm, VmFault, VmLoadError, type WasmModule } from '../../vm/ts/vm.js';
 import { toWasmModule } from '../../vm/ts/wasmApi.js';
 import { parseConformance, registerTestHelpers, runConformance } from '../../vm/ts/conformance.js';
@@ -22,15 +23,8 @@ const defaultIo: VmCommandIo = {
 };
 
 /** The repository root: the nearest ancestor of this file holding package.json. */
-export function findRepoRoot(start: string = __dirname): string {
-  let dir = path.resolve(start);
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'vm'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`cannot find the bpftime-ts repository root above ${start}`);
-    dir = up;
-  }
-}
+/** The checkout root (kept under this name for the tests that import it). */
+export const findRepoRoot = repoRoot;
 
 let cachedModule: WasmModule | undefined;
 export function loadVmModule(): WasmModule {

@@ -1,3 +1,4 @@
+import { toWasmModule, type WasmModule } from '../../vm/ts/wasmApi';
 import * as fs from 'fs';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
@@ -13,10 +14,10 @@ export function ensureVmBuilt(): void {
   built = true;
 }
 
-let mod: WebAssembly.Module | undefined;
-export function vmModule(): WebAssembly.Module {
+let mod: WasmModule | undefined;
+export function vmModule(): WasmModule {
   ensureVmBuilt();
-  if (!mod) mod = new WebAssembly.Module(fs.readFileSync(wasmPath));
+  if (!mod) mod = toWasmModule(fs.readFileSync(wasmPath));
   return mod;
 }
 

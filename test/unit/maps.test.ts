@@ -5,7 +5,7 @@ import { PerfEventArrayMap } from '../../agent/maps/PerfEventArrayMap';
 import { ProgArrayMap } from '../../agent/maps/ProgArrayMap';
 import { RingBufMap } from '../../agent/maps/RingBufMap';
 import { beginRun, createMap } from '../../agent/maps/createMap';
-import { decodeBase64, encodeBase64 } from '../../agent/maps/base64';
+import { decodeBase64, encodeBase64 } from '../../agent/base64';
 import { keyCoder } from '../../agent/maps/keyCoder';
 import { CPUS, mapSpec, newVm } from '../support/fakeEnv';
 
