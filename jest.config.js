@@ -6,7 +6,7 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   // Sources import with .js extensions (frida-compile bundles ESM-style specifiers).
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', isolatedModules: true }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
   globalSetup: '<rootDir>/test/support/globalSetup.ts',
   reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],
   testTimeout: 60000,
