@@ -3,4 +3,4 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-npx jest --runInBand "$@"
+npx jest --runInBand --forceExit "$@"
