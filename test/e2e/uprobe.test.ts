@@ -191,3 +191,69 @@ describe('detach', () => {
     }
   });
 });
+
+describe('host access to maps while the target runs', () => {
+  test('lookup, update, delete and dump over RPC, seen by the running program', async () => {
+    const { SidecarBackend } = await import('../../host/backend/SidecarBackend');
+    const { Session } = await import('../../host/session/Session');
+    const { buildPlan } = await import('../../host/cli/buildPlan');
+    const victim = await startVictim('adder', ['0', '500']);
+    const backend = await SidecarBackend.start();
+    const session = new Session(backend, { kind: 'pid', pid: victim.pid });
+    try {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpftime-ts-'));
+      const manifest = path.join(dir, 'm.json');
+      const adder = victimPath('adder');
+      fs.writeFileSync(
+        manifest,
+        JSON.stringify({ objects: [{ path: obj('rt_count'), programs: { count_add: { type: 'uprobe', binary: adder, symbol: 'target_add' } } }] }),
+      );
+      const plan = buildPlan({ manifest, objects: [], target: { kind: 'pid', pid: victim.pid }, count: [], json: true, verbose: false, engine: 'native' });
+      await session.start();
+      const results = await session.call<{ ok: boolean }[]>('load', [plan.load]);
+      expect(results.every((r) => r.ok)).toBe(true);
+      const total = plan.objects[0].maps.findIndex((m) => m.name === 'total');
+      const perThread = plan.objects[0].maps.findIndex((m) => m.name === 'per_thread');
+      const key0 = Buffer.alloc(4).toString('base64');
+      const u64 = (b64: string) => Buffer.from(b64, 'base64').readBigUInt64LE(0);
+      await new Promise((r) => setTimeout(r, 300));
+      const before = u64(await session.call<string>('mapLookup', [0, total, key0]));
+      expect(before).toBeGreaterThan(10n);
+      // Reset the counter from the host; the program keeps counting from there.
+      const big = Buffer.alloc(8);
+      big.writeBigUInt64LE(1_000_000n);
+      expect(await session.call('mapUpdate', [0, total, key0, big.toString('base64'), 0])).toBe(0);
+      await new Promise((r) => setTimeout(r, 300));
+      const after = u64(await session.call<string>('mapLookup', [0, total, key0]));
+      expect(after).toBeGreaterThan(1_000_000n);
+      // Iterate and delete: the per-thread hash has the victim's thread, and loses it.
+      const dump = await session.call<{ map: number; entries: { key: string }[] }[]>('mapDump');
+      const rows = dump.find((d) => d.map === perThread)!.entries;
+      expect(rows.map((e) => Buffer.from(e.key, 'base64').readUInt32LE(0))).toEqual([victim.pid]);
+      expect(await session.call('mapDelete', [0, perThread, rows[0].key])).toBe(0);
+      expect(await session.call('mapDelete', [0, perThread, Buffer.from([1, 2, 3, 4]).toString('base64')])).toBe(-2); // -ENOENT
+      expect(await session.call('mapUpdate', [0, total, Buffer.from([9, 0, 0, 0]).toString('base64'), big.toString('base64'), 0])).toBe(-7); // index past max_entries: -E2BIG
+    } finally {
+      await session.detach();
+      await backend.close();
+      expect(isAlive(victim.pid)).toBe(true);
+      victim.stop();
+    }
+  });
+
+  test('an absolute address as the attach point', async () => {
+    const victim = await startVictim('adder', ['0', '500']);
+    try {
+      const adder = victimPath('adder');
+      const addr = '0x' + symbolAddress(victim.pid, adder, 'target_add').toString(16);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpftime-ts-'));
+      const manifest = path.join(dir, 'm.json');
+      fs.writeFileSync(manifest, JSON.stringify({ objects: [{ path: obj('rt_count'), programs: { count_add: { type: 'uprobe', address: addr } } }] }));
+      const r = await runCli(['attach', '--json', '--pid', String(victim.pid), '-m', manifest, '--duration', '0.5']);
+      expect(r.code).toBe(0);
+      expect(Number(mapValue(finalMaps(r.stdout).total, 0))).toBeGreaterThan(50);
+    } finally {
+      victim.stop();
+    }
+  });
+});
