@@ -96,7 +96,7 @@ export class SyscallAttachImpl implements AttachImpl {
     if (!this.follower) {
       this.follower = new ThreadFollower(this.filterOrCreate().transform);
       this.follower.start();
-      this.exitListeners = hookProcessExit((tid, status) => this.processExit(tid, status));
+      this.exitListeners = hookProcessExit(this.filterOrCreate().onProcessExit);
       for (const f of this.follower.failures) this.services.log('warn', `syscall tracing misses ${f}`);
     }
   }
@@ -105,6 +105,7 @@ export class SyscallAttachImpl implements AttachImpl {
     this.filter ??= createSyscallFilter(
       (slot) => this.dispatch(slot, 'enter'),
       (slot) => this.dispatch(slot, 'exit'),
+      (tid, status) => this.processExit(tid, status),
     );
     return this.filter;
   }
@@ -138,11 +139,11 @@ export class SyscallAttachImpl implements AttachImpl {
   }
 
   /** sys_enter_exit_group from the _exit() hook (see exitHooks.ts). */
-  private processExit(tid: number, status: NativePointer): void {
+  private processExit(tid: number, status: number): void {
     const follower = this.follower;
     if (!follower || (this.enterSets[NR_EXIT_GROUP].length === 0 && this.anyEnter.length === 0)) return;
     const state = follower.stateOf(tid);
-    state.fillEnter(NR_EXIT_GROUP, [BigInt(status.toInt32())]);
+    state.fillEnter(NR_EXIT_GROUP, [BigInt(status)]);
     this.dispatch(state.slot, 'enter');
   }
 

@@ -4,6 +4,7 @@
 // whether anything is attached to this syscall; only then do they fill the tracepoint
 // record and call into JS (which takes Frida's JS lock). Unrelated syscalls never leave C.
 
+import { NR_EXIT_GROUP } from './exitHooks.js';
 import { SYSCALL_SLOTS } from './syscallTable.js';
 
 /** Byte offsets in the shared config block: one enable byte per syscall and phase, then the raw ones. */
@@ -12,8 +13,14 @@ export const CFG = {
   exit: SYSCALL_SLOTS,
   anyEnter: 2 * SYSCALL_SLOTS,
   anyExit: 2 * SYSCALL_SLOTS + 1,
+  /** Set in a forked child (atfork handler): its callouts stay in C, see README. */
+  forkedChild: 2 * SYSCALL_SLOTS + 2,
   size: 2 * SYSCALL_SLOTS + 8,
 } as const;
+
+const CFG_FORKED = CFG.forkedChild;
+const CFG_ANY_ENTER = CFG.anyEnter;
+const CFG_ENTER = CFG.enter;
 
 const SOURCE = `
 /*
@@ -22,6 +29,7 @@ const SOURCE = `
  */
 #define __IBMC__ 1
 #include <gum/gumstalker.h>
+#include <gum/guminterceptor.h>
 #undef __IBMC__
 
 #define SLOTS ${SYSCALL_SLOTS}
@@ -59,6 +67,39 @@ typedef struct {
 extern volatile guint8 cfg[];
 extern void js_enter (gint32 slot);
 extern void js_exit (gint32 slot);
+extern void js_process_exit (gint32 tid, gint32 status);
+extern void unregister_atfork (gpointer dso_handle);
+
+/*
+ * A forked child continues inside its copy of the parent's Stalker code, but the JS
+ * runtime's threads and lock owners did not come along: entering JS there can deadlock.
+ * So the child keeps running stalked but never calls out (it is untraced).
+ */
+void
+on_fork_child (void)
+{
+  cfg[${CFG_FORKED}] = 1;
+}
+
+/*
+ * Runs when the script unloads and this module is unmapped: a fork after that must not
+ * call into freed code (the handler was registered with cfg as its dso handle).
+ */
+void
+finalize (void)
+{
+  unregister_atfork ((gpointer) cfg);
+}
+
+/* Interceptor listener on _exit(): reports sys_enter_exit_group (see exitHooks.ts). */
+void
+on_process_exit (GumInvocationContext * ic)
+{
+  if (cfg[${CFG_FORKED}] || (!cfg[${CFG_ANY_ENTER}] && !cfg[${CFG_ENTER} + ${NR_EXIT_GROUP}]))
+    return;
+  js_process_exit ((gint32) gum_invocation_context_get_thread_id (ic),
+      (gint32) GPOINTER_TO_SIZE (gum_invocation_context_get_nth_argument (ic, 0)));
+}
 
 static int
 wanted (gint64 nr, int table, int any)
@@ -76,6 +117,8 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
 
   ts->nr = nr;
   ts->override_set = 0;
+  if (cfg[${CFG_FORKED}])
+    return;
   if (!wanted (nr, ${CFG.enter}, ${CFG.anyEnter}))
     return;
   ts->enter.ent.pid = ts->tid;
@@ -106,6 +149,8 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
     cpu->rax = (guint64) ts->override_value;
     ts->override_set = 0;
   }
+  if (cfg[${CFG_FORKED}])
+    return;
   if (!wanted (nr, ${CFG.exit}, ${CFG.anyExit}))
     return;
   ts->exit.ent.pid = ts->tid;
@@ -146,6 +191,8 @@ export interface SyscallFilter {
   readonly transform: NativePointer;
   /** Enable bytes (see CFG); written by JS, read by every callout. */
   readonly cfg: Uint8Array;
+  /** `void (GumInvocationContext*)` listener for _exit(). */
+  readonly onProcessExit: NativePointer;
 }
 
 /**
@@ -153,14 +200,33 @@ export interface SyscallFilter {
  * inside one object that must stay reachable for as long as any thread may still run
  * stalked code, since the callouts point into all of them.
  */
-export function createSyscallFilter(onEnter: (slot: number) => void, onExit: (slot: number) => void): SyscallFilter & { keepAlive: unknown[] } {
+export function createSyscallFilter(
+  onEnter: (slot: number) => void,
+  onExit: (slot: number) => void,
+  onProcessExit: (tid: number, status: number) => void,
+): SyscallFilter & { keepAlive: unknown[] } {
   const cfgBlock = Memory.alloc(CFG.size);
   const jsEnter = new NativeCallback(onEnter, 'void', ['int']);
   const jsExit = new NativeCallback(onExit, 'void', ['int']);
-  const cm = new CModule(SOURCE, { cfg: cfgBlock, js_enter: jsEnter, js_exit: jsExit });
+  const jsProcessExit = new NativeCallback(onProcessExit, 'void', ['int', 'int']);
+  // glibc runs atfork child handlers in the child of fork() (not of raw clone or vfork).
+  const registerAtfork = Module.findGlobalExportByName('__register_atfork');
+  const unregisterAtfork = Module.findGlobalExportByName('__unregister_atfork');
+  const noop = new NativeCallback(() => undefined, 'void', ['pointer']);
+  const cm = new CModule(SOURCE, {
+    cfg: cfgBlock,
+    js_enter: jsEnter,
+    js_exit: jsExit,
+    js_process_exit: jsProcessExit,
+    unregister_atfork: unregisterAtfork ?? noop,
+  });
+  if (registerAtfork !== null && unregisterAtfork !== null) {
+    new NativeFunction(registerAtfork, 'int', ['pointer', 'pointer', 'pointer', 'pointer'])(NULL, NULL, cm.on_fork_child, cfgBlock);
+  }
   return {
     transform: cm.transform,
     cfg: new Uint8Array(ArrayBuffer.wrap(cfgBlock, CFG.size)),
-    keepAlive: [cm, cfgBlock, jsEnter, jsExit],
+    onProcessExit: cm.on_process_exit,
+    keepAlive: [cm, cfgBlock, jsEnter, jsExit, jsProcessExit, noop],
   };
 }
