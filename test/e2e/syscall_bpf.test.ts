@@ -1,0 +1,46 @@
+// Real clang-built tracepoint programs through the CLI on the syscall attach
+// implementation: counting by syscall id, reading openat's filename from user memory,
+// and bpftime-style error injection with bpf_override_return.
+
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runCli } from '../support/cli';
+import { bpfObjectPath, victimPath } from '../support/paths';
+
+const victim = victimPath('sysvictim');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'syscall-bpf-'));
+const okPath = path.join(tmp, 'ok');
+const denyPath = path.join(tmp, 'deny');
+fs.writeFileSync(okPath, '');
+fs.writeFileSync(denyPath, 'secret\n');
+const ITER = 100;
+const TOTAL = ITER * 5; // main + 4 threads
+
+function mapValue(out: string, map: string, key: string): number {
+  const m = new RegExp(`@${map}\\[${key.replace(/[/.]/g, '\\$&')}\\]: (\\d+)`).exec(out);
+  return m ? Number(m[1]) : NaN;
+}
+
+describe('syscall tracepoint programs', () => {
+  test('raw sys_enter counts by id and sys_enter_openat filenames are exact', async () => {
+    const r = await runCli(['spawn', '-o', bpfObjectPath('sys_count'), victim, 'burst', String(ITER), '4', okPath, denyPath]);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`done iters=${TOTAL} denied=0 opened=${TOTAL} bad=0`);
+    expect(mapValue(r.stdout, 'counts', '39')).toBe(2 * TOTAL); // getpid: raw + libc
+    expect(mapValue(r.stdout, 'counts', '257')).toBe(2 * TOTAL); // openat
+    expect(mapValue(r.stdout, 'counts', '3')).toBe(2 * TOTAL); // close
+    expect(mapValue(r.stdout, 'counts', '1')).toBe(TOTAL + 1); // write, + the summary line
+    expect(mapValue(r.stdout, 'opens', okPath)).toBe(TOTAL);
+    expect(mapValue(r.stdout, 'opens', denyPath)).toBe(TOTAL);
+  });
+
+  test('bpf_override_return in sys_enter_openat: the victim sees EACCES for *deny, exit programs see the result', async () => {
+    const r = await runCli(['spawn', '-o', bpfObjectPath('sys_inject'), victim, 'burst', String(ITER), '4', okPath, denyPath]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`done iters=${TOTAL} denied=${TOTAL} opened=0 bad=0`);
+    expect(mapValue(r.stdout, 'results', '-13')).toBe(TOTAL);
+    expect(mapValue(r.stdout, 'results', '0')).toBe(TOTAL);
+  });
+});
