@@ -15,10 +15,17 @@ export const CFG = {
   anyExit: 2 * SYSCALL_SLOTS + 1,
   /** Set in a forked child (atfork handler): its callouts stay in C, see README. */
   forkedChild: 2 * SYSCALL_SLOTS + 2,
-  size: 2 * SYSCALL_SLOTS + 8,
+  /** gint32: a fork() is in progress (atfork prepare .. parent/child). */
+  forking: 2 * SYSCALL_SLOTS + 8,
+  /** gint32: callouts currently inside JS. */
+  inJs: 2 * SYSCALL_SLOTS + 12,
+  /** gint32: offset of the thread id in glibc's struct pthread (found at start-up). */
+  tidOffset: 2 * SYSCALL_SLOTS + 4,
+  size: 2 * SYSCALL_SLOTS + 16,
 } as const;
 
 const CFG_FORKED = CFG.forkedChild;
+const CFG_TID_OFFSET = CFG.tidOffset;
 const CFG_ANY_ENTER = CFG.anyEnter;
 const CFG_ENTER = CFG.enter;
 
@@ -69,16 +76,76 @@ extern void js_enter (gint32 slot);
 extern void js_exit (gint32 slot);
 extern void js_process_exit (gint32 tid, gint32 status);
 extern void unregister_atfork (gpointer dso_handle);
+extern gpointer pthread_self_fn (void);
+
+/*
+ * Whether this callout runs on the thread its state block was made for. A forked child's
+ * thread runs the parent's stalked code with the parent's block, but the kernel already
+ * wrote the child's tid into glibc's struct pthread (CLONE_CHILD_SETTID), before any user
+ * code, atfork handlers included, runs in the child. No syscall needed.
+ */
+static int
+own_thread (const ThreadState * ts)
+{
+  gint32 off = *(volatile gint32 *) (cfg + ${CFG_TID_OFFSET});
+  if (off <= 0)
+    return 1;
+  return *(gint32 *) ((guint8 *) pthread_self_fn () + off) == ts->tid;
+}
+
+#define FORKING ((volatile gint *) (cfg + ${CFG.forking}))
+#define IN_JS ((volatile gint *) (cfg + ${CFG.inJs}))
+
+/*
+ * fork() must not happen while another thread is inside JS: the child would inherit the
+ * JS lock held by a thread that does not exist there, and Frida's own fork handling in
+ * the child hangs on it (measured: about half the forks under load). The prepare handler
+ * closes the gate and waits for callouts to leave JS; parent and child handlers reopen it.
+ */
+void
+on_fork_prepare (void)
+{
+  g_atomic_int_add (FORKING, 1); /* locked: also a full fence */
+  while (*IN_JS != 0)
+    ;
+}
+
+void
+on_fork_parent (void)
+{
+  g_atomic_int_add (FORKING, -1);
+}
 
 /*
  * A forked child continues inside its copy of the parent's Stalker code, but the JS
- * runtime's threads and lock owners did not come along: entering JS there can deadlock.
- * So the child keeps running stalked but never calls out (it is untraced).
+ * runtime's threads did not come along, so it never calls out (it is untraced).
  */
 void
 on_fork_child (void)
 {
   cfg[${CFG_FORKED}] = 1;
+  g_atomic_int_add (FORKING, -1);
+}
+
+/* Counts the caller in as being inside JS, unless a fork is under way (then waits). */
+static void
+enter_js_gate (void)
+{
+  for (;;)
+  {
+    while (*FORKING)
+      ;
+    g_atomic_int_add (IN_JS, 1);
+    if (!*FORKING)
+      return;
+    g_atomic_int_add (IN_JS, -1);
+  }
+}
+
+static void
+leave_js_gate (void)
+{
+  g_atomic_int_add (IN_JS, -1);
 }
 
 /*
@@ -97,8 +164,10 @@ on_process_exit (GumInvocationContext * ic)
 {
   if (cfg[${CFG_FORKED}] || (!cfg[${CFG_ANY_ENTER}] && !cfg[${CFG_ENTER} + ${NR_EXIT_GROUP}]))
     return;
+  enter_js_gate ();
   js_process_exit ((gint32) gum_invocation_context_get_thread_id (ic),
       (gint32) GPOINTER_TO_SIZE (gum_invocation_context_get_nth_argument (ic, 0)));
+  leave_js_gate ();
 }
 
 static int
@@ -119,7 +188,7 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
   ts->override_set = 0;
   if (cfg[${CFG_FORKED}])
     return;
-  if (!wanted (nr, ${CFG.enter}, ${CFG.anyEnter}))
+  if (!wanted (nr, ${CFG.enter}, ${CFG.anyEnter}) || !own_thread (ts))
     return;
   ts->enter.ent.pid = ts->tid;
   ts->enter.id = nr;
@@ -129,7 +198,9 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
   ts->enter.args[3] = cpu->r10;
   ts->enter.args[4] = cpu->r8;
   ts->enter.args[5] = cpu->r9;
+  enter_js_gate ();
   js_enter (ts->slot);
+  leave_js_gate ();
   /*
    * Overridden: the instruction stays (Stalker must still see clone & co. go by), but the
    * kernel gets a number it rejects at once with -ENOSYS; on_exit puts the wanted value in.
@@ -151,12 +222,14 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
   }
   if (cfg[${CFG_FORKED}])
     return;
-  if (!wanted (nr, ${CFG.exit}, ${CFG.anyExit}))
+  if (!wanted (nr, ${CFG.exit}, ${CFG.anyExit}) || !own_thread (ts))
     return;
   ts->exit.ent.pid = ts->tid;
   ts->exit.id = nr;
   ts->exit.ret = (gint64) cpu->rax;
+  enter_js_gate ();
   js_exit (ts->slot);
+  leave_js_gate ();
   if (ts->override_set)
   {
     cpu->rax = (guint64) ts->override_value;
@@ -219,9 +292,11 @@ export function createSyscallFilter(
     js_exit: jsExit,
     js_process_exit: jsProcessExit,
     unregister_atfork: unregisterAtfork ?? noop,
+    pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
   });
+  new DataView(ArrayBuffer.wrap(cfgBlock, CFG.size)).setInt32(CFG.tidOffset, findTidOffset(), true);
   if (registerAtfork !== null && unregisterAtfork !== null) {
-    new NativeFunction(registerAtfork, 'int', ['pointer', 'pointer', 'pointer', 'pointer'])(NULL, NULL, cm.on_fork_child, cfgBlock);
+    new NativeFunction(registerAtfork, 'int', ['pointer', 'pointer', 'pointer', 'pointer'])(cm.on_fork_prepare, cm.on_fork_parent, cm.on_fork_child, cfgBlock);
   }
   return {
     transform: cm.transform,
@@ -229,4 +304,18 @@ export function createSyscallFilter(
     onProcessExit: cm.on_process_exit,
     keepAlive: [cm, cfgBlock, jsEnter, jsExit, jsProcessExit, noop],
   };
+}
+
+/**
+ * Where glibc keeps the thread id in struct pthread (0x2d0 on current x86-64 glibc): the
+ * first 32-bit slot after the TCB header that holds this thread's id. 0 (check disabled)
+ * when not found.
+ */
+function findTidOffset(): number {
+  const self = new NativeFunction(Module.getGlobalExportByName('pthread_self'), 'pointer', [])();
+  const tid = Process.getCurrentThreadId();
+  for (let off = 0x40; off < 0x800; off += 4) {
+    if (self.add(off).readS32() === tid) return off;
+  }
+  return 0;
 }
