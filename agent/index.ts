@@ -3,9 +3,10 @@
 // implementations register with the runtime here, so the runtime never imports them.
 
 import type { AgentInfo, AgentRpc, AttachResult, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
+import { SyscallAttachImpl } from './attach/syscall/SyscallAttachImpl.js';
 import { UprobeAttachImpl } from './attach/uprobe/UprobeAttachImpl.js';
 import { EventQueue } from './events.js';
-import { monitorExit } from './exitMonitor.js';
+import { ExitMonitor } from './exitMonitor.js';
 import { HitCounter } from './hitCounter.js';
 import { Runtime } from './runtime/Runtime.js';
 
@@ -16,10 +17,11 @@ let runtime: Runtime | null = null;
 function newRuntime(): Runtime {
   const rt = new Runtime(events);
   rt.registerAttachImpl(new UprobeAttachImpl());
+  rt.registerAttachImpl(new SyscallAttachImpl());
   return rt;
 }
 
-const exitListeners = monitorExit(events, () => ({
+const exitMonitor = new ExitMonitor(events, () => ({
   type: 'snapshot',
   hitCounts: counter?.counts() ?? {},
   maps: runtime?.mapDump() ?? [],
@@ -54,7 +56,9 @@ const api: AgentRpc = {
   },
   countHits(targets: HookTarget[]): AttachResult[] {
     counter ??= new HitCounter(events);
-    return counter.add(targets);
+    const results = counter.add(targets);
+    exitMonitor.rearm();
+    return results;
   },
   hitCounts(): Record<string, number> {
     return counter?.counts() ?? {};
@@ -62,7 +66,9 @@ const api: AgentRpc = {
   load(request: LoadRequest): AttachResult[] {
     runtime ??= newRuntime();
     if (request.batchSize) events.setBatchSize(request.batchSize);
-    return runtime.load(request);
+    const results = runtime.load(request);
+    exitMonitor.rearm();
+    return results;
   },
   mapLookup: (object, map, key) => requireRuntime().mapLookup(object, map, key),
   mapUpdate: (object, map, key, value, flags) => requireRuntime().mapUpdate(object, map, key, value, flags),
@@ -73,7 +79,7 @@ const api: AgentRpc = {
     counter?.detachAll();
     runtime?.detachAll();
     runtime = null;
-    for (const l of exitListeners.splice(0)) l.detach();
+    exitMonitor.detach();
     Interceptor.flush();
     events.flush();
     // Let V8 collect the wasm instance now, while the script is whole (see README: a

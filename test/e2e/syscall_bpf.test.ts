@@ -44,3 +44,16 @@ describe('syscall tracepoint programs', () => {
     expect(mapValue(r.stdout, 'results', '0')).toBe(TOTAL);
   });
 });
+
+describe('stripped system binaries', () => {
+  test('a spawned /bin/cat (no main symbol) is traced from main(): its openat and read of the file are seen', async () => {
+    const file = path.join(tmp, 'hello.txt');
+    fs.writeFileSync(file, 'hello\n');
+    const r = await runCli(['spawn', '-o', bpfObjectPath('sys_count'), '/bin/cat', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('hello');
+    expect(mapValue(r.stdout, 'opens', file)).toBe(1);
+    expect(mapValue(r.stdout, 'counts', '0')).toBeGreaterThanOrEqual(2); // read: the data, then EOF
+    expect(mapValue(r.stdout, 'counts', '231')).toBe(1); // exit_group, from the _exit hook
+  });
+});

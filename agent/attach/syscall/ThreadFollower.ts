@@ -3,6 +3,7 @@
 // a new thread reports itself through the thread observer synchronously, on its own
 // thread, before its start routine runs, so it follows itself without ptrace.
 
+import { findMain } from './findMain.js';
 import { ThreadState } from './threadState.js';
 
 /**
@@ -86,11 +87,12 @@ export class ThreadFollower {
   /**
    * A spawned process's main thread sits in a ptrace stop owned by Frida until resume(),
    * and resuming restores its saved registers, undoing the redirect Stalker.follow(tid)
-   * made. Such a thread follows itself instead when it reaches __libc_start_main (the
-   * dynamic loader's own startup syscalls before that are not traced).
+   * made. Such a thread follows itself instead when it reaches main() (found through _start
+   * when the binary is stripped, see findMain.ts); its syscalls before main() are not
+   * traced. __libc_start_main is the last resort: the thread is usually inside it already.
    */
   private followAtStart(state: ThreadState): void {
-    const start = Process.mainModule.findSymbolByName('main') ?? Module.findGlobalExportByName('__libc_start_main');
+    const start = findMain() ?? Module.findGlobalExportByName('__libc_start_main');
     if (start === null) {
       this.failures.push(`thread ${state.tid}: stopped by a tracer and no __libc_start_main or main to catch it at`);
       return;
