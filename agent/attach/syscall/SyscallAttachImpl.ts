@@ -173,13 +173,14 @@ export class SyscallAttachImpl implements AttachImpl {
       overridden = true;
       value = v;
     };
+    const hit = { ctxLen: len, tid: state.tid, funcIp: 0n, override, cpu: state.cpu() };
     for (const sets of [perSyscall, any]) {
       for (const cb of sets) {
         // Copied before every program: the area is shared by all programs and hooks.
         const view = this.services.ctxView();
         if (view === null) return; // detached meanwhile: the VM memory is gone
         new Uint8Array(view.buffer, view.byteOffset + this.services.ctxAddr, len).set(record);
-        cb({ ctxLen: len, tid: state.tid, funcIp: 0n, override });
+        cb(hit);
       }
     }
     if (overridden) state.setOverride(value);

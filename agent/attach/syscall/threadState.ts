@@ -18,6 +18,8 @@ export const TS = {
   overrideValue: 104,
   slot: 112,
   tid: 116,
+  /** CPU the callout ran on, taken in C just before entering JS. */
+  cpu: 120,
   size: 128,
 } as const;
 
@@ -41,6 +43,12 @@ export class ThreadState {
     this.view.setInt32(TS.tid, tid, true);
   }
 
+  /** The CPU the C callout recorded, or undefined when the record was filled from JS. */
+  cpu(): number | undefined {
+    const cpu = this.view.getInt32(TS.cpu, true);
+    return cpu >= 0 ? cpu : undefined;
+  }
+
   /** The syscall number seen at entry (rax before the `syscall`). */
   nr(): number {
     return Number(this.view.getBigInt64(TS.nr, true));
@@ -52,6 +60,7 @@ export class ThreadState {
     this.view.setBigInt64(TS.enter + 8, BigInt(nr), true);
     for (let i = 0; i < 6; i++) this.view.setBigUint64(TS.enter + 16 + 8 * i, BigInt.asUintN(64, args[i] ?? 0n), true);
     this.view.setBigInt64(TS.nr, BigInt(nr), true);
+    this.view.setInt32(TS.cpu, -1, true);
   }
 
   /** Makes the C exit callout put `value` in rax (the enter callout already skipped the syscall). */
