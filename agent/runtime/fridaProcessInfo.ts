@@ -8,7 +8,7 @@ const libc = (name: string) => Module.getGlobalExportByName(name);
 // 'exclusive': keep the JS lock across the call. The default releases it, and another
 // thread's hit would then run on the shared run context and context area mid-run
 // (seen as per-thread counts off by a few under 8 threads).
-const EXCLUSIVE = { scheduling: 'exclusive' } as const;
+const EXCLUSIVE = { scheduling: 'exclusive', exceptions: 'propagate' } as const;
 const clockGettime = new NativeFunction(libc('clock_gettime'), 'int', ['int', 'pointer'], EXCLUSIVE);
 const schedGetcpu = new NativeFunction(libc('sched_getcpu'), 'int', [], EXCLUSIVE);
 const getuid = new NativeFunction(libc('getuid'), 'uint', [], EXCLUSIVE);

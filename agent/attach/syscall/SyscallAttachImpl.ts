@@ -18,7 +18,7 @@ import { SyscallPrivateData } from './SyscallPrivateData.js';
 import { SYSCALL_SLOTS } from './syscallTable.js';
 import { ThreadFollower } from './ThreadFollower.js';
 import { hookProcessExit, NR_EXIT_GROUP } from './exitHooks.js';
-import { ENTER_CTX_LEN, EXIT_CTX_LEN, type ThreadState } from './threadState.js';
+import { ENTER_CTX_LEN, EXIT_CTX_LEN, type SyscallHit, type ThreadState } from './threadState.js';
 
 interface Entry {
   data: SyscallPrivateData;
@@ -167,22 +167,40 @@ export class SyscallAttachImpl implements AttachImpl {
 
   private run(state: ThreadState, perSyscall: readonly EbpfRunCallback[], any: readonly EbpfRunCallback[], record: Uint8Array, len: number): void {
     if (perSyscall.length === 0 && any.length === 0) return;
-    let overridden = false;
-    let value = 0n;
-    const override = (v: bigint) => {
-      overridden = true;
-      value = v;
+    // One hit descriptor per thread, reused: this runs on every traced syscall.
+    const hit = state.hit ??= { ctxLen: 0, tid: state.tid, funcIp: 0n, override: null, cpu: undefined, overridden: false, value: 0n };
+    hit.ctxLen = len;
+    hit.cpu = state.cpu();
+    hit.overridden = false;
+    hit.override ??= (v: bigint) => {
+      hit.overridden = true;
+      hit.value = v;
     };
-    const hit = { ctxLen: len, tid: state.tid, funcIp: 0n, override, cpu: state.cpu() };
-    for (const sets of [perSyscall, any]) {
-      for (const cb of sets) {
-        // Copied before every program: the area is shared by all programs and hooks.
-        const view = this.services.ctxView();
-        if (view === null) return; // detached meanwhile: the VM memory is gone
-        new Uint8Array(view.buffer, view.byteOffset + this.services.ctxAddr, len).set(record);
-        cb(hit);
-      }
+    if (!this.runSet(perSyscall, hit, record, len) || !this.runSet(any, hit, record, len)) return;
+    if (hit.overridden) state.setOverride(hit.value);
+  }
+
+  /** False when the runtime went away meanwhile (detached: the VM memory is gone). */
+  private runSet(set: readonly EbpfRunCallback[], hit: SyscallHit, record: Uint8Array, len: number): boolean {
+    for (let i = 0; i < set.length; i++) {
+      // Copied before every program: the area is shared by all programs and hooks.
+      const ctx = this.ctxBytes();
+      if (ctx === null) return false;
+      ctx.set(len === record.length ? record : record.subarray(0, len));
+      set[i](hit);
     }
-    if (overridden) state.setOverride(value);
+    return true;
+  }
+
+  private ctxCache: { view: DataView; bytes: Uint8Array } | null = null;
+
+  /** The context area as bytes, re-derived only when the VM memory view changes. */
+  private ctxBytes(): Uint8Array | null {
+    const view = this.services.ctxView();
+    if (view === null) return null;
+    if (this.ctxCache?.view !== view) {
+      this.ctxCache = { view, bytes: new Uint8Array(view.buffer, view.byteOffset + this.services.ctxAddr, ENTER_CTX_LEN) };
+    }
+    return this.ctxCache.bytes;
   }
 }

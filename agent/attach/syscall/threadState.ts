@@ -4,6 +4,8 @@
 // The two records are already in the kernel's tracepoint layout, so JS copies them into
 // the VM's context area as they are.
 
+import type { HitInfo } from '../../runtime/AttachImpl.js';
+
 /** struct trace_event_raw_sys_enter: trace_entry (8) + long id + unsigned long args[6]. */
 export const ENTER_CTX_LEN = 64;
 /** struct trace_event_raw_sys_exit: trace_entry (8) + long id + long ret. */
@@ -23,7 +25,14 @@ export const TS = {
   size: 128,
 } as const;
 
+/** The hit descriptor a thread's syscalls reuse (see SyscallAttachImpl.run). */
+export interface SyscallHit extends HitInfo {
+  overridden: boolean;
+  value: bigint;
+}
+
 export class ThreadState {
+  hit: SyscallHit | null = null;
   /** Keeps the native block alive (Memory.alloc frees it when the handle is collected). */
   readonly block: NativePointer;
   readonly view: DataView;

@@ -48,8 +48,9 @@ let cached: (PtRegsFill & { module: CModule }) | null = null;
 export function ptRegsFill(): PtRegsFill {
   if (cached === null) {
     const module = new CModule(SOURCE, { sched_getcpu: Module.getGlobalExportByName('sched_getcpu') });
-    // Exclusive: the arena is only written under the JS lock.
-    const opts = { scheduling: 'exclusive' } as const;
+    // Exclusive: the arena is only written under the JS lock. No per-call fault guard: the
+    // code only reads the invocation's saved registers.
+    const opts = { scheduling: 'exclusive', exceptions: 'propagate' } as const;
     const entry = new NativeFunction(module.pt_regs_fill_entry, 'int', ['pointer'], opts);
     const ret = new NativeFunction(module.pt_regs_fill_return, 'int', ['pointer'], opts);
     cached = { module, entry: (dst) => entry(dst) as number, return: (dst) => ret(dst) as number };
