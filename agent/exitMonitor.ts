@@ -13,6 +13,10 @@ import type { AgentEvent } from '../protocol/messages.js';
 import { EXIT_ACK } from '../protocol/messages.js';
 import type { EventQueue } from './events.js';
 
+const getpidFn = new NativeFunction(Module.getGlobalExportByName('getpid'), 'int', [], { scheduling: 'exclusive', exceptions: 'propagate' });
+/** The real pid (a syscall): Process.id is the agent's, and a forked child inherits it. */
+const getpid = (): number => getpidFn() as number;
+
 export class ExitMonitor {
   private listeners: InvocationListener[] = [];
   private readonly targets: NativePointer[] = [];
@@ -29,13 +33,18 @@ export class ExitMonitor {
     this.rearm();
   }
 
+  /** The process this agent was loaded into; a forked child copies the hooks but is not it. */
+  private readonly pid = getpid();
+
   /** (Re)attaches after every other listener, so the snapshot sees their effects. */
   rearm(): void {
     this.detach();
-    const { events, finalSnapshot } = this;
+    const { events, finalSnapshot, pid } = this;
     this.listeners = this.targets.map((addr) =>
       Interceptor.attach(addr, {
         onEnter(args) {
+          // In a forked child nobody would ever acknowledge: waiting would hang it forever.
+          if (getpid() !== pid) return;
           events.push(finalSnapshot());
           events.push({ type: 'exit', status: args[0].toInt32() & 0xff });
           events.flush();

@@ -57,3 +57,21 @@ describe('stripped system binaries', () => {
     expect(mapValue(r.stdout, 'counts', '231')).toBe(1); // exit_group, from the _exit hook
   });
 });
+
+describe('fork while traced', () => {
+  // A forked child inherits the hooks, including the agent's _exit hook, which waits for
+  // the host to acknowledge the final snapshot; no host talks to a child, so it hung.
+  const forker = victimPath('forker');
+  const manifest = path.join(tmp, 'fork-manifest.json');
+  fs.writeFileSync(manifest, JSON.stringify({ objects: [{ path: bpfObjectPath('rt_count'), programs: { count_add: { type: 'uprobe', binary: forker, symbol: 'target_add' } } }] }));
+
+  test.each([
+    ['syscall programs (Stalker)', ['-o', bpfObjectPath('sys_count')]],
+    ['a uprobe program', ['-m', manifest]],
+    ['--count', ['--count', 'target_add']],
+  ])('%s: children run, exit with their status, and the parent goes on', async (_name, args) => {
+    const r = await runCli(['spawn', ...args, forker, '5']);
+    expect(r.stdout).toContain('forks ok 5');
+    expect(r.code).toBe(0);
+  });
+});
