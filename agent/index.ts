@@ -27,6 +27,7 @@ const exitMonitor = new ExitMonitor(events, () => ({
   maps: runtime?.mapDump() ?? [],
   stats: runtime?.stats() ?? [],
   droppedRecords: events.droppedTotal,
+  pending: runtime?.pending() ?? [],
 }));
 
 function probeCModule(): boolean {
@@ -74,7 +75,7 @@ const api: AgentRpc = {
   mapUpdate: (object, map, key, value, flags) => requireRuntime().mapUpdate(object, map, key, value, flags),
   mapDelete: (object, map, key) => requireRuntime().mapDelete(object, map, key),
   mapDump: (): MapDump[] => runtime?.mapDump() ?? [],
-  stats: () => ({ programs: runtime?.stats() ?? [], droppedRecords: events.droppedTotal }),
+  stats: () => ({ programs: runtime?.stats() ?? [], droppedRecords: events.droppedTotal, pending: runtime?.pending() ?? [] }),
   detachAll(): void {
     counter?.detachAll();
     runtime?.detachAll();

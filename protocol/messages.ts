@@ -85,7 +85,7 @@ export type AgentEvent =
   | { type: 'module-hooked'; module: string; results: AttachResult[] }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; text: string }
   /** Final state, sent when the target is about to exit (afterwards nobody can ask). */
-  | { type: 'snapshot'; hitCounts: Record<string, number>; maps: MapDump[]; stats: ProgramStats[]; droppedRecords: number }
+  | { type: 'snapshot'; hitCounts: Record<string, number>; maps: MapDump[]; stats: ProgramStats[]; droppedRecords: number; pending: string[] }
   /** The target called exit()/_exit(): the only place its exit status can be seen from inside. */
   | { type: 'exit'; status: number };
 
@@ -117,7 +117,8 @@ export interface AgentRpc {
   mapUpdate(object: number, map: number, key: string, value: string, flags: number): number;
   mapDelete(object: number, map: number, key: string): number;
   mapDump(): MapDump[];
-  stats(): { programs: ProgramStats[]; droppedRecords: number };
+  /** `pending`: attach points still waiting for their library to be loaded. */
+  stats(): { programs: ProgramStats[]; droppedRecords: number; pending: string[] };
   /** Remove every hook this agent installed; idempotent. */
   detachAll(): void;
 }

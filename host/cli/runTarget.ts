@@ -68,7 +68,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   let session: Session | null = null;
   let counts: Record<string, number> = {};
   let finalMaps: MapDump[] | null = null;
-  let finalStats: { programs: ProgramStats[]; droppedRecords: number } | null = null;
+  let finalStats: { programs: ProgramStats[]; droppedRecords: number; pending: string[] } | null = null;
   let interval: NodeJS.Timeout | null = null;
   try {
     backend = await createBackend({ verbose: output.verbose });
@@ -92,7 +92,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         case 'snapshot':
           counts = ev.hitCounts;
           finalMaps = ev.maps;
-          finalStats = { programs: ev.stats, droppedRecords: ev.droppedRecords };
+          finalStats = { programs: ev.stats, droppedRecords: ev.droppedRecords, pending: ev.pending };
           break;
         case 'log':
           if (ev.level === 'info') reporter.status(ev.text);
@@ -152,7 +152,10 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     }
     if (plan.count.length) reporter.hitCounts(counts);
     if (finalMaps) printer.maps(finalMaps);
-    if (finalStats) printer.stats(finalStats.programs, finalStats.droppedRecords);
+    if (finalStats) {
+      printer.stats(finalStats.programs, finalStats.droppedRecords);
+      for (const p of finalStats.pending) reporter.warn(`${p}: never attached: its library was not loaded while we were attached`);
+    }
 
     if (why.kind === 'ended') {
       const end = await s.waitForEnd();

@@ -149,6 +149,16 @@ describe('events, faults and libraries', () => {
     expect(mapValue(finalMaps(r.stdout).plugin_calls, 0)).toBe(50);
   });
 
+  test('a library that never loads is a warning at attach and again at the end, not a silent nothing', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpftime-ts-'));
+    const manifest = path.join(dir, 'm.json');
+    fs.writeFileSync(manifest, JSON.stringify({ objects: [{ path: obj('rt_plugin'), programs: { on_plugin: { type: 'uprobe', binary: 'libnotthere.so', symbol: 'plugin_fn' } } }] }));
+    const r = await runCli(['spawn', '-m', manifest, probed, 'add', '3']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('warning: on_plugin → libnotthere.so:plugin_fn: pending: waiting for libnotthere.so to be loaded');
+    expect(r.stderr).toContain('warning: libnotthere.so:plugin_fn: never attached');
+  });
+
   test('a symbol missing from the binary is a clear error naming it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpftime-ts-'));
     const manifest = path.join(dir, 'm.json');

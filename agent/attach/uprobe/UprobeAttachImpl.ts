@@ -68,11 +68,6 @@ export class UprobeAttachImpl implements AttachImpl {
     return id;
   }
 
-  isPending(id: number): boolean {
-    const e = this.entries.get(id);
-    return e !== undefined && e.address === null;
-  }
-
   describeAttach(id: number): string | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
