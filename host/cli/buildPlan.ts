@@ -54,14 +54,15 @@ export function buildPlan(o: PlanOptions): RunPlan {
     throw new SessionError('--engine wasm cannot detach from a process that keeps running (Frida tears WebAssembly down unsafely); use --engine native, or spawn without --duration', 'usage');
   }
 
-  const configs: ObjectConfig[] = [
-    ...(manifest?.objects ?? []),
-    ...o.objects.map((p) => ({ path: path.resolve(p), programs: {}, rodata: {}, maps: {} })),
+  // Each object with the path its errors should show: -o objects as the user typed them.
+  const sources: { config: ObjectConfig; shown: string }[] = [
+    ...(manifest?.objects ?? []).map((config) => ({ config, shown: config.path })),
+    ...o.objects.map((p) => ({ config: { path: path.resolve(p), programs: {}, rodata: {}, maps: {} }, shown: p })),
   ];
-  const shownPath = (c: ObjectConfig, i: number) => (i >= (manifest?.objects.length ?? 0) ? o.objects[i - (manifest?.objects.length ?? 0)] : c.path);
+  const configs = sources.map((x) => x.config);
   let objects;
   try {
-    objects = configs.map((c, i) => loadObject(shownPath(c, i)));
+    objects = sources.map((x) => loadObject(x.shown));
   } catch (e) {
     if (e instanceof LoaderError) throw new SessionError(e.message, 'attach');
     throw e;
