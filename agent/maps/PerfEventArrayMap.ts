@@ -3,22 +3,18 @@
 // so the map holds no data; it only validates the CPU index and counts drops.
 
 import type { MapSpec } from '../../protocol/spec.js';
-import { E2BIG, EINVAL, ENOTSUPP, type BpfMap } from './BpfMap.js';
+import { E2BIG, EINVAL } from './BpfMap.js';
+import { RecordMap } from './RecordMap.js';
 
 export const BPF_F_INDEX_MASK = 0xffffffffn;
 export const BPF_F_CURRENT_CPU = 0xffffffffn;
 
-export class PerfEventArrayMap implements BpfMap {
-  /** Records refused because the host-bound queue was full. */
-  drops = 0;
+export class PerfEventArrayMap extends RecordMap {
   /** Slots (CPUs); libbpf sizes an unspecified max_entries to the CPU count, so do we. */
   readonly size: number;
 
-  constructor(
-    readonly spec: MapSpec,
-    readonly handle: bigint,
-    cpus: number,
-  ) {
+  constructor(spec: MapSpec, handle: bigint, cpus: number) {
+    super(spec, handle);
     this.size = spec.maxEntries > 0 ? spec.maxEntries : cpus;
   }
 
@@ -30,26 +26,5 @@ export class PerfEventArrayMap implements BpfMap {
     if (idx === BPF_F_CURRENT_CPU) return runCpu;
     if (idx >= BigInt(this.size)) return -E2BIG;
     return Number(idx);
-  }
-
-  lookupAddr(_key: Uint8Array, _cpu: number): number {
-    return 0;
-  }
-
-  update(_key: Uint8Array, _value: Uint8Array, _flags: number, _cpu: number | 'all'): number {
-    // No perf fds to install: the agent forwards records itself.
-    return -ENOTSUPP;
-  }
-
-  delete(_key: Uint8Array): number {
-    return -ENOTSUPP;
-  }
-
-  lookup(_key: Uint8Array): null {
-    return null;
-  }
-
-  entries(): { key: Uint8Array; value: Uint8Array }[] {
-    return [];
   }
 }

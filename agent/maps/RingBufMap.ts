@@ -8,7 +8,7 @@
 
 import type { MapSpec } from '../../protocol/spec.js';
 import type { BpfVm } from '../../vm/ts/vm.js';
-import { type BpfMap, ENOTSUPP } from './BpfMap.js';
+import { RecordMap } from './RecordMap.js';
 import { round8 } from './layout.js';
 
 export const BPF_RB_NO_WAKEUP = 1;
@@ -21,9 +21,7 @@ export const BPF_RB_PROD_POS = 3;
 const HDR = 8;
 const BUSY = 0x80000000;
 
-export class RingBufMap implements BpfMap {
-  /** Records lost: no room for a reservation, or the host-bound queue was full. */
-  drops = 0;
+export class RingBufMap extends RecordMap {
   readonly capacity: number;
   readonly base: number;
   private pos = 0;
@@ -33,9 +31,10 @@ export class RingBufMap implements BpfMap {
 
   constructor(
     private readonly vm: BpfVm,
-    readonly spec: MapSpec,
-    readonly handle: bigint,
+    spec: MapSpec,
+    handle: bigint,
   ) {
+    super(spec, handle);
     if (spec.maxEntries <= 0) throw new Error(`map ${spec.name}: ringbuf needs max_entries > 0`);
     this.capacity = spec.maxEntries;
     this.base = vm.allocRw(this.capacity, 8);
@@ -119,22 +118,5 @@ export class RingBufMap implements BpfMap {
   private getU32(a: number): number {
     const m = this.vm.memory();
     return (m[a] | (m[a + 1] << 8) | (m[a + 2] << 16) | (m[a + 3] << 24)) >>> 0;
-  }
-
-  // Not a key/value map: the map API has nothing to offer (the kernel says -ENOTSUPP too).
-  lookupAddr(_key: Uint8Array, _cpu: number): number {
-    return 0;
-  }
-  update(_key: Uint8Array, _value: Uint8Array, _flags: number, _cpu: number | 'all'): number {
-    return -ENOTSUPP;
-  }
-  delete(_key: Uint8Array): number {
-    return -ENOTSUPP;
-  }
-  lookup(_key: Uint8Array): null {
-    return null;
-  }
-  entries(): { key: Uint8Array; value: Uint8Array }[] {
-    return [];
   }
 }
