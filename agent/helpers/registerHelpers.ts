@@ -4,6 +4,7 @@
 // bpf_loop (181) is listed but not registered: the VM implements it as an intrinsic
 // (PSEUDO_FUNC callbacks run inside the interpreter), see vm/README.md.
 
+import { helperName } from '../../protocol/helperNames.js';
 import { eventHelpers } from './eventHelpers.js';
 import type { HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
@@ -12,40 +13,11 @@ import { printHelpers } from './printHelpers.js';
 import { probeHelpers } from './probeHelpers.js';
 import { taskHelpers } from './taskHelpers.js';
 
+/** Kernel helper ids we implement (names come from the shared kernel table). */
+const IMPLEMENTED = [1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15, 16, 25, 45, 58, 112, 113, 114, 115, 125, 130, 131, 132, 133, 134, 165, 173, 174, 177, 181, 182] as const;
+
 /** Kernel helper id → name (enum bpf_func_id, without the bpf_ prefix) for every helper we implement. */
-export const SUPPORTED_HELPERS: ReadonlyMap<number, string> = new Map<number, string>([
-  [1, 'map_lookup_elem'],
-  [2, 'map_update_elem'],
-  [3, 'map_delete_elem'],
-  [4, 'probe_read'],
-  [5, 'ktime_get_ns'],
-  [6, 'trace_printk'],
-  [7, 'get_prandom_u32'],
-  [8, 'get_smp_processor_id'],
-  [12, 'tail_call'],
-  [14, 'get_current_pid_tgid'],
-  [15, 'get_current_uid_gid'],
-  [16, 'get_current_comm'],
-  [25, 'perf_event_output'],
-  [45, 'probe_read_str'],
-  [58, 'override_return'],
-  [112, 'probe_read_user'],
-  [113, 'probe_read_kernel'],
-  [114, 'probe_read_user_str'],
-  [115, 'probe_read_kernel_str'],
-  [125, 'ktime_get_boot_ns'],
-  [130, 'ringbuf_output'],
-  [131, 'ringbuf_reserve'],
-  [132, 'ringbuf_submit'],
-  [133, 'ringbuf_discard'],
-  [134, 'ringbuf_query'],
-  [165, 'snprintf'],
-  [173, 'get_func_ip'],
-  [174, 'get_attach_cookie'],
-  [177, 'trace_vprintk'],
-  [181, 'loop'],
-  [182, 'strncmp'],
-]);
+export const SUPPORTED_HELPERS: ReadonlyMap<number, string> = new Map(IMPLEMENTED.map((id) => [id, helperName(id)]));
 
 export function helperDefs(env: HelperEnv): HelperDef[] {
   return [...mapHelpers(env), ...probeHelpers(env), ...printHelpers(env), ...eventHelpers(env), ...taskHelpers(env)];
