@@ -15,6 +15,7 @@ import type { HelperEnv } from '../helpers/HelperEnv.js';
 import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.js';
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
+import { round8 } from '../maps/layout.js';
 import {
   AttachError,
   attachTypeOf,
@@ -47,16 +48,19 @@ interface Attachment {
   description: string;
 }
 
-function align8(n: number): number {
-  return (n + 7) & ~7;
+/** An array-map key: the index as 4 little-endian bytes. */
+function u32Key(index: number): Uint8Array {
+  const k = new Uint8Array(4);
+  new DataView(k.buffer).setUint32(0, index >>> 0, true);
+  return k;
 }
 
 /** Arena bytes a map needs (values preallocated, as the kernel does). */
 function mapFootprint(spec: MapSpec, cpus: number): number {
   const perCpu = spec.type === 'percpu_array' || spec.type === 'percpu_hash' || spec.type === 'lru_percpu_hash' ? cpus : 1;
-  if (spec.type === 'ringbuf') return align8(spec.maxEntries) + 64;
+  if (spec.type === 'ringbuf') return round8(spec.maxEntries) + 64;
   if (spec.type === 'prog_array' || spec.type === 'perf_event_array') return 64;
-  return align8(spec.valueSize) * spec.maxEntries * perCpu + align8(spec.keySize) * spec.maxEntries + 64;
+  return round8(spec.valueSize) * spec.maxEntries * perCpu + round8(spec.keySize) * spec.maxEntries + 64;
 }
 
 export class Runtime {
@@ -112,7 +116,7 @@ export class Runtime {
     let ro = 64 * 1024;
     for (const o of req.objects) {
       for (const m of o.maps) {
-        if (m.readOnly) ro += align8(m.valueSize) + 64;
+        if (m.readOnly) ro += round8(m.valueSize) + 64;
         else rw += mapFootprint(m, cpus);
       }
     }
@@ -183,16 +187,11 @@ export class Runtime {
   /** Plain array maps (and global data) get their lookups resolved inside the VM. */
   private inlineIfArray(map: BpfMap): void {
     if (map.spec.type !== 'array' || map.spec.maxEntries < 1) return;
-    const key = (i: number) => {
-      const k = new Uint8Array(4);
-      new DataView(k.buffer).setUint32(0, i, true);
-      return k;
-    };
     const n = map.spec.maxEntries;
-    const base = map.lookupAddr(key(0), 0);
-    const stride = n > 1 ? map.lookupAddr(key(1), 0) - base : align8(map.spec.valueSize);
+    const base = map.lookupAddr(u32Key(0), 0);
+    const stride = n > 1 ? map.lookupAddr(u32Key(1), 0) - base : round8(map.spec.valueSize);
     // Only when the layout really is base + i * stride (checked at the last index too).
-    if (base === 0 || stride < map.spec.valueSize || map.lookupAddr(key(n - 1), 0) !== base + (n - 1) * stride) return;
+    if (base === 0 || stride < map.spec.valueSize || map.lookupAddr(u32Key(n - 1), 0) !== base + (n - 1) * stride) return;
     this.engine!.vm.inlineArrayMap(map.handle, base, stride, n);
   }
 
@@ -239,9 +238,7 @@ export class Runtime {
    * the host as libbpf users set program fds); the program is loaded on first use.
    */
   private tailCallTarget(map: BpfMap, index: number): number | undefined {
-    const key = new Uint8Array(4);
-    new DataView(key.buffer).setUint32(0, index >>> 0, true);
-    const value = map.lookup(key);
+    const value = map.lookup(u32Key(index));
     if (value === null || Array.isArray(value) || value.length < 4) return undefined;
     const progIndex = new DataView(value.buffer, value.byteOffset, 4).getUint32(0, true);
     const object = this.maps.findIndex((ms) => ms.includes(map));
