@@ -16,6 +16,7 @@ const getgid = new NativeFunction(libc('getgid'), 'uint', [], EXCLUSIVE);
 const getNprocsConf = new NativeFunction(libc('get_nprocs_conf'), 'int', [], EXCLUSIVE);
 const timespec = Memory.alloc(16);
 
+const PAGE = Process.pageSize;
 const CLOCK_MONOTONIC = 1;
 const CLOCK_BOOTTIME = 7;
 
@@ -56,19 +57,27 @@ export const targetMemory: TargetMemory = {
     }
   },
   readCString(addr: bigint, max: number): Uint8Array | null {
+    // Page by page: a string may end right before an unmapped page, and a read that
+    // crossed into it would fail as a whole.
     const out: number[] = [];
-    try {
-      let p = ptr(addr.toString());
-      // Byte by byte: a string may end right before an unmapped page.
-      for (let i = 0; i < max; i++) {
-        const b = p.readU8();
-        out.push(b);
-        if (b === 0) break;
-        p = p.add(1);
+    let p = ptr(addr.toString());
+    while (out.length < max) {
+      const toPageEnd = PAGE - p.and(PAGE - 1).toUInt32();
+      const n = Math.min(max - out.length, toPageEnd);
+      let chunk: Uint8Array;
+      try {
+        const bytes = p.readByteArray(n);
+        if (bytes === null) break;
+        chunk = new Uint8Array(bytes);
+      } catch {
+        break;
       }
-    } catch {
-      if (out.length === 0) return null;
+      const nul = chunk.indexOf(0);
+      const take = nul >= 0 ? nul + 1 : chunk.length;
+      for (let i = 0; i < take; i++) out.push(chunk[i]);
+      if (nul >= 0) break;
+      p = p.add(n);
     }
-    return new Uint8Array(out);
+    return out.length === 0 ? null : new Uint8Array(out);
   },
 };
