@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as readline from 'readline';
 import { sidecarScript, venvPython } from '../paths';
+import { withTimeout } from '../withTimeout';
 import {
   BackendError,
   BackendErrorCode,
@@ -192,21 +193,18 @@ export class SidecarBackend implements FridaBackend {
     if (this.closing) return;
     this.closing = true;
     if (!this.lostReason) {
-      await Promise.race([this.request('shutdown').catch(() => undefined), delay(3000)]);
+      await withTimeout(this.request('shutdown').catch(() => undefined), 3000);
     }
     this.child.stdin!.end();
     const exited = new Promise<void>((resolve) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null) resolve();
       else this.child.once('exit', () => resolve());
     });
-    await Promise.race([exited, delay(3000)]);
+    await withTimeout(exited, 3000);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
 
 class SidecarSession implements FridaSession {
   constructor(

@@ -6,6 +6,7 @@ import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import { BackendError, FridaBackend, FridaScript, FridaSession } from '../backend/FridaBackend';
 import { agentBundle } from '../paths';
+import { withTimeout } from '../withTimeout';
 import { AgentBatch, AgentEvent, AgentInfo, EXIT_ACK, isAgentBatch } from '../../protocol/messages';
 import { resolveProgram } from './resolveProgram';
 import { SessionError } from './SessionError';
@@ -212,8 +213,4 @@ export class Session extends EventEmitter {
   private async abandon(): Promise<void> {
     await this.detach();
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  return Promise.race([p, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref())]);
 }
