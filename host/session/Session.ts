@@ -135,7 +135,7 @@ export class Session extends EventEmitter {
       this.script = script;
       this.info = await script.call<AgentInfo>('ping');
     } catch (err) {
-      await this.abandon();
+      await this.detach(); // undo whatever start() got to
       throw explain(err, this.label);
     }
   }
@@ -207,10 +207,5 @@ export class Session extends EventEmitter {
       }
     })();
     return this.detaching;
-  }
-
-  /** Failure during start: undo whatever was done. */
-  private async abandon(): Promise<void> {
-    await this.detach();
   }
 }
