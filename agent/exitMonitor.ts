@@ -12,13 +12,15 @@
 import type { AgentEvent } from '../protocol/messages.js';
 import { EXIT_ACK } from '../protocol/messages.js';
 import type { EventQueue } from './events.js';
-
-const getpidFn = new NativeFunction(Module.getGlobalExportByName('getpid'), 'int', [], { scheduling: 'exclusive', exceptions: 'propagate' });
-/** The real pid (a syscall): Process.id is the agent's, and a forked child inherits it. */
-const getpid = (): number => getpidFn() as number;
+import { forkGuard, type GatedHook } from './forkGuard.js';
 
 export class ExitMonitor {
   private listeners: InvocationListener[] = [];
+  /**
+   * Every gated hook ever made stays reachable: a thread can be between the native gate
+   * and its NativeCallback when a rearm() detaches the listener. A few bytes per load.
+   */
+  private readonly hooks: GatedHook[] = [];
   private readonly targets: NativePointer[] = [];
 
   constructor(
@@ -33,25 +35,20 @@ export class ExitMonitor {
     this.rearm();
   }
 
-  /** The process this agent was loaded into; a forked child copies the hooks but is not it. */
-  private readonly pid = getpid();
-
   /** (Re)attaches after every other listener, so the snapshot sees their effects. */
   rearm(): void {
     this.detach();
-    const { events, finalSnapshot, pid } = this;
-    this.listeners = this.targets.map((addr) =>
-      Interceptor.attach(addr, {
-        onEnter(args) {
-          // In a forked child nobody would ever acknowledge: waiting would hang it forever.
-          if (getpid() !== pid) return;
-          events.push(finalSnapshot());
-          events.push({ type: 'exit', status: args[0].toInt32() & 0xff });
-          events.flush();
-          recv(EXIT_ACK, () => undefined).wait();
-        },
-      }),
-    );
+    const { events, finalSnapshot } = this;
+    // A forked child never gets here (forkGuard): nobody would acknowledge, and entering
+    // JS there may wait on a lock held by a thread that only exists in the parent.
+    const { callbacks, hook } = forkGuard().exitListener((status) => {
+      events.push(finalSnapshot());
+      events.push({ type: 'exit', status: status & 0xff });
+      events.flush();
+      recv(EXIT_ACK, () => undefined).wait();
+    });
+    this.hooks.push(hook);
+    this.listeners = this.targets.map((addr) => Interceptor.attach(addr, callbacks, hook.data));
   }
 
   detach(): void {

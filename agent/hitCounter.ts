@@ -5,6 +5,7 @@
 import type { AttachResult, HookTarget } from '../protocol/messages.js';
 import { describeTarget, resolveTarget } from './attach/uprobe/resolveTarget.js';
 import type { EventQueue } from './events.js';
+import { forkGuard, type GatedHook } from './forkGuard.js';
 
 const MAX_COUNTERS = 1024;
 
@@ -26,6 +27,8 @@ export class HitCounter {
   private readonly module = new CModule(COUNTER_SOURCE, { counters: this.counters });
   private readonly names: string[] = [];
   private readonly listeners: InvocationListener[] = [];
+  /** Kept for the agent's lifetime: a thread may be between a gate and its callback at detach. */
+  private readonly hooks: GatedHook[] = [];
 
   constructor(private readonly events: EventQueue) {}
 
@@ -38,15 +41,16 @@ export class HitCounter {
         const idx = this.names.length;
         this.listeners.push(Interceptor.attach(addr, { onEnter: this.module.on_enter }, ptr(idx)));
         let fired = false;
-        const firstHit = Interceptor.attach(addr, {
-          onEnter: () => {
-            if (fired) return; // threads racing into the hook before detach takes effect
-            fired = true;
-            firstHit.detach();
-            this.events.push({ type: 'first-hit', target: name, tid: Process.getCurrentThreadId(), hrtimeMs: Date.now() });
-            this.events.flush();
-          },
+        // Gated: a forked child must not enter JS (forkGuard.ts).
+        const { callbacks, hook } = forkGuard().listener((tid) => {
+          if (fired) return; // threads racing into the hook before detach takes effect
+          fired = true;
+          firstHit.detach();
+          this.events.push({ type: 'first-hit', target: name, tid, hrtimeMs: Date.now() });
+          this.events.flush();
         });
+        this.hooks.push(hook);
+        const firstHit = Interceptor.attach(addr, callbacks, hook.data);
         this.listeners.push(firstHit);
         this.names.push(name);
         return { target: name, ok: true, address: addr.toString() };

@@ -6,6 +6,7 @@
 
 import { NR_EXIT_GROUP } from './exitHooks.js';
 import { SYSCALL_SLOTS } from './syscallTable.js';
+import { FORK_GUARD_C, forkGuard } from '../../forkGuard.js';
 
 /** Byte offsets in the shared config block: one enable byte per syscall and phase, then the raw ones. */
 export const CFG = {
@@ -13,18 +14,11 @@ export const CFG = {
   exit: SYSCALL_SLOTS,
   anyEnter: 2 * SYSCALL_SLOTS,
   anyExit: 2 * SYSCALL_SLOTS + 1,
-  /** Set in a forked child (atfork handler): its callouts stay in C, see README. */
-  forkedChild: 2 * SYSCALL_SLOTS + 2,
-  /** gint32: a fork() is in progress (atfork prepare .. parent/child). */
-  forking: 2 * SYSCALL_SLOTS + 8,
-  /** gint32: callouts currently inside JS. */
-  inJs: 2 * SYSCALL_SLOTS + 12,
   /** gint32: offset of the thread id in glibc's struct pthread (found at start-up). */
   tidOffset: 2 * SYSCALL_SLOTS + 4,
-  size: 2 * SYSCALL_SLOTS + 16,
+  size: 2 * SYSCALL_SLOTS + 8,
 } as const;
 
-const CFG_FORKED = CFG.forkedChild;
 const CFG_TID_OFFSET = CFG.tidOffset;
 const CFG_ANY_ENTER = CFG.anyEnter;
 const CFG_ENTER = CFG.enter;
@@ -73,10 +67,11 @@ typedef struct {
 } ThreadState;
 
 extern volatile guint8 cfg[];
+/* forkGuard.ts: js_forbidden() in a forked child and on a thread inside fork(). */
+${FORK_GUARD_C}
 extern void js_enter (gint32 slot);
 extern void js_exit (gint32 slot);
 extern void js_process_exit (gint32 tid, gint32 status);
-extern void unregister_atfork (gpointer dso_handle);
 extern gpointer pthread_self_fn (void);
 extern int sched_getcpu (void);
 
@@ -84,7 +79,8 @@ extern int sched_getcpu (void);
  * Whether this callout runs on the thread its state block was made for. A forked child's
  * thread runs the parent's stalked code with the parent's block, but the kernel already
  * wrote the child's tid into glibc's struct pthread (CLONE_CHILD_SETTID), before any user
- * code, atfork handlers included, runs in the child. No syscall needed.
+ * code runs in the child. No syscall needed. (forkGuard covers the child after fork()
+ * returns; this covers the clone's own exit callout, and children made by raw clone.)
  */
 static int
 own_thread (const ThreadState * ts)
@@ -95,81 +91,17 @@ own_thread (const ThreadState * ts)
   return *(gint32 *) ((guint8 *) pthread_self_fn () + off) == ts->tid;
 }
 
-#define FORKING ((volatile gint *) (cfg + ${CFG.forking}))
-#define IN_JS ((volatile gint *) (cfg + ${CFG.inJs}))
-
-/*
- * fork() must not happen while another thread is inside JS: the child would inherit the
- * JS lock held by a thread that does not exist there, and Frida's own fork handling in
- * the child hangs on it (measured: about half the forks under load). The prepare handler
- * closes the gate and waits for callouts to leave JS; parent and child handlers reopen it.
- */
-void
-on_fork_prepare (void)
-{
-  g_atomic_int_add (FORKING, 1); /* locked: also a full fence */
-  while (*IN_JS != 0)
-    ;
-}
-
-void
-on_fork_parent (void)
-{
-  g_atomic_int_add (FORKING, -1);
-}
-
-/*
- * A forked child continues inside its copy of the parent's Stalker code, but the JS
- * runtime's threads did not come along, so it never calls out (it is untraced).
- */
-void
-on_fork_child (void)
-{
-  cfg[${CFG_FORKED}] = 1;
-  g_atomic_int_add (FORKING, -1);
-}
-
-/* Counts the caller in as being inside JS, unless a fork is under way (then waits). */
-static void
-enter_js_gate (void)
-{
-  for (;;)
-  {
-    while (*FORKING)
-      ;
-    g_atomic_int_add (IN_JS, 1);
-    if (!*FORKING)
-      return;
-    g_atomic_int_add (IN_JS, -1);
-  }
-}
-
-static void
-leave_js_gate (void)
-{
-  g_atomic_int_add (IN_JS, -1);
-}
-
-/*
- * Runs when the script unloads and this module is unmapped: a fork after that must not
- * call into freed code (the handler was registered with cfg as its dso handle).
- */
-void
-finalize (void)
-{
-  unregister_atfork ((gpointer) cfg);
-}
-
 /* Interceptor listener on _exit(): reports sys_enter_exit_group (see exitHooks.ts). */
 void
 on_process_exit (GumInvocationContext * ic)
 {
-  if (cfg[${CFG_FORKED}] || (!cfg[${CFG_ANY_ENTER}] && !cfg[${CFG_ENTER} + ${NR_EXIT_GROUP}]))
+  gint32 tid;
+  if (!cfg[${CFG_ANY_ENTER}] && !cfg[${CFG_ENTER} + ${NR_EXIT_GROUP}])
     return;
-  enter_js_gate ();
-  js_process_exit ((gint32) gum_invocation_context_get_thread_id (ic),
-      (gint32) GPOINTER_TO_SIZE (gum_invocation_context_get_nth_argument (ic, 0)));
-  leave_js_gate ();
+  tid = (gint32) gum_invocation_context_get_thread_id (ic);
+  if (js_forbidden (tid))
+    return;
+  js_process_exit (tid, (gint32) GPOINTER_TO_SIZE (gum_invocation_context_get_nth_argument (ic, 0)));
 }
 
 static int
@@ -188,9 +120,7 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
 
   ts->nr = nr;
   ts->override_set = 0;
-  if (cfg[${CFG_FORKED}])
-    return;
-  if (!wanted (nr, ${CFG.enter}, ${CFG.anyEnter}) || !own_thread (ts))
+  if (!wanted (nr, ${CFG.enter}, ${CFG.anyEnter}) || !own_thread (ts) || js_forbidden (ts->tid))
     return;
   ts->enter.ent.pid = ts->tid;
   ts->enter.id = nr;
@@ -201,9 +131,7 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
   ts->enter.args[4] = cpu->r8;
   ts->enter.args[5] = cpu->r9;
   ts->cpu = sched_getcpu (); /* here: a NativeFunction call from JS costs ~0.6 us */
-  enter_js_gate ();
   js_enter (ts->slot);
-  leave_js_gate ();
   /*
    * Overridden: the instruction stays (Stalker must still see clone & co. go by), but the
    * kernel gets a number it rejects at once with -ENOSYS; on_exit puts the wanted value in.
@@ -223,17 +151,13 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
     cpu->rax = (guint64) ts->override_value;
     ts->override_set = 0;
   }
-  if (cfg[${CFG_FORKED}])
-    return;
-  if (!wanted (nr, ${CFG.exit}, ${CFG.anyExit}) || !own_thread (ts))
+  if (!wanted (nr, ${CFG.exit}, ${CFG.anyExit}) || !own_thread (ts) || js_forbidden (ts->tid))
     return;
   ts->exit.ent.pid = ts->tid;
   ts->exit.id = nr;
   ts->exit.ret = (gint64) cpu->rax;
   ts->cpu = sched_getcpu ();
-  enter_js_gate ();
   js_exit (ts->slot);
-  leave_js_gate ();
   if (ts->override_set)
   {
     cpu->rax = (guint64) ts->override_value;
@@ -286,28 +210,21 @@ export function createSyscallFilter(
   const jsEnter = new NativeCallback(onEnter, 'void', ['int']);
   const jsExit = new NativeCallback(onExit, 'void', ['int']);
   const jsProcessExit = new NativeCallback(onProcessExit, 'void', ['int', 'int']);
-  // glibc runs atfork child handlers in the child of fork() (not of raw clone or vfork).
-  const registerAtfork = Module.findGlobalExportByName('__register_atfork');
-  const unregisterAtfork = Module.findGlobalExportByName('__unregister_atfork');
-  const noop = new NativeCallback(() => undefined, 'void', ['pointer']);
   const cm = new CModule(SOURCE, {
     cfg: cfgBlock,
+    fork_state: forkGuard().state,
     js_enter: jsEnter,
     js_exit: jsExit,
     js_process_exit: jsProcessExit,
-    unregister_atfork: unregisterAtfork ?? noop,
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
     sched_getcpu: Module.getGlobalExportByName('sched_getcpu'),
   });
   new DataView(ArrayBuffer.wrap(cfgBlock, CFG.size)).setInt32(CFG.tidOffset, findTidOffset(), true);
-  if (registerAtfork !== null && unregisterAtfork !== null) {
-    new NativeFunction(registerAtfork, 'int', ['pointer', 'pointer', 'pointer', 'pointer'])(cm.on_fork_prepare, cm.on_fork_parent, cm.on_fork_child, cfgBlock);
-  }
   return {
     transform: cm.transform,
     cfg: new Uint8Array(ArrayBuffer.wrap(cfgBlock, CFG.size)),
     onProcessExit: cm.on_process_exit,
-    keepAlive: [cm, cfgBlock, jsEnter, jsExit, jsProcessExit, noop],
+    keepAlive: [cm, cfgBlock, jsEnter, jsExit, jsProcessExit],
   };
 }
 

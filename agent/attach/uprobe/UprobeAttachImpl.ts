@@ -15,6 +15,7 @@ import { findModule, resolveTarget, TargetError } from './resolveTarget.js';
 import { PT_REGS_SIZE } from './ptRegs.js';
 import { ptRegsFill } from './ptRegsFill.js';
 import { UprobePrivateData } from './UprobePrivateData.js';
+import { forkGuard, type GatedHook } from '../../forkGuard.js';
 
 interface Entry {
   type: AttachType;
@@ -22,12 +23,19 @@ interface Entry {
   callback: EbpfRunCallback;
   address: NativePointer | null;
   listener: InvocationListener | null;
-  /** The replacement callback must stay reachable while installed. */
-  replacement: NativeCallback<'uint64', ArgTypes> | null;
+  replaced: boolean;
+  /** The native gate and its callback; reachable for the agent's lifetime once made (see below). */
+  hook: GatedHook | null;
 }
 
 type ArgTypes = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64'];
 const ARGS: ArgTypes = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64'];
+
+/**
+ * Gated hooks of removed attaches: a thread can be between the native gate and the JS
+ * callback when the hook is removed, so the callback must outlive it. A few bytes each.
+ */
+const retiredHooks: GatedHook[] = [];
 
 function toBig(p: NativePointer): bigint {
   return BigInt(p.toString());
@@ -53,7 +61,7 @@ export class UprobeAttachImpl implements AttachImpl {
 
   createAttach(callback: EbpfRunCallback, data: AttachPrivateData, type: AttachType): number {
     if (!(data instanceof UprobePrivateData)) throw new AttachError(`uprobe attach given foreign private data (${data.description})`);
-    const entry: Entry = { type, data, callback, address: null, listener: null, replacement: null };
+    const entry: Entry = { type, data, callback, address: null, listener: null, replaced: false, hook: null };
     const module = data.target.module;
     if (module !== undefined && data.target.address === undefined && findModule(module) === null) {
       // Not loaded yet: hooked when it appears (dlopen). A typo shows up as a warning at the end.
@@ -79,10 +87,11 @@ export class UprobeAttachImpl implements AttachImpl {
     if (!e) return;
     this.entries.delete(id);
     if (e.listener) e.listener.detach();
-    if (e.replacement && e.address) {
+    if (e.replaced && e.address) {
       Interceptor.revert(e.address);
       this.replaced.delete(e.address.toString());
     }
+    if (e.hook) retiredHooks.push(e.hook);
     Interceptor.flush();
     if (this.moduleObserver && ![...this.entries.values()].some((x) => x.address === null)) {
       this.moduleObserver.detach();
@@ -120,24 +129,25 @@ export class UprobeAttachImpl implements AttachImpl {
     const cb = e.callback;
     const funcIp = toBig(addr);
     try {
+      // Native gates in front of every JS callback: a forked child never enters JS (forkGuard.ts).
       if (e.type === 'uprobe') {
-        e.listener = Interceptor.attach(addr, {
-          onEnter() {
-            const dst = services.ctxPtr();
-            if (dst === null) return;
-            const cpu = fill.entry(dst);
-            cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null, cpu });
-          },
+        const { callbacks, hook } = forkGuard().listener((tid) => {
+          const dst = services.ctxPtr();
+          if (dst === null) return;
+          const cpu = fill.entry(dst);
+          cb({ ctxLen: PT_REGS_SIZE, tid, funcIp, override: null, cpu });
         });
+        e.hook = hook;
+        e.listener = Interceptor.attach(addr, callbacks, hook.data);
       } else if (e.type === 'uretprobe') {
-        e.listener = Interceptor.attach(addr, {
-          onLeave() {
-            const dst = services.ctxPtr();
-            if (dst === null) return;
-            const cpu = fill.return(dst);
-            cb({ ctxLen: PT_REGS_SIZE, tid: this.threadId, funcIp, override: null, cpu });
-          },
+        const { callbacks, hook } = forkGuard().listener(undefined, (tid) => {
+          const dst = services.ctxPtr();
+          if (dst === null) return;
+          const cpu = fill.return(dst);
+          cb({ ctxLen: PT_REGS_SIZE, tid, funcIp, override: null, cpu });
         });
+        e.hook = hook;
+        e.listener = Interceptor.attach(addr, callbacks, hook.data);
       } else {
         const key = addr.toString();
         if (this.replaced.has(key)) {
@@ -148,23 +158,19 @@ export class UprobeAttachImpl implements AttachImpl {
         const setOverride = (v: bigint) => {
           overrideValue = v;
         };
-        e.replacement = new NativeCallback(
-          function (this: CallbackContext | InvocationContext, a0, a1, a2, a3, a4, a5) {
-            // Under Interceptor.replace the callback's `this` is a full invocation context.
-            const ic = this as InvocationContext;
-            const dst = services.ctxPtr();
-            overrideValue = null;
-            if (dst !== null) {
-              const cpu = fill.entry(dst);
-              cb({ ctxLen: PT_REGS_SIZE, tid: ic.threadId, funcIp, override: setOverride, cpu });
-            }
-            if (overrideValue !== null) return uint64(BigInt.asUintN(64, overrideValue).toString());
-            return original(a0, a1, a2, a3, a4, a5);
-          },
-          'uint64',
-          ARGS,
-        );
-        Interceptor.replace(addr, e.replacement);
+        const { replacement, hook } = forkGuard().replacement(addr, (a0, a1, a2, a3, a4, a5, tid) => {
+          const dst = services.ctxPtr();
+          overrideValue = null;
+          if (dst !== null) {
+            const cpu = fill.entry(dst);
+            cb({ ctxLen: PT_REGS_SIZE, tid, funcIp, override: setOverride, cpu });
+          }
+          if (overrideValue !== null) return uint64(BigInt.asUintN(64, overrideValue).toString());
+          return original(a0, a1, a2, a3, a4, a5);
+        });
+        e.hook = hook;
+        Interceptor.replace(addr, replacement, hook.data);
+        e.replaced = true;
         this.replaced.set(key, 1);
       }
     } catch (err) {
