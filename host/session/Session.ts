@@ -80,10 +80,14 @@ export class Session extends EventEmitter {
   private endedFlag = false;
   private endInfo: SessionEnd | null = null;
   private detaching: Promise<void> | null = null;
+  /** The first uncaught agent exception before it answered ping: why it did not start. */
+  private startupError: string | null = null;
 
   constructor(
     readonly backend: FridaBackend,
     readonly target: TargetSpec,
+    /** The agent bundle to inject (tests inject broken ones). */
+    private readonly bundle: string = agentBundle(),
   ) {
     super();
   }
@@ -98,7 +102,7 @@ export class Session extends EventEmitter {
 
   /** Spawns (suspended) or finds the target, injects the agent and checks it answers. */
   async start(): Promise<void> {
-    const bundle = agentBundle();
+    const bundle = this.bundle;
     if (!fs.existsSync(bundle)) throw new SessionError(`agent bundle ${bundle} is missing; run \`npm run build\``, 'usage');
     try {
       if (this.target.kind === 'spawn') {
@@ -136,6 +140,8 @@ export class Session extends EventEmitter {
       this.info = await script.call<AgentInfo>('ping');
     } catch (err) {
       await this.detach(); // undo whatever start() got to
+      // "unable to find method 'ping'" only means the agent's top level threw: say what threw.
+      if (this.startupError !== null) throw new SessionError(`${this.label}: the agent failed to start: ${this.startupError}`, 'attach');
       throw explain(err, this.label);
     }
   }
@@ -153,6 +159,7 @@ export class Session extends EventEmitter {
       }
     } else if (message.type === 'error') {
       // An uncaught exception in the agent: a bug of ours, reported, never fatal to the target.
+      if (this.info === null) this.startupError ??= message.description ?? 'unknown error';
       this.emit('log', 'error', `agent error: ${message.description ?? 'unknown'}`);
     }
   }

@@ -2,6 +2,7 @@
 
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import { runCli, sleep, startCli, waitForOutput } from '../support/cli';
 import { victimPath } from '../support/paths';
 import { fileBytes, isAlive, liveBytes, sidecarPids, startVictim, symbolAddress } from '../support/victim';
@@ -194,6 +195,29 @@ describe('agent runtime facts', () => {
       await backend.kill(pid);
     } finally {
       await backend.close();
+    }
+  });
+});
+
+describe('an agent that fails to start', () => {
+  test('the error names what threw, not a missing rpc method, and the target runs on', async () => {
+    const { SidecarBackend } = await import('../../host/backend/SidecarBackend');
+    const { Session, SessionError } = await import('../../host/session/Session');
+    const dir = fs.mkdtempSync(`${os.tmpdir()}/bpftime-ts-agent-`);
+    const broken = `${dir}/agent.js`;
+    // What a CModule that fails to compile in the target looks like from the host.
+    fs.writeFileSync(broken, "throw new Error('compilation failed: module.c:1: error: no such header');\n");
+    const victim = await startVictim('adder', ['0', '1000']);
+    const backend = await SidecarBackend.start();
+    try {
+      const session = new Session(backend, { kind: 'pid', pid: victim.pid }, broken);
+      const err = await session.start().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(SessionError);
+      expect((err as Error).message).toBe(`pid ${victim.pid}: the agent failed to start: Error: compilation failed: module.c:1: error: no such header`);
+      expect(isAlive(victim.pid)).toBe(true);
+    } finally {
+      await backend.close();
+      victim.stop();
     }
   });
 });
