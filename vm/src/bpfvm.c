@@ -1,5 +1,8 @@
 /* bpfvm core: load-time validation, pre-decoding and the interpreter.
  * Written from RFC 9669 (BPF Instruction Set Architecture). */
+#ifndef __wasm__
+#define _GNU_SOURCE /* PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP */
+#endif
 #include "bpfvm.h"
 
 #ifdef __wasm__
@@ -20,6 +23,7 @@ static uint8_t *g_host; /* host pointer of VM address 0 */
 static uint8_t *g_arena;
 #define HP(a) (g_host + (uintptr_t)(a))
 static bpfvm_helper_fn g_helper_fns[BPFVM_MAX_HELPERS];
+static uint64_t g_native_hits[BPFVM_MAX_PROGS];
 void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn) {
   if (id < BPFVM_MAX_HELPERS) g_helper_fns[id] = fn;
 }
@@ -63,8 +67,15 @@ typedef struct {
 static uint64_t g_ro_lo, g_rw_lo, g_rw_hi;
 static uint32_t g_narray_maps; /* array maps whose lookups the VM inlines (see array_lookup) */
 static uint64_t g_budget = 1000000;
-static uint64_t g_result, g_insns, g_fault_addr;
-static uint32_t g_fault_pc;
+/* Per thread in the native build: hooks on several threads run programs one after another
+ * (g_run_lock), and each reads its own run's result and fault afterwards. */
+#ifdef __wasm__
+#define VM_TLS
+#else
+#define VM_TLS __thread
+#endif
+static VM_TLS uint64_t g_result, g_insns, g_fault_addr;
+static VM_TLS uint32_t g_fault_pc;
 static uint32_t g_err_pc;
 static char g_err_msg[160];
 static prog_t g_progs[BPFVM_MAX_PROGS];
@@ -118,6 +129,7 @@ EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   if (!g_arena) return -3;
   g_host = g_arena - BPFVM_ARENA_VADDR;
   memset(g_helper_ok, 0, sizeof g_helper_ok);
+  memset(g_native_hits, 0, sizeof g_native_hits);
 #endif
   g_running = 0;
   g_action = 0;
@@ -527,7 +539,7 @@ typedef struct {
 #define CHARGE(newseg) do { budget -= (int64_t)(I - seg) + 1; seg = (newseg); } while (0)
 #define TAKE() do { const dinsn *T_ = code + I->off; if (T_ <= I) { CHARGE(T_); if (UNLIKELY(budget < 0)) goto fault_budget; } ip = T_; } while (0)
 
-EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
+static int32_t run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
 #ifndef __wasm__
 #define L_ALU(n) &&L_##n##64_IMM, &&L_##n##64_REG, &&L_##n##32_IMM, &&L_##n##32_REG,
 #define L_JMP(n) &&L_##n##_IMM, &&L_##n##_REG, &&L_##n##32_IMM, &&L_##n##32_REG,
@@ -856,3 +868,37 @@ done:
   g_running = 0;
   return status;
 }
+
+#ifdef __wasm__
+EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) { return run_program(handle, ctx, ctx_len); }
+#else
+#include <pthread.h>
+/* One program runs at a time (the VM stack and g_action are shared). Recursive, so a run
+ * started from inside a helper is refused by g_running as in the wasm build, not deadlocked. */
+static pthread_mutex_t g_run_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
+  pthread_mutex_lock(&g_run_lock);
+  int32_t st = run_program(handle, ctx, ctx_len);
+  pthread_mutex_unlock(&g_run_lock);
+  return st;
+}
+
+int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len) {
+  int32_t st;
+  pthread_mutex_lock(&g_run_lock);
+  if (ctx < g_rw_lo || ctx_len > g_rw_hi - ctx) {
+    g_fault_pc = 0;
+    g_fault_addr = ctx;
+    st = BPFVM_FAULT_MEMORY;
+  } else {
+    memcpy(HP(ctx), src, ctx_len);
+    if (handle < BPFVM_MAX_PROGS) g_native_hits[handle]++;
+    st = run_program(handle, ctx, ctx_len);
+  }
+  pthread_mutex_unlock(&g_run_lock);
+  return st;
+}
+
+uint64_t vm_native_hits(uint32_t handle) { return handle < BPFVM_MAX_PROGS ? g_native_hits[handle] : 0; }
+#endif

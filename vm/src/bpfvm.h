@@ -44,6 +44,11 @@ typedef uint64_t (*bpfvm_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3, uint6
 void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn);
 uint8_t *bpfvm_host_ptr(uint64_t vaddr);
 void vm_fini(void);
+/* Copies ctx_len bytes from host memory `src` to VM address `ctx` and runs the program, both
+ * under the run lock, for hooks that run programs from native code on any thread. */
+int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len);
+/* Runs counted by vm_run_with_ctx for `handle`. */
+uint64_t vm_native_hits(uint32_t handle);
 #endif
 
 /* Shared API (exported from wasm as vm_*). */

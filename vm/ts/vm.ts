@@ -285,7 +285,16 @@ export class BpfVm {
       throw new VmFault('helper', pc, `pc ${pc}: helper failed in ${this.names[handle]}: ${(e as Error)?.message ?? e}`, undefined, e);
     }
     if (st === 0) return wantResult ? BigInt.asUintN(64, exp.vm_result()) : 0n;
-    if (st === 6) throw new RangeError(`run: invalid program handle ${handle} (or VM already running)`);
+    throw this.faultFor(handle, st);
+  }
+
+  /**
+   * The error for a non-zero run status, read from the core's fault registers. Also for
+   * runs made outside this object (native hooks), on the thread that made them.
+   */
+  faultFor(handle: number, st: number): Error {
+    const exp = this.exp;
+    if (st === 6) return new RangeError(`run: invalid program handle ${handle} (or VM already running)`);
     const kind = FAULT_KINDS[st] ?? 'helper';
     const pc = exp.vm_fault_pc();
     const addr = BigInt.asUintN(64, exp.vm_fault_addr());
@@ -293,15 +302,15 @@ export class BpfVm {
     const name = this.names[handle];
     switch (kind) {
       case 'memory':
-        throw new VmFault(kind, pc, `${where}: out-of-region memory access at address ${hex(addr)} in ${name}`, addr);
+        return new VmFault(kind, pc, `${where}: out-of-region memory access at address ${hex(addr)} in ${name}`, addr);
       case 'budget':
-        throw new VmFault(kind, pc, `${where}: instruction budget (${this.budget}) exhausted in ${name}`);
+        return new VmFault(kind, pc, `${where}: instruction budget (${this.budget}) exhausted in ${name}`);
       case 'stack':
-        throw new VmFault(kind, pc, `${where}: call depth limit exceeded in ${name}`);
+        return new VmFault(kind, pc, `${where}: call depth limit exceeded in ${name}`);
       case 'tail_call':
-        throw new VmFault(kind, pc, `${where}: tail call to program ${addr} failed (invalid handle or more than 33 chained tail calls) in ${name}`, addr);
+        return new VmFault(kind, pc, `${where}: tail call to program ${addr} failed (invalid handle or more than 33 chained tail calls) in ${name}`, addr);
       default:
-        throw new VmFault(kind, pc, `${where}: helper call failed in ${name}` + (addr ? ` (helper id ${addr} not registered)` : ''), addr || undefined);
+        return new VmFault(kind, pc, `${where}: helper call failed in ${name}` + (addr ? ` (helper id ${addr} not registered)` : ''), addr || undefined);
     }
   }
 
