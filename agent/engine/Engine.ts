@@ -43,6 +43,16 @@ export class Engine {
     return this.vm.load(code, opts);
   }
 
+  /** The native core's vm_run_with_ctx, for hooks that run programs without JS; null for wasm. */
+  get nativeRun(): NativePointer | null {
+    return this.native?.runWithCtx ?? null;
+  }
+
+  /** Runs made through nativeRun for a program (0 for wasm). */
+  nativeHits(handle: number): number {
+    return this.native?.nativeHits(handle) ?? 0;
+  }
+
   /** Runs a program whose r0 nobody reads (uprobes and tracepoints ignore it, as in the kernel). */
   run(handle: number, ctxAddr: number, ctxLen: number): void {
     this.vm.run(handle, ctxAddr, ctxLen, false);

@@ -14,6 +14,10 @@ const EXCLUSIVE = { scheduling: 'exclusive', exceptions: 'propagate' } as const;
 
 export interface NativeVm {
   factory: VmCoreFactory;
+  /** `int vm_run_with_ctx(uint handle, uint64 ctxVaddr, const void *src, uint64 len)`, for native hooks. */
+  runWithCtx: NativePointer;
+  /** Runs made through runWithCtx for a program. */
+  nativeHits(handle: number): number;
   /** Frees the VM's memory and unloads the library (after every hook is gone). */
   unload(): void;
 }
@@ -53,6 +57,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const vmInHelper = fn('vm_in_helper', 'int', []);
   const vmResetAfterTrap = fn('vm_reset_after_trap', 'void', []);
   const vmFini = fn('vm_fini', 'void', []);
+  const vmNativeHits = fn('vm_native_hits', 'uint64', ['uint']);
 
   const big = (v: UInt64 | Int64 | number): bigint => BigInt(v.toString());
   const u64 = (v: bigint): UInt64 => uint64(BigInt.asUintN(64, v).toString());
@@ -141,6 +146,8 @@ export function loadNativeVm(libraryPath: string): NativeVm {
 
   return {
     factory,
+    runWithCtx: lib.getExportByName('vm_run_with_ctx'),
+    nativeHits: (handle) => Number(vmNativeHits(handle)),
     unload(): void {
       vmFini();
       // Module.load took one reference; drop it so the library leaves the process.

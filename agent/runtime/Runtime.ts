@@ -24,6 +24,7 @@ import {
   type AttachType,
   type EbpfRunCallback,
   type HitInfo,
+  type NativeRunner,
 } from './AttachImpl.js';
 import * as proc from './fridaProcessInfo.js';
 import { emptyRunContext, type RunContext } from './RunContext.js';
@@ -39,7 +40,14 @@ interface LoadedProgram {
   hits: number;
   faults: number;
   disabled: string | null;
+  /** May run from native hooks: no helper of it lives in JS (see nativeEligible). */
+  native: boolean;
 }
+
+/** Helpers the VM resolves itself: lookups in inlined array maps, and bpf_loop. */
+const VM_RESOLVED_HELPERS = new Set([1, 181]);
+/** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
+const MAX_PROGRAMS = 4096;
 
 interface Attachment {
   impl: AttachImpl;
@@ -80,6 +88,9 @@ export class Runtime {
   private ctxPtr: NativePointer | null = null;
   private ctxView: DataView | null = null;
   private ctxBuffer: ArrayBufferLike | null = null;
+  /** Map handles whose lookups the VM resolves (inlineIfArray). */
+  private readonly inlinedMaps = new Set<bigint>();
+  private runner: NativeRunner | null = null;
   droppedRecords = 0;
 
   constructor(private readonly events: EventQueue) {}
@@ -101,6 +112,7 @@ export class Runtime {
         return this.ctxView!;
       },
       ctxPtr: () => (this.disposed ? null : (this.ctxPtr ??= this.engine!.hostPtr(this.ctxAddr))),
+      nativeRunner: () => (this.disposed ? null : this.runner),
       log: (level, text) => {
         this.events.push({ type: 'log', level, text });
         this.events.flush();
@@ -123,6 +135,15 @@ export class Runtime {
     this.engine = new Engine(req.engine, { rwArenaBytes: rw, roArenaBytes: ro });
     const vm = this.engine.vm;
     this.ctxAddr = vm.allocRw(CTX_AREA_BYTES, 16);
+    const nativeRun = this.engine.nativeRun;
+    if (nativeRun !== null) {
+      this.runner = {
+        run: nativeRun,
+        ctxAddr: vm.allocRw(CTX_AREA_BYTES, 16),
+        enabled: Memory.alloc(MAX_PROGRAMS),
+        fault: (handle, status) => this.nativeFault(handle, status),
+      };
+    }
     const services = this.services();
     for (const impl of new Set(this.impls.values())) impl.init(services);
 
@@ -193,6 +214,7 @@ export class Runtime {
     // Only when the layout really is base + i * stride (checked at the last index too).
     if (base === 0 || stride < map.spec.valueSize || map.lookupAddr(u32Key(n - 1), 0) !== base + (n - 1) * stride) return;
     this.engine!.vm.inlineArrayMap(map.handle, base, stride, n);
+    this.inlinedMaps.add(map.handle);
   }
 
   private loadProgram(object: number, name: string): LoadedProgram {
@@ -209,13 +231,19 @@ export class Runtime {
     }
     const maps = this.maps[object];
     let handle: number;
+    // Native runs call no JS: every helper is resolved in the VM, and every map the program
+    // can pass to bpf_map_lookup_elem is an inlined array map.
+    let native = this.runner !== null && spec.helpers.every((h) => VM_RESOLVED_HELPERS.has(h));
     try {
       handle = this.engine!.loadProgram(decodeBase64(spec.code), {
         name,
         resolvePseudo: (src, imm, nextImm, pc) => {
           const map = maps[imm];
           if (!map) throw new VmLoadError(pc, `reference to map #${imm}, which the object does not define`);
-          if (src === PSEUDO_MAP_FD) return map.handle;
+          if (src === PSEUDO_MAP_FD) {
+            if (!this.inlinedMaps.has(map.handle)) native = false;
+            return map.handle;
+          }
           if (src === PSEUDO_MAP_VALUE) {
             const base = map.lookupAddr(new Uint8Array(4), 0);
             if (base === 0) throw new VmLoadError(pc, `map ${map.spec.name} has no value to point into`);
@@ -227,7 +255,9 @@ export class Runtime {
     } catch (e) {
       throw new AttachError(`program ${name} (${spec.section}): ${e instanceof Error ? e.message : String(e)}`);
     }
-    const program: LoadedProgram = { object, spec, handle, hits: 0, faults: 0, disabled: null };
+    native &&= handle < MAX_PROGRAMS;
+    const program: LoadedProgram = { object, spec, handle, hits: 0, faults: 0, disabled: null, native };
+    if (native) this.runner!.enabled.add(handle).writeU8(1);
     this.programs.set(key, program);
     this.programsByHandle.set(handle, program);
     return program;
@@ -254,8 +284,7 @@ export class Runtime {
   private makeCallback(program: LoadedProgram, cookie: bigint): EbpfRunCallback {
     const engine = this.engine!;
     const run = this.run;
-    const events = this.events;
-    return (hit: HitInfo): boolean => {
+    const callback = (hit: HitInfo): boolean => {
       if (program.disabled !== null || this.disposed) return false;
       run.object = program.object;
       run.program = program.spec.name;
@@ -271,18 +300,31 @@ export class Runtime {
         engine.run(program.handle, this.ctxAddr, hit.ctxLen);
         return true;
       } catch (e) {
-        // A faulting program is disabled; the target goes on as if it were not hooked.
-        program.faults++;
-        // A reservation left open by the faulting run would pin its ring buffer's space.
-        for (const m of this.maps[program.object]) m.beginRun?.();
-        const pc = e instanceof VmFault ? e.pc : -1;
-        const message = e instanceof Error ? e.message : String(e);
-        program.disabled = message;
-        events.push({ type: 'fault', object: program.object, program: program.spec.name, pc, message });
-        events.flush();
+        this.disable(program, e);
         return false;
       }
     };
+    return program.native ? Object.assign(callback, { nativeHandle: program.handle }) : callback;
+  }
+
+  /** A faulting program is disabled; the target goes on as if it were not hooked. */
+  private disable(program: LoadedProgram, e: unknown): void {
+    program.faults++;
+    if (program.native) this.runner?.enabled.add(program.handle).writeU8(0);
+    // A reservation left open by the faulting run would pin its ring buffer's space.
+    for (const m of this.maps[program.object]) m.beginRun?.();
+    const pc = e instanceof VmFault ? e.pc : -1;
+    const message = e instanceof Error ? e.message : String(e);
+    program.disabled = message;
+    this.events.push({ type: 'fault', object: program.object, program: program.spec.name, pc, message });
+    this.events.flush();
+  }
+
+  /** A native hook's run failed; the fault registers are this thread's (see NativeRunner.fault). */
+  private nativeFault(handle: number, status: number): void {
+    const program = this.programsByHandle.get(handle);
+    if (!program || program.disabled !== null || this.disposed) return;
+    this.disable(program, this.engine!.vm.faultFor(handle, status));
   }
 
   private map(object: number, index: number): BpfMap {
@@ -330,7 +372,7 @@ export class Runtime {
       .map((p) => ({
         object: p.object,
         program: p.spec.name,
-        hits: p.hits,
+        hits: p.hits + (this.disposed ? 0 : this.engine!.nativeHits(p.handle)),
         faults: p.faults,
         ...(p.disabled !== null ? { disabled: p.disabled } : {}),
       }));
@@ -350,6 +392,8 @@ export class Runtime {
       }
     }
     Interceptor.flush();
+    // Native hit counts live in the engine, which goes now: fold them into the totals.
+    for (const p of this.programs.values()) p.hits += this.engine?.nativeHits(p.handle) ?? 0;
     this.disposed = true;
     this.engine?.dispose();
   }
