@@ -8,7 +8,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { victimPath } from '../support/paths';
+import { runCli } from '../support/cli';
+import { bpfObjectPath, victimPath } from '../support/paths';
 import { attachHarness, spawnWithHarness, startLoopVictim, type Stats } from '../support/syscallHarness';
 import { isAlive } from '../support/victim';
 
@@ -191,6 +192,36 @@ describe('running victim', () => {
       expect(opened0).toBe(0); // nothing printed totals yet
       await v.send('quit', /done .*\n/);
       expect(v.output()).toMatch(/done iters=\d+ denied=\d+ opened=[1-9]\d* bad=0 signals=10/);
+      expect(await v.exit).toBe(0);
+    } finally {
+      if (v.child.exitCode === null) v.child.kill('SIGKILL');
+    }
+  });
+
+  // A thread inside a syscall when it is unfollowed still runs that block's on_exit callout;
+  // its state block was freed at detach and gave the victim garbage syscall results
+  // (getpid returned 0xcccccccc, open a negative number) until followers were kept.
+  test.each([
+    ['a native-path program', 'sys_native', 'by_id', 'count_ids'],
+    ['a JS-path program', 'sys_count', 'counts', 'count_all'],
+  ])('CLI attach with %s while 5 threads run it, detach after --duration: every syscall result stays right', async (_name, object, map, program) => {
+    const v = await startLoopVictim(victim, ['loop', '4', okPath, denyPath]);
+    try {
+      const cli = runCli(['attach', '--pid', String(v.child.pid), '-o', bpfObjectPath(object), '--duration', '1']);
+      // The detach completes once every thread has left Stalker's code; the main thread
+      // waits in read() on stdin, so wake it once the duration is over.
+      await new Promise((r) => setTimeout(r, 1800));
+      await v.send('signal', /signalled handled=5/);
+      const r = await cli;
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain('detached');
+      const opens = Number(new RegExp(`@${map}\\[257\\]: (\\d+)`).exec(r.stdout)?.[1]);
+      expect(opens).toBeGreaterThan(100);
+      expect(r.stdout).toMatch(new RegExp(`${program} [1-9]\\d* hits, 0 faults`));
+      await new Promise((r2) => setTimeout(r2, 200));
+      expect(fs.readFileSync(`/proc/${v.child.pid}/maps`, 'utf8')).not.toMatch(/frida|libbpfvm/);
+      await v.send('quit', /done .*\n/);
+      expect(v.output()).toMatch(/done iters=\d+ denied=0 opened=[1-9]\d* bad=0 signals=5/);
       expect(await v.exit).toBe(0);
     } finally {
       if (v.child.exitCode === null) v.child.kill('SIGKILL');

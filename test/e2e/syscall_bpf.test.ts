@@ -45,6 +45,42 @@ describe('syscall tracepoint programs', () => {
   });
 });
 
+describe('the native path (programs that need no JS run from the callouts)', () => {
+  test('array-map counters over 5 threads are exact, with exit programs and exit_group too', async () => {
+    const r = await runCli(['spawn', '-v', '-o', bpfObjectPath('sys_native'), victim, 'burst', String(ITER), '4', okPath, denyPath]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/count_ids → raw_syscalls:sys_enter .*native path/);
+    expect(r.stdout).toContain(`done iters=${TOTAL} denied=0 opened=${TOTAL} bad=0`);
+    expect(mapValue(r.stdout, 'by_id', '39')).toBe(2 * TOTAL); // getpid: raw + libc
+    expect(mapValue(r.stdout, 'by_id', '257')).toBe(2 * TOTAL); // openat
+    expect(mapValue(r.stdout, 'by_id', '3')).toBe(2 * TOTAL); // close
+    expect(mapValue(r.stdout, 'by_id', '1')).toBe(TOTAL + 1); // write, + the summary line
+    expect(mapValue(r.stdout, 'by_id', '231')).toBe(1); // exit_group: from the _exit hook, through JS
+    expect(r.stdout).toContain(`@getpid_exits: ${2 * TOTAL}`);
+    expect(r.stdout).toMatch(new RegExp(`count_getpid_exits ${2 * TOTAL} hits, 0 faults`));
+  });
+
+  test('a raw set with one JS-path program runs everything through JS, and both counts stay exact', async () => {
+    const r = await runCli(['spawn', '-o', bpfObjectPath('sys_native'), '-o', bpfObjectPath('sys_count'), victim, 'burst', String(ITER), '4', okPath, denyPath]);
+    expect(r.code).toBe(0);
+    expect(mapValue(r.stdout, 'by_id', '257')).toBe(2 * TOTAL);
+    expect(mapValue(r.stdout, 'counts', '257')).toBe(2 * TOTAL);
+    expect(mapValue(r.stdout, 'opens', okPath)).toBe(TOTAL);
+  });
+
+  test('a faulting native program is reported with its name and pc, disabled, and the target goes on', async () => {
+    const r = await runCli(['spawn', '--json', '-o', bpfObjectPath('sys_native_fault'), victimPath('sysloop'), 'getpid', '1000']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/elapsed_ns=\d+/);
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const fault = lines.find((l) => l.type === 'fault');
+    expect(fault).toMatchObject({ type: 'fault', program: 'wild_args', pc: 1 });
+    expect(String(fault?.message)).toMatch(/^pc 1: out-of-region memory access at address 0x[0-9a-f]+ in wild_args$/);
+    const stats = lines.find((l) => l.type === 'stats') as { programs: { hits: number; faults: number }[] };
+    expect(stats.programs[0]).toMatchObject({ hits: 1, faults: 1 });
+  });
+});
+
 describe('stripped system binaries', () => {
   test('a spawned /bin/cat (no main symbol) is traced from main(): its openat and read of the file are seen', async () => {
     const file = path.join(tmp, 'hello.txt');
@@ -74,6 +110,7 @@ describe('fork while traced', () => {
     ['--count', ['--count', 'target_add'], '0'],
     ['syscall programs, 4 threads inside programs', ['-o', bpfObjectPath('sys_count')], '4'],
     ['a uprobe program, 4 threads inside it', ['-m', manifest], '4'],
+    ['native-path syscall programs, 4 threads inside them', ['-o', bpfObjectPath('sys_native')], '4'],
   ])('%s: children run, exit with their status, and the parent goes on', async (_name, args, threads) => {
     const r = await runCli(['spawn', ...args, forker, '10', threads]);
     expect(r.stdout).toContain('forks ok 10');

@@ -13,7 +13,7 @@ import {
   type EbpfRunCallback,
 } from '../../runtime/AttachImpl.js';
 import type { AttachSpec } from '../../../protocol/spec.js';
-import { CFG, createSyscallFilter, type SyscallFilter } from './syscallFilter.js';
+import { CFG, createSyscallFilter, NATIVE, NATIVE_MAX_PROGS, type SyscallFilter } from './syscallFilter.js';
 import { SyscallPrivateData } from './SyscallPrivateData.js';
 import { SYSCALL_SLOTS } from './syscallTable.js';
 import { ThreadFollower } from './ThreadFollower.js';
@@ -44,6 +44,7 @@ export class SyscallAttachImpl implements AttachImpl {
    */
   private filter: (SyscallFilter & { keepAlive: unknown[] }) | null = null;
   private follower: ThreadFollower | null = null;
+  private readonly retiredFollowers: ThreadFollower[] = [];
   private faultLogged = false;
   private exitListeners: InvocationListener[] = [];
 
@@ -75,6 +76,11 @@ export class SyscallAttachImpl implements AttachImpl {
     this.rebuild();
     if (this.entries.size === 0 && this.follower) {
       this.follower.stop();
+      // Its state blocks must outlive it: a thread that was inside a syscall when it was
+      // unfollowed still runs that block's on_exit callout, which reads (and, with an
+      // override set, writes rax from) its block. Freed, they gave a victim's getpid and
+      // open garbage results at detach (measured: 0xcccccccc). A few hundred bytes a thread.
+      this.retiredFollowers.push(this.follower);
       this.follower = null;
       for (const l of this.exitListeners.splice(0)) l.detach();
     }
@@ -84,7 +90,9 @@ export class SyscallAttachImpl implements AttachImpl {
     const e = this.entries.get(id);
     if (!e) return undefined;
     const n = this.follower?.followedTids().length ?? 0;
-    return `${e.data.description} (stalker, ${n} thread${n === 1 ? '' : 's'} followed)`;
+    // Native when its syscalls' other programs are too (see rebuildNative).
+    const native = e.callback.nativeHandle !== undefined && this.services.nativeRunner() !== null;
+    return `${e.data.description} (stalker, ${n} thread${n === 1 ? '' : 's'} followed${native ? ', native path' : ''})`;
   }
 
   /** Thread ids currently under Stalker (for tests and diagnostics). */
@@ -106,6 +114,7 @@ export class SyscallAttachImpl implements AttachImpl {
       (slot) => this.dispatch(slot, 'enter'),
       (slot) => this.dispatch(slot, 'exit'),
       (tid, status) => this.processExit(tid, status),
+      (handle, status) => this.services.nativeRunner()?.fault(handle, status),
     );
     return this.filter;
   }
@@ -136,6 +145,52 @@ export class SyscallAttachImpl implements AttachImpl {
     }
     cfg[CFG.anyEnter] = this.anyEnter.length ? 1 : 0;
     cfg[CFG.anyExit] = this.anyExit.length ? 1 : 0;
+    this.rebuildNative();
+  }
+
+  /**
+   * Fills the callouts' native run table: a syscall whose programs (its own set and the raw
+   * set) all carry a nativeHandle runs them from C, without entering JS. Quiesced first, so
+   * no callout reads a half-written table; left inactive when nothing can run natively,
+   * which is also how the last detach leaves it before the engine is unloaded.
+   */
+  private rebuildNative(): void {
+    const filter = this.filter;
+    if (!filter) return;
+    filter.quiesce();
+    const runner = this.services.nativeRunner();
+    const block = filter.native;
+    // Everything but `active` and `inflight`, which belong to quiesce/activate and the
+    // callouts (a callout that came in after quiesce decrements inflight again).
+    new Uint8Array(ArrayBuffer.wrap(block.add(NATIVE.progs), NATIVE.size - NATIVE.progs)).fill(0);
+    block.add(NATIVE.run).writePointer(NULL);
+    block.add(NATIVE.ctxAddr).writeU64(0);
+    block.add(NATIVE.enabled).writePointer(NULL);
+    if (runner === null || this.entries.size === 0) return;
+    block.add(NATIVE.run).writePointer(runner.run);
+    block.add(NATIVE.ctxAddr).writeU64(runner.ctxAddr);
+    block.add(NATIVE.enabled).writePointer(runner.enabled);
+    const progs = new Uint16Array(ArrayBuffer.wrap(block.add(NATIVE.progs), NATIVE.nativeOnly - NATIVE.progs));
+    const nativeOnly = new Uint8Array(ArrayBuffer.wrap(block.add(NATIVE.nativeOnly), 2 * SYSCALL_SLOTS));
+    const handles = (set: readonly EbpfRunCallback[]): number[] | null =>
+      set.length <= NATIVE_MAX_PROGS && set.every((cb) => cb.nativeHandle !== undefined) ? set.map((cb) => cb.nativeHandle!) : null;
+    const writeList = (phase: number, slot: number, list: number[]) =>
+      list.forEach((h, i) => (progs[(phase * (SYSCALL_SLOTS + 1) + slot) * NATIVE_MAX_PROGS + i] = h + 1));
+    let any = false;
+    for (const phase of [0, 1]) {
+      const sets = phase === 0 ? this.enterSets : this.exitSets;
+      const raw = handles(phase === 0 ? this.anyEnter : this.anyExit);
+      if (raw === null) continue;
+      writeList(phase, SYSCALL_SLOTS, raw);
+      for (let nr = 0; nr < SYSCALL_SLOTS; nr++) {
+        const own = handles(sets[nr]);
+        if (own === null || own.length + raw.length === 0) continue;
+        writeList(phase, nr, own);
+        nativeOnly[phase * SYSCALL_SLOTS + nr] = 1;
+        any = true;
+      }
+    }
+    if (any) filter.activate();
   }
 
   /** sys_enter_exit_group from the _exit() hook (see exitHooks.ts). */

@@ -20,6 +20,24 @@ export const CFG = {
 } as const;
 
 const CFG_TID_OFFSET = CFG.tidOffset;
+
+/** Programs per syscall (and for the raw set) that the native path runs; more go through JS. */
+export const NATIVE_MAX_PROGS = 8;
+/**
+ * Layout of the native run table (mirrors NativeTable in the C below): run fn, ctx VM
+ * address, enabled-bytes pointer, active, inflight; then progs[2][SLOTS + 1][MAX] (handle
+ * + 1, 0 ends a list; index SLOTS is the raw set), then nativeOnly[2][SLOTS].
+ */
+export const NATIVE = {
+  run: 0,
+  ctxAddr: 8,
+  enabled: 16,
+  active: 24,
+  inflight: 28,
+  progs: 32,
+  nativeOnly: 32 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2,
+  size: 32 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2 + 2 * SYSCALL_SLOTS,
+} as const;
 const CFG_ANY_ENTER = CFG.anyEnter;
 const CFG_ENTER = CFG.enter;
 
@@ -69,6 +87,22 @@ typedef struct {
 extern volatile guint8 cfg[];
 /* forkGuard.ts: js_forbidden() in a forked child and on a thread inside fork(). */
 ${FORK_GUARD_C}
+#define MAXP ${NATIVE_MAX_PROGS}
+typedef gint32 (* RunFn) (guint32 handle, guint64 ctx, const void * src, guint64 len);
+
+/* Mirrors NATIVE in syscallFilter.ts. */
+typedef struct {
+  RunFn run;
+  guint64 ctx_addr;
+  volatile guint8 * enabled;
+  volatile gint active;
+  volatile gint inflight;
+  guint16 progs[2][SLOTS + 1][MAXP];
+  guint8 native_only[2][SLOTS];
+} NativeTable;
+
+extern NativeTable native_table;
+extern void js_native_fault (guint32 handle, gint32 status);
 extern void js_enter (gint32 slot);
 extern void js_exit (gint32 slot);
 extern void js_process_exit (gint32 tid, gint32 status);
@@ -89,6 +123,70 @@ own_thread (const ThreadState * ts)
   if (off <= 0)
     return 1;
   return *(gint32 *) ((guint8 *) pthread_self_fn () + off) == ts->tid;
+}
+
+/*
+ * The native path: when every program for this syscall (its own and the raw set) calls no
+ * JS helper, run them here through the VM's vm_run_with_ctx, without entering JS.
+ * Returns 1 when it did. JS changes the table only between native_quiesce() and
+ * native_activate(); the inflight count tells quiesce when no callout is still reading it
+ * (and, at detach, still calling into the VM library).
+ */
+static void
+run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint64 len, guint32 * fault_h, gint32 * fault_st)
+{
+  int i;
+  for (i = 0; i < MAXP && list[i] != 0; i++)
+  {
+    guint32 h = list[i] - 1;
+    gint32 st;
+    if (!nt->enabled[h])
+      continue;
+    st = nt->run (h, nt->ctx_addr, rec, len);
+    if (st != 0 && *fault_st == 0)
+    {
+      *fault_h = h;
+      *fault_st = st;
+    }
+  }
+}
+
+static int
+run_native (int phase, gint64 nr, const void * rec, guint64 len)
+{
+  NativeTable * nt = &native_table;
+  guint32 fault_h = 0;
+  gint32 fault_st = 0;
+  int done = 0;
+  if (!nt->active || nr < 0 || nr >= SLOTS || !nt->native_only[phase][nr])
+    return 0;
+  g_atomic_int_add (&nt->inflight, 1);
+  if (nt->active)
+  {
+    run_native_list (nt, nt->progs[phase][nr], rec, len, &fault_h, &fault_st);
+    run_native_list (nt, nt->progs[phase][SLOTS], rec, len, &fault_h, &fault_st);
+    done = 1;
+  }
+  g_atomic_int_add (&nt->inflight, -1);
+  /* Outside the inflight window: JS may be quiescing under the JS lock. */
+  if (fault_st != 0)
+    js_native_fault (fault_h, fault_st);
+  return done;
+}
+
+void
+native_quiesce (void)
+{
+  if (native_table.active)
+    g_atomic_int_add (&native_table.active, -1); /* locked: a full fence before the reads below */
+  while (native_table.inflight != 0)
+    ;
+}
+
+void
+native_activate (void)
+{
+  g_atomic_int_add (&native_table.active, 1);
 }
 
 /* Interceptor listener on _exit(): reports sys_enter_exit_group (see exitHooks.ts). */
@@ -130,6 +228,8 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
   ts->enter.args[3] = cpu->r10;
   ts->enter.args[4] = cpu->r8;
   ts->enter.args[5] = cpu->r9;
+  if (run_native (0, nr, &ts->enter, sizeof (EnterRecord)))
+    return;
   ts->cpu = sched_getcpu (); /* here: a NativeFunction call from JS costs ~0.6 us */
   js_enter (ts->slot);
   /*
@@ -156,6 +256,8 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
   ts->exit.ent.pid = ts->tid;
   ts->exit.id = nr;
   ts->exit.ret = (gint64) cpu->rax;
+  if (run_native (1, nr, &ts->exit, sizeof (ExitRecord)))
+    return;
   ts->cpu = sched_getcpu ();
   js_exit (ts->slot);
   if (ts->override_set)
@@ -194,6 +296,12 @@ export interface SyscallFilter {
   readonly cfg: Uint8Array;
   /** `void (GumInvocationContext*)` listener for _exit(). */
   readonly onProcessExit: NativePointer;
+  /** The native run table (see NATIVE); change it only between quiesce() and activate(). */
+  readonly native: NativePointer;
+  /** Stops new native runs and waits until no callout is inside one. */
+  quiesce(): void;
+  /** Lets callouts use the native table again. */
+  activate(): void;
 }
 
 /**
@@ -205,8 +313,11 @@ export function createSyscallFilter(
   onEnter: (slot: number) => void,
   onExit: (slot: number) => void,
   onProcessExit: (tid: number, status: number) => void,
+  onNativeFault: (handle: number, status: number) => void,
 ): SyscallFilter & { keepAlive: unknown[] } {
   const cfgBlock = Memory.alloc(CFG.size);
+  const nativeBlock = Memory.alloc(NATIVE.size);
+  const jsNativeFault = new NativeCallback(onNativeFault, 'void', ['uint', 'int']);
   const jsEnter = new NativeCallback(onEnter, 'void', ['int']);
   const jsExit = new NativeCallback(onExit, 'void', ['int']);
   const jsProcessExit = new NativeCallback(onProcessExit, 'void', ['int', 'int']);
@@ -216,15 +327,23 @@ export function createSyscallFilter(
     js_enter: jsEnter,
     js_exit: jsExit,
     js_process_exit: jsProcessExit,
+    native_table: nativeBlock,
+    js_native_fault: jsNativeFault,
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
     sched_getcpu: Module.getGlobalExportByName('sched_getcpu'),
   });
   new DataView(ArrayBuffer.wrap(cfgBlock, CFG.size)).setInt32(CFG.tidOffset, findTidOffset(), true);
+  // Exclusive: the table is JS's to change while it holds the JS lock.
+  const quiesce = new NativeFunction(cm.native_quiesce, 'void', [], { scheduling: 'exclusive' });
+  const activate = new NativeFunction(cm.native_activate, 'void', [], { scheduling: 'exclusive' });
   return {
     transform: cm.transform,
     cfg: new Uint8Array(ArrayBuffer.wrap(cfgBlock, CFG.size)),
     onProcessExit: cm.on_process_exit,
-    keepAlive: [cm, cfgBlock, jsEnter, jsExit, jsProcessExit],
+    native: nativeBlock,
+    quiesce: () => void quiesce(),
+    activate: () => void activate(),
+    keepAlive: [cm, cfgBlock, nativeBlock, jsEnter, jsExit, jsProcessExit, jsNativeFault],
   };
 }
 
@@ -233,7 +352,7 @@ export function createSyscallFilter(
  * first 32-bit slot after the TCB header that holds this thread's id. 0 (check disabled)
  * when not found.
  */
-function findTidOffset(): number {
+export function findTidOffset(): number {
   const self = new NativeFunction(Module.getGlobalExportByName('pthread_self'), 'pointer', [])();
   const tid = Process.getCurrentThreadId();
   for (let off = 0x40; off < 0x800; off += 4) {

@@ -22,7 +22,7 @@ const ctx = new DataView(ctxBuf);
 const logs: string[] = [];
 const impl = new SyscallAttachImpl();
 const ctxNative = Memory.alloc(8);
-impl.init({ ctxAddr: 0, ctxView: () => ctx, ctxPtr: () => ctxNative, log: (level, text) => logs.push(`${level}: ${text}`) });
+impl.init({ ctxAddr: 0, ctxView: () => ctx, ctxPtr: () => ctxNative, nativeRunner: () => null, log: (level, text) => logs.push(`${level}: ${text}`) });
 
 /** key: `${phase}:${name}` → count; per-phase extras below. */
 let counts: Record<string, number> = {};
