@@ -5,6 +5,8 @@
 
 import { findMain } from './findMain.js';
 import { ThreadState } from './threadState.js';
+import { forkGuard } from '../../forkGuard.js';
+import { findTidOffset } from './syscallFilter.js';
 
 /**
  * Frida's own threads (JS loop, GLib main loop, D-Bus, agent workers). Gum cloaks them so
@@ -54,9 +56,26 @@ export class ThreadFollower {
 
   start(): void {
     if (this.observer) return;
+    forkGuard().setObserving(true, findTidOffset());
     this.observer = Process.attachThreadObserver({
       onAdded: (t) => {
-        if (!isFridaThread(t)) this.follow(t.id, t.name);
+        const guard = forkGuard();
+        try {
+          if (isFridaThread(t)) return;
+          if (!guard.followBegin()) {
+            // A fork is under way: follow by id once it is over (ptrace, from the JS thread).
+            setTimeout(() => this.follow(t.id, t.name), 5);
+            return;
+          }
+          try {
+            this.follow(t.id, t.name);
+          } finally {
+            guard.followEnd();
+          }
+        } finally {
+          // Releases the pthread_create that started it (see ForkGuard.setObserving).
+          guard.threadReported(t.id);
+        }
       },
       onRemoved: (t) => {
         // The thread is on its way out; Stalker drops its context itself. Forget the tid
@@ -68,6 +87,7 @@ export class ThreadFollower {
 
   stop(): void {
     if (this.observer) {
+      forkGuard().setObserving(false, 0);
       this.observer.detach();
       this.observer = null;
     }
