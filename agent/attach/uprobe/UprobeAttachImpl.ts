@@ -16,6 +16,7 @@ import { PT_REGS_SIZE } from './ptRegs.js';
 import { ptRegsFill } from './ptRegsFill.js';
 import { UprobePrivateData } from './UprobePrivateData.js';
 import { forkGuard, type GatedHook } from '../../forkGuard.js';
+import { NativeProbe } from './nativeProbe.js';
 
 interface Entry {
   type: AttachType;
@@ -26,6 +27,8 @@ interface Entry {
   replaced: boolean;
   /** The native gate and its callback; reachable for the agent's lifetime once made (see below). */
   hook: GatedHook | null;
+  /** Set when the program runs from a native listener (nativeProbe.ts). */
+  probe: NativeProbe | null;
 }
 
 type ArgTypes = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64'];
@@ -61,7 +64,7 @@ export class UprobeAttachImpl implements AttachImpl {
 
   createAttach(callback: EbpfRunCallback, data: AttachPrivateData, type: AttachType): number {
     if (!(data instanceof UprobePrivateData)) throw new AttachError(`uprobe attach given foreign private data (${data.description})`);
-    const entry: Entry = { type, data, callback, address: null, listener: null, replaced: false, hook: null };
+    const entry: Entry = { type, data, callback, address: null, listener: null, replaced: false, hook: null, probe: null };
     const module = data.target.module;
     if (module !== undefined && data.target.address === undefined && findModule(module) === null) {
       // Not loaded yet: hooked when it appears (dlopen). A typo shows up as a warning at the end.
@@ -92,6 +95,8 @@ export class UprobeAttachImpl implements AttachImpl {
       this.replaced.delete(e.address.toString());
     }
     if (e.hook) retiredHooks.push(e.hook);
+    // After the listener is gone: waits for threads still running the program natively.
+    e.probe?.retire();
     Interceptor.flush();
     if (this.moduleObserver && ![...this.entries.values()].some((x) => x.address === null)) {
       this.moduleObserver.detach();
@@ -129,8 +134,14 @@ export class UprobeAttachImpl implements AttachImpl {
     const cb = e.callback;
     const funcIp = toBig(addr);
     try {
-      // Native gates in front of every JS callback: a forked child never enters JS (forkGuard.ts).
-      if (e.type === 'uprobe') {
+      const runner = services.nativeRunner();
+      // Programs that need no JS run from a native listener; the others from JS behind a
+      // native gate, so that a forked child never enters JS (forkGuard.ts).
+      if (cb.nativeHandle !== undefined && runner !== null && e.type !== 'uprobe_override') {
+        e.probe = new NativeProbe(runner, cb.nativeHandle);
+        const { callbacks, data } = e.probe.listener(e.type === 'uretprobe');
+        e.listener = Interceptor.attach(addr, callbacks, data);
+      } else if (e.type === 'uprobe') {
         const { callbacks, hook } = forkGuard().listener((tid) => {
           const dst = services.ctxPtr();
           if (dst === null) return;

@@ -4,11 +4,8 @@
 // It must be called from inside an Interceptor callback (it reads the thread's current
 // invocation) and writes straight into the VM arena, which the JS lock protects.
 
-const SOURCE = `
-#include <gum/guminterceptor.h>
-
-extern int sched_getcpu (void);
-
+/** C: `fill(r, cpu, ip, ax)` writes the 21 words of pt_regs (needs gum/guminterceptor.h). */
+export const PT_REGS_FILL_C = `
 static void
 fill (guint64 * r, const GumCpuContext * c, guint64 ip, guint64 ax)
 {
@@ -17,6 +14,13 @@ fill (guint64 * r, const GumCpuContext * c, guint64 ip, guint64 ax)
   r[12] = c->rdx; r[13] = c->rsi; r[14] = c->rdi; r[15] = ax; r[16] = ip;
   r[17] = 0x33; r[18] = 0; r[19] = c->rsp; r[20] = 0x2b;
 }
+`;
+
+const SOURCE = `
+#include <gum/guminterceptor.h>
+
+extern int sched_getcpu (void);
+${PT_REGS_FILL_C}
 
 /* Entry (and override): ip = the function, ax as found. Returns the CPU. */
 gint

@@ -1,0 +1,125 @@
+// UPROBE and URETPROBE for programs that need no JS (NativeRunner): a CModule listener
+// fills pt_regs and runs the program through the VM's vm_run_with_ctx, so a hit never
+// enters JS. It costs Frida's native listener floor plus the run, instead of the ~3 µs of
+// a JS entry (bench/uprobe.bench.ts). Each probe has its own block with an active flag and
+// an inflight count: detaching clears the flag and waits for threads already inside, so
+// the engine library can be unloaded right after.
+
+import type { NativeRunner } from '../../runtime/AttachImpl.js';
+import { FORK_GUARD_C, forkGuard } from '../../forkGuard.js';
+import { PT_REGS_FILL_C } from './ptRegsFill.js';
+import { PT_REGS_SIZE } from './ptRegs.js';
+
+/** Layout of a probe block (mirrors Probe in the C below). */
+const P = { run: 0, ctxAddr: 8, enabled: 16, handle: 24, active: 28, inflight: 32, size: 40 } as const;
+
+const SOURCE = `
+#include <gum/guminterceptor.h>
+${FORK_GUARD_C}
+${PT_REGS_FILL_C}
+
+typedef gint32 (* RunFn) (guint32 handle, guint64 ctx, const void * src, guint64 len);
+
+typedef struct {
+  RunFn run;
+  guint64 ctx_addr;
+  volatile guint8 * enabled;
+  guint32 handle;
+  volatile gint active;
+  volatile gint inflight;
+} Probe;
+
+extern void js_fault (guint32 handle, gint32 status);
+
+static void
+run_probe (GumInvocationContext * ic, int at_return)
+{
+  Probe * p = gum_invocation_context_get_listener_function_data (ic);
+  guint64 regs[${PT_REGS_SIZE / 8}];
+  gint32 st = 0;
+  /* Not in a forked child, nor on a thread inside fork() (forkGuard.ts). */
+  if (fork_state[0] || (fork_state[1] && js_forbidden ((gint) gum_invocation_context_get_thread_id (ic))))
+    return;
+  g_atomic_int_add (&p->inflight, 1); /* locked: a full fence before reading active */
+  if (p->active && p->enabled[p->handle])
+  {
+    GumCpuContext * c = ic->cpu_context;
+    if (at_return)
+      fill (regs, c, GPOINTER_TO_SIZE (gum_invocation_context_get_return_address (ic)), c->rax);
+    else
+      fill (regs, c, GPOINTER_TO_SIZE (ic->function), c->rax);
+    st = p->run (p->handle, p->ctx_addr, regs, sizeof (regs));
+  }
+  g_atomic_int_add (&p->inflight, -1);
+  if (st != 0)
+    js_fault (p->handle, st);
+}
+
+void
+on_enter (GumInvocationContext * ic)
+{
+  run_probe (ic, 0);
+}
+
+void
+on_leave (GumInvocationContext * ic)
+{
+  run_probe (ic, 1);
+}
+
+void
+quiesce (Probe * p)
+{
+  if (p->active)
+    g_atomic_int_add (&p->active, -1);
+  while (p->inflight != 0)
+    ;
+}
+`;
+
+interface ProbeModule {
+  cm: CModule;
+  quiesce: NativeFunction<void, [NativePointer]>;
+  fault: NativeCallback<'void', ['uint', 'int']>;
+}
+
+let shared: ProbeModule | null = null;
+/** The runner whose faults the shared module reports (one runtime at a time). */
+let currentRunner: NativeRunner | null = null;
+
+function module(): ProbeModule {
+  if (shared === null) {
+    const fault = new NativeCallback((handle: number, status: number) => currentRunner?.fault(handle, status), 'void', ['uint', 'int']);
+    const cm = new CModule(SOURCE, { fork_state: forkGuard().state, js_fault: fault });
+    const quiesce = new NativeFunction(cm.quiesce, 'void', ['pointer'], { scheduling: 'exclusive' });
+    shared = { cm, quiesce, fault };
+  }
+  return shared;
+}
+
+/** A probe's native block; kept for the agent's lifetime once made (threads may still read it). */
+export class NativeProbe {
+  private readonly block = Memory.alloc(P.size);
+  private static readonly retired: NativeProbe[] = [];
+
+  constructor(runner: NativeRunner, handle: number) {
+    currentRunner = runner;
+    this.block.add(P.run).writePointer(runner.run);
+    this.block.add(P.ctxAddr).writeU64(runner.ctxAddr);
+    this.block.add(P.enabled).writePointer(runner.enabled);
+    this.block.add(P.handle).writeU32(handle);
+    this.block.add(P.active).writeS32(1);
+  }
+
+  /** Interceptor.attach(target, callbacks, data) for an entry or a return probe. */
+  listener(atReturn: boolean): { callbacks: NativeInvocationListenerCallbacks; data: NativePointer } {
+    const cm = module().cm;
+    return { callbacks: atReturn ? { onLeave: cm.on_leave } : { onEnter: cm.on_enter }, data: this.block };
+  }
+
+  /** After the listener is detached: waits until no thread is still running the program. */
+  retire(): void {
+    module().quiesce(this.block);
+    NativeProbe.retired.push(this);
+  }
+}
