@@ -8,6 +8,7 @@ import { UprobeAttachImpl } from './attach/uprobe/UprobeAttachImpl.js';
 import { EventQueue } from './events.js';
 import { ExitMonitor } from './exitMonitor.js';
 import { HitCounter } from './hitCounter.js';
+import { drainInterceptor } from './interceptorDrain.js';
 import { Runtime } from './runtime/Runtime.js';
 
 const events = new EventQueue();
@@ -81,7 +82,9 @@ const api: AgentRpc = {
     runtime?.detachAll();
     runtime = null;
     exitMonitor.detach();
-    Interceptor.flush();
+    // Our listeners are CModule code, unmapped when the script unloads right after this
+    // call: no thread may still be on its way into one (see interceptorDrain.ts).
+    drainInterceptor();
     events.flush();
     // Let V8 collect the wasm instance now, while the script is whole (see README: a
     // script torn down with a live wasm instance has crashed the target).
