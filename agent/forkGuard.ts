@@ -156,22 +156,25 @@ typedef struct {
   void (* on_leave) (gint tid);
 } GatedListener;
 
-void
-gated_enter (GumInvocationContext * ic)
+static void
+gated_call (GumInvocationContext * ic, int leave)
 {
   GatedListener * g = gum_invocation_context_get_listener_function_data (ic);
   gint tid = current_tid (ic);
   if (!js_forbidden (tid))
-    g->on_enter (tid);
+    (leave ? g->on_leave : g->on_enter) (tid);
+}
+
+void
+gated_enter (GumInvocationContext * ic)
+{
+  gated_call (ic, 0);
 }
 
 void
 gated_leave (GumInvocationContext * ic)
 {
-  GatedListener * g = gum_invocation_context_get_listener_function_data (ic);
-  gint tid = current_tid (ic);
-  if (!js_forbidden (tid))
-    g->on_leave (tid);
+  gated_call (ic, 1);
 }
 
 typedef guint64 (* Fn6) (guint64, guint64, guint64, guint64, guint64, guint64);

@@ -84,3 +84,18 @@ export function sidecarPids(): number[] {
     })
     .map(Number);
 }
+
+/**
+ * The target's memory map once nothing matching `re` is mapped, or as it is after `ms`.
+ * Frida unmaps its agent from its own thread shortly after the session closes (over 500 ms
+ * on a loaded machine), so a detach test polls rather than reading the map once.
+ */
+export async function mapsOnceUnmapped(pid: number, re: RegExp, ms = 3000): Promise<string> {
+  const end = Date.now() + ms;
+  let maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+  while (re.test(maps) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+  }
+  return maps;
+}

@@ -141,22 +141,15 @@ export class UprobeAttachImpl implements AttachImpl {
         e.probe = new NativeProbe(runner, cb.nativeHandle);
         const { callbacks, data } = e.probe.listener(e.type === 'uretprobe');
         e.listener = Interceptor.attach(addr, callbacks, data);
-      } else if (e.type === 'uprobe') {
-        const { callbacks, hook } = forkGuard().listener((tid) => {
+      } else if (e.type === 'uprobe' || e.type === 'uretprobe') {
+        const atReturn = e.type === 'uretprobe';
+        const onHit = (tid: number) => {
           const dst = services.ctxPtr();
           if (dst === null) return;
-          const cpu = fill.entry(dst);
+          const cpu = atReturn ? fill.return(dst) : fill.entry(dst);
           cb({ ctxLen: PT_REGS_SIZE, tid, funcIp, override: null, cpu });
-        });
-        e.hook = hook;
-        e.listener = Interceptor.attach(addr, callbacks, hook.data);
-      } else if (e.type === 'uretprobe') {
-        const { callbacks, hook } = forkGuard().listener(undefined, (tid) => {
-          const dst = services.ctxPtr();
-          if (dst === null) return;
-          const cpu = fill.return(dst);
-          cb({ ctxLen: PT_REGS_SIZE, tid, funcIp, override: null, cpu });
-        });
+        };
+        const { callbacks, hook } = atReturn ? forkGuard().listener(undefined, onHit) : forkGuard().listener(onHit);
         e.hook = hook;
         e.listener = Interceptor.attach(addr, callbacks, hook.data);
       } else {
