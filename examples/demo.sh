@@ -12,3 +12,4 @@ echo "bpftime-ts demo: userspace eBPF on a running process, no kernel eBPF invol
 step "$cli" inspect examples/build/count.bpf.o
 step "$cli" spawn -o examples/build/count.bpf.o examples/build/victim 1000
 step "$cli" run examples/latency.manifest.json
+step "$cli" spawn -v -o examples/build/syscount.bpf.o /usr/bin/du -s examples
