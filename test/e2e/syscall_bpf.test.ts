@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { runCli } from '../support/cli';
-import { bpfObjectPath, victimPath } from '../support/paths';
+import { bpfObjectPath, repoRoot, victimPath } from '../support/paths';
 
 const victim = victimPath('sysvictim');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'syscall-bpf-'));
@@ -66,6 +66,16 @@ describe('the native path (programs that need no JS run from the callouts)', () 
     expect(mapValue(r.stdout, 'by_id', '257')).toBe(2 * TOTAL);
     expect(mapValue(r.stdout, 'counts', '257')).toBe(2 * TOTAL);
     expect(mapValue(r.stdout, 'opens', okPath)).toBe(TOTAL);
+  });
+
+  test('the bundled syscount example on a stripped system binary (du): native path, its syscalls counted', async () => {
+    const r = await runCli(['spawn', '-v', '-o', path.join(repoRoot, 'examples', 'build', 'syscount.bpf.o'), '/usr/bin/du', '-s', tmp]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/count_syscalls → raw_syscalls:sys_enter .*native path/);
+    expect(r.stdout).toMatch(new RegExp(`^\\d+\\t${tmp.replace(/[/.]/g, '\\$&')}$`, 'm'));
+    expect(mapValue(r.stdout, 'syscalls', '231')).toBe(1); // exit_group
+    expect(mapValue(r.stdout, 'syscalls', '257')).toBeGreaterThan(0); // openat
+    expect(mapValue(r.stdout, 'syscalls', '1')).toBe(1); // the one write of its result
   });
 
   test('a faulting native program is reported with its name and pc, disabled, and the target goes on', async () => {
