@@ -1,7 +1,8 @@
 // A spawned target's exit status is reaped by Frida's helper, not by us, so the agent
 // reports it from inside, with the final counts and maps, since nobody can ask for them
 // afterwards. It listens on _exit (every normal exit ends there, exit() included, after
-// the atexit handlers) and must be the last listener there: the syscall implementation's
+// the atexit handlers), and on execve (the new image has no agent), and must be the last
+// listener on _exit: the syscall implementation's
 // sys_enter_exit_group programs run from a listener on _exit too, and their map updates
 // belong in the snapshot. rearm() moves it back to the end after other hooks are added.
 // Frida does not hold the process back until queued messages are delivered (measured:
@@ -49,6 +50,18 @@ export class ExitMonitor {
     });
     this.hooks.push(hook);
     this.listeners = this.targets.map((addr) => Interceptor.attach(addr, callbacks, hook.data));
+    // execve() ends the agent with the old image: the last chance for the maps, as at exit.
+    const execve = Module.findGlobalExportByName('execve');
+    if (execve !== null) {
+      const exec = forkGuard().execListener((path) => {
+        events.push(finalSnapshot());
+        events.push({ type: 'exec', path: path.isNull() ? '' : (path.readUtf8String() ?? '') });
+        events.flush();
+        recv(EXIT_ACK, () => undefined).wait();
+      });
+      this.hooks.push(exec.hook);
+      this.listeners.push(Interceptor.attach(execve, exec.callbacks, exec.hook.data));
+    }
   }
 
   detach(): void {

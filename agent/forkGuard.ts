@@ -196,6 +196,16 @@ gated_replacement (guint64 a0, guint64 a1, guint64 a2, guint64 a3, guint64 a4, g
   return g->js (a0, a1, a2, a3, a4, a5, tid);
 }
 
+/* execve() in the process the agent was loaded into (not in a vfork/posix_spawn child). */
+void
+gated_exec (GumInvocationContext * ic)
+{
+  void (* on_exec) (gpointer path) = *(gpointer *) gum_invocation_context_get_listener_function_data (ic);
+  if (js_forbidden (current_tid (ic)) || getpid_fn () != agent_pid)
+    return;
+  on_exec (gum_invocation_context_get_nth_argument (ic, 0));
+}
+
 /* The exit hook also runs in children made without fork() (vfork, posix_spawn), so it compares pids too. */
 void
 gated_exit (GumInvocationContext * ic)
@@ -297,6 +307,14 @@ class ForkGuard {
     const data = Memory.alloc(2 * Process.pointerSize);
     data.writePointer(cb);
     return { callbacks: { onEnter: this.module.gated_exit }, hook: { data, keepAlive: [cb, data, this.module] } };
+  }
+
+  /** A listener for execve: `onExec(path)` runs only in the process the agent was loaded into. */
+  execListener(onExec: (path: NativePointer) => void): { callbacks: NativeInvocationListenerCallbacks; hook: GatedHook } {
+    const cb = new NativeCallback(onExec, 'void', ['pointer']);
+    const data = Memory.alloc(Process.pointerSize);
+    data.writePointer(cb);
+    return { callbacks: { onEnter: this.module.gated_exec }, hook: { data, keepAlive: [cb, data, this.module] } };
   }
 
   /**

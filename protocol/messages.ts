@@ -87,7 +87,9 @@ export type AgentEvent =
   /** Final state, sent when the target is about to exit (afterwards nobody can ask). */
   | { type: 'snapshot'; hitCounts: Record<string, number>; maps: MapDump[]; stats: ProgramStats[]; droppedRecords: number; pending: string[] }
   /** The target called exit()/_exit(): the only place its exit status can be seen from inside. */
-  | { type: 'exit'; status: number };
+  | { type: 'exit'; status: number }
+  /** The target called execve(): the agent, hooks and maps go with the old program image. */
+  | { type: 'exec'; path: string };
 
 /** The payload of every agent send(): a batch of events. */
 export interface AgentBatch {

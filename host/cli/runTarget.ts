@@ -167,7 +167,17 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         reporter.error(`${s.label} crashed: ${end.crash}`);
         return EXIT.LOST;
       }
-      if (target.kind === 'spawn') return end.status ?? EXIT.OK;
+      if (end.status === null && end.exec !== null) {
+        // The agent, its hooks and its maps went with the old program image.
+        reporter.status(`${s.label} called execve(${end.exec}): tracing ended with the old program`);
+        return EXIT.OK;
+      }
+      if (end.status === null) {
+        // Every exit(), _exit() and execve() reports through the agent; none did.
+        reporter.error(`${s.label} ended without calling exit() (killed by a signal?)`);
+        return EXIT.LOST;
+      }
+      if (target.kind === 'spawn') return end.status;
       reporter.status(`pid ${s.pid} exited`);
     }
     return EXIT.OK;

@@ -24,6 +24,8 @@ export interface SessionEnd {
   crash: string | null;
   /** Our side failed (sidecar died, connection dropped): the target's fate is unknown. */
   lost: boolean;
+  /** The path the target execve()'d, when that is how it left us. */
+  exec: string | null;
 }
 
 export interface SessionEvents {
@@ -77,6 +79,8 @@ export class Session extends EventEmitter {
   private spawned = false;
   private resumed = false;
   private exitStatus: number | null = null;
+  /** The program the target execve()'d into, if it did (the agent went with the old one). */
+  private execPath: string | null = null;
   private endedFlag = false;
   private endInfo: SessionEnd | null = null;
   private detaching: Promise<void> | null = null;
@@ -151,8 +155,9 @@ export class Session extends EventEmitter {
       const batch = message.payload as AgentBatch;
       if (batch.dropped) this.emit('dropped', batch.dropped);
       for (const ev of batch.events) {
-        if (ev.type === 'exit') {
-          this.exitStatus = ev.status;
+        if (ev.type === 'exit' || ev.type === 'exec') {
+          if (ev.type === 'exit') this.exitStatus = ev.status;
+          else this.execPath = ev.path;
           void this.script?.post({ type: EXIT_ACK }).catch(() => undefined);
         }
         this.emit('event', ev);
@@ -167,7 +172,7 @@ export class Session extends EventEmitter {
   private end(reason: string, crash: string | null, lost = false): void {
     if (this.endedFlag) return;
     this.endedFlag = true;
-    this.endInfo = { reason, status: this.exitStatus, crash, lost };
+    this.endInfo = { reason, status: this.exitStatus, crash, lost, exec: this.execPath };
     this.emit('ended', this.endInfo);
   }
 

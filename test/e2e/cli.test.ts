@@ -64,6 +64,28 @@ describe('spawn', () => {
   });
 });
 
+describe('how a spawned target leaves us', () => {
+  test('execve: the final maps of the old program, a status line naming the new one, exit 0', async () => {
+    const r = await runCli(['spawn', '-o', bpfObjectPath('sys_native'), '/bin/sh', '-c', 'echo before; exec /bin/echo after']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/before\n[\s\S]*after/);
+    expect(r.stdout).toMatch(/@by_id\[1\]: 1/); // the shell's one write, before the exec
+    expect(r.stderr).toContain('/bin/sh called execve(/bin/echo): tracing ended with the old program');
+    noStack(r.stderr);
+  });
+
+  test('killed by a signal: one error line and exit 4, not a silent 0', async () => {
+    const cli = startCli(['spawn', '--count', 'target_add', adder, '0', '1000']);
+    const out = await waitForOutput(cli, (t) => /ready \d+/.test(t));
+    const pid = Number(/ready (\d+)/.exec(out)![1]);
+    process.kill(pid, 'SIGKILL');
+    const r = await cli.result;
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain(`error: ${adder} ended without calling exit() (killed by a signal?)`);
+    noStack(r.stderr);
+  });
+});
+
 describe('attach --pid: every way it ends', () => {
   test('SIGINT after the hooks are in: maps printed, exit 0, target alive and unhooked', async () => {
     const victim = await startVictim('adder', ['0', '1000']);
