@@ -12,6 +12,9 @@ import type { Helper, VmCore, VmCoreFactory } from '../../vm/ts/vm.js';
 // checks every access itself; helper errors never unwind through C (see HelperFailure).
 const EXCLUSIVE = { scheduling: 'exclusive', exceptions: 'propagate' } as const;
 
+/** Helpers libbpfvm.so implements in C (bpfvm_use_builtin_helper): ktime_get_ns, get_smp_processor_id, get_current_pid_tgid, ktime_get_boot_ns. */
+export const NATIVE_BUILTIN_HELPERS: readonly number[] = [5, 8, 14, 125];
+
 export interface NativeVm {
   factory: VmCoreFactory;
   /** `int vm_run_with_ctx(uint handle, uint64 ctxVaddr, const void *src, uint64 len)`, for native hooks. */
@@ -58,12 +61,14 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const vmResetAfterTrap = fn('vm_reset_after_trap', 'void', []);
   const vmFini = fn('vm_fini', 'void', []);
   const vmNativeHits = fn('vm_native_hits', 'uint64', ['uint']);
+  const useBuiltinHelper = fn('bpfvm_use_builtin_helper', 'int', ['uint']);
 
   const big = (v: UInt64 | Int64 | number): bigint => BigInt(v.toString());
   const u64 = (v: bigint): UInt64 => uint64(BigInt.asUintN(64, v).toString());
   const callbacks: NativeCallback<'int64', ['uint64', 'uint64', 'uint64', 'uint64', 'uint64']>[] = [];
   let failure: HelperFailure | null = null;
 
+  const builtins = new Set(NATIVE_BUILTIN_HELPERS.filter((id) => (useBuiltinHelper(id) as number) === 1));
   const factory: VmCoreFactory = (helpers: readonly (Helper | undefined)[]): VmCore => {
     let buffer: ArrayBuffer | null = null;
     return {
@@ -77,7 +82,8 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         return vmInit(ro, rw) as number;
       },
       vm_register_helper(id: number): void {
-        if (!callbacks[id]) {
+        // Helpers the library has in C (NATIVE_BUILTIN_HELPERS) never call back into JS.
+        if (!callbacks[id] && !builtins.has(id)) {
           // Convert only the arguments the helper declares, as the wasm core does.
           callbacks[id] = new NativeCallback(
             (a, b, c, d, e) => {

@@ -10,6 +10,7 @@ import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type MapSpec, type ObjectSpec, type Pr
 import { VmFault, VmLoadError } from '../../vm/ts/vm.js';
 import { decodeBase64, encodeBase64 } from '../base64.js';
 import { Engine } from '../engine/Engine.js';
+import { NATIVE_BUILTIN_HELPERS } from '../engine/nativeCore.js';
 import type { EventQueue } from '../events.js';
 import type { HelperEnv } from '../helpers/HelperEnv.js';
 import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.js';
@@ -44,8 +45,11 @@ interface LoadedProgram {
   native: boolean;
 }
 
-/** Helpers the VM resolves itself: lookups in inlined array maps, and bpf_loop. */
-const VM_RESOLVED_HELPERS = new Set([1, 181]);
+/**
+ * Helpers the native VM resolves itself: lookups in inlined array maps, bpf_loop, and the
+ * helpers its library implements in C (time, CPU, pid/tid).
+ */
+const VM_RESOLVED_HELPERS = new Set([1, 181, ...NATIVE_BUILTIN_HELPERS]);
 /** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
 const MAX_PROGRAMS = 4096;
 

@@ -49,8 +49,22 @@ describe('the native path (programs that need no JS run from a native listener)'
     expect(maps.ret_sum[0].value).toBe(8 * ((5000 * 5001) / 2));
     expect(stats(r.stdout)).toEqual([
       { object: 0, program: 'native_entry', hits: 40000, faults: 0 },
+      { object: 0, program: 'native_task', hits: 40000, faults: 0 },
       { object: 0, program: 'native_return', hits: 40000, faults: 0 },
     ]);
+  });
+
+  test('pid/tid, ktime and CPU helpers from C: the right process and thread, sane clock and CPU', async () => {
+    const r = await runCli(['spawn', '--json', '-o', obj('rt_native'), probed, 'add', '1000']);
+    expect(r.code).toBe(0);
+    const pid = Number(/ready (\d+)/.exec(r.stdout)![1]);
+    const maps = finalMaps(r.stdout);
+    const pidTgid = BigInt(maps.last_pid_tgid[0].value as number | string);
+    expect(Number(pidTgid >> 32n)).toBe(pid);
+    expect(Number(pidTgid & 0xffffffffn)).toBe(pid); // single-threaded: the main thread
+    expect(maps.time_went_back[0].value).toBe(0);
+    expect(Number(maps.last_ns[0].value)).toBeGreaterThan(0);
+    expect(Number(maps.max_cpu[0].value)).toBeLessThan(os.cpus().length);
   });
 
   // 100 µs between calls: with none at all, Frida's own Interceptor teardown can crash the

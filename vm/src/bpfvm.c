@@ -901,4 +901,49 @@ int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t
 }
 
 uint64_t vm_native_hits(uint32_t handle) { return handle < BPFVM_MAX_PROGS ? g_native_hits[handle] : 0; }
+
+/* Helpers whose kernel semantics need nothing from the host, in C: a program that calls
+ * only these (and VM-resolved map lookups) runs without the host's JavaScript, and the
+ * host's own runs skip a call into it. The thread and CPU are the caller's, as in the
+ * kernel: hooks run programs on the thread that hit them. */
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t clock_ns(clockid_t clock) {
+  struct timespec t;
+  clock_gettime(clock, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+static uint64_t h_ktime_get_ns(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  (void)a, (void)b, (void)c, (void)d, (void)e;
+  return clock_ns(CLOCK_MONOTONIC);
+}
+static uint64_t h_ktime_get_boot_ns(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  (void)a, (void)b, (void)c, (void)d, (void)e;
+  return clock_ns(CLOCK_BOOTTIME);
+}
+static uint64_t h_get_smp_processor_id(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  (void)a, (void)b, (void)c, (void)d, (void)e;
+  int cpu = sched_getcpu();
+  return cpu < 0 ? 0 : (uint64_t)cpu;
+}
+static uint64_t h_get_current_pid_tgid(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+  (void)a, (void)b, (void)c, (void)d, (void)e;
+  return ((uint64_t)(uint32_t)getpid() << 32) | (uint32_t)syscall(SYS_gettid);
+}
+
+int32_t bpfvm_use_builtin_helper(uint32_t id) {
+  bpfvm_helper_fn fn = 0;
+  switch (id) {
+    case 5: fn = h_ktime_get_ns; break;
+    case 8: fn = h_get_smp_processor_id; break;
+    case 14: fn = h_get_current_pid_tgid; break;
+    case 125: fn = h_ktime_get_boot_ns; break;
+    default: return 0;
+  }
+  bpfvm_set_helper_fn(id, fn);
+  return 1;
+}
 #endif
