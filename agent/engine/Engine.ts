@@ -6,6 +6,7 @@ import type { EngineSpec } from '../../protocol/messages.js';
 import { loadEmbeddedWasm } from '../../vm/ts/embedded.js';
 import { BpfVm, type LoadOptions } from '../../vm/ts/vm.js';
 import { loadNativeVm, type NativeVm } from './nativeCore.js';
+import type { NativeHashApi } from '../maps/NativeHashMap.js';
 
 export interface EngineSizes {
   rwArenaBytes: number;
@@ -46,6 +47,11 @@ export class Engine {
   /** The native core's vm_run_with_ctx, for hooks that run programs without JS; null for wasm. */
   get nativeRun(): NativePointer | null {
     return this.native?.runWithCtx ?? null;
+  }
+
+  /** Hash maps resolved inside the VM (native engine only). */
+  get nativeHash(): NativeHashApi | null {
+    return this.native?.hash ?? null;
   }
 
   /** Runs made through nativeRun for a program (0 for wasm). */

@@ -5,6 +5,7 @@
 // minimal harness), and a detach must leave the target unharmed.
 
 import type { Helper, VmCore, VmCoreFactory } from '../../vm/ts/vm.js';
+import type { NativeHashApi } from '../maps/NativeHashMap.js';
 
 // Keep the JS lock across calls: programs call helpers (JS) back on the same thread, and
 // another thread must not run a program on the VM's global state in between. Exceptions
@@ -21,6 +22,8 @@ export interface NativeVm {
   runWithCtx: NativePointer;
   /** Runs made through runWithCtx for a program. */
   nativeHits(handle: number): number;
+  /** Hash maps with their index in the library (NativeHashMap). */
+  hash: NativeHashApi;
   /** Frees the VM's memory and unloads the library (after every hook is gone). */
   unload(): void;
 }
@@ -62,6 +65,9 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const vmFini = fn('vm_fini', 'void', []);
   const vmNativeHits = fn('vm_native_hits', 'uint64', ['uint']);
   const useBuiltinHelper = fn('bpfvm_use_builtin_helper', 'int', ['uint']);
+  const vmRegisterHashMap = fn('vm_register_hash_map', 'int', ['uint64', 'uint', 'uint', 'uint', 'uint64']);
+  const vmHashOp = fn('vm_hash_op', 'int64', ['uint64', 'uint', 'pointer', 'pointer', 'uint64']);
+  const vmHashEntries = fn('vm_hash_entries', 'int', ['uint64', 'pointer', 'pointer', 'uint']);
 
   const big = (v: UInt64 | Int64 | number): bigint => BigInt(v.toString());
   const u64 = (v: bigint): UInt64 => uint64(BigInt.asUintN(64, v).toString());
@@ -154,6 +160,11 @@ export function loadNativeVm(libraryPath: string): NativeVm {
     factory,
     runWithCtx: lib.getExportByName('vm_run_with_ctx'),
     nativeHits: (handle) => Number(vmNativeHits(handle)),
+    hash: {
+      register: (handle, keySize, valueSize, max, values) => vmRegisterHashMap(u64(handle), keySize, valueSize, max, values) as number,
+      op: (handle, op, key, value, flags) => Number(vmHashOp(u64(handle), op, key, value, flags)),
+      entries: (handle, keysOut, slotsOut, max) => vmHashEntries(u64(handle), keysOut, slotsOut, max) as number,
+    },
     unload(): void {
       vmFini();
       // Module.load took one reference; drop it so the library leaves the process.

@@ -16,6 +16,7 @@ import type { HelperEnv } from '../helpers/HelperEnv.js';
 import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.js';
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
+import { NativeHashMap } from '../maps/NativeHashMap.js';
 import { round8 } from '../maps/layout.js';
 import {
   AttachError,
@@ -46,10 +47,11 @@ interface LoadedProgram {
 }
 
 /**
- * Helpers the native VM resolves itself: lookups in inlined array maps, bpf_loop, and the
- * helpers its library implements in C (time, CPU, pid/tid).
+ * Helpers the native VM resolves itself: map lookups (inlined arrays, native hash maps),
+ * updates and deletes (native hash maps), bpf_loop, and the helpers its library implements
+ * in C (time, CPU, pid/tid).
  */
-const VM_RESOLVED_HELPERS = new Set([1, 181, ...NATIVE_BUILTIN_HELPERS]);
+const VM_RESOLVED_HELPERS = new Set([1, 2, 3, 181, ...NATIVE_BUILTIN_HELPERS]);
 /** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
 const MAX_PROGRAMS = 4096;
 
@@ -94,6 +96,8 @@ export class Runtime {
   private ctxBuffer: ArrayBufferLike | null = null;
   /** Map handles whose lookups the VM resolves (inlineIfArray). */
   private readonly inlinedMaps = new Set<bigint>();
+  /** Map handles whose lookups, updates and deletes the VM resolves (NativeHashMap). */
+  private readonly nativeHashMaps = new Set<bigint>();
   private runner: NativeRunner | null = null;
   droppedRecords = 0;
 
@@ -154,8 +158,9 @@ export class Runtime {
     let nextHandle = 1n;
     this.maps = req.objects.map((o) =>
       o.maps.map((spec) => {
-        const map = createMap(vm, spec, nextHandle++, cpus);
+        const map = createMap(vm, spec, nextHandle++, cpus, this.engine!.nativeHash);
         this.mapsByHandle.set(map.handle, map);
+        if (map instanceof NativeHashMap) this.nativeHashMaps.add(map.handle);
         return map;
       }),
     );
@@ -238,6 +243,7 @@ export class Runtime {
     // Native runs call no JS: every helper is resolved in the VM, and every map the program
     // can pass to bpf_map_lookup_elem is an inlined array map.
     let native = this.runner !== null && spec.helpers.every((h) => VM_RESOLVED_HELPERS.has(h));
+    let usesArray = false;
     try {
       handle = this.engine!.loadProgram(decodeBase64(spec.code), {
         name,
@@ -245,7 +251,9 @@ export class Runtime {
           const map = maps[imm];
           if (!map) throw new VmLoadError(pc, `reference to map #${imm}, which the object does not define`);
           if (src === PSEUDO_MAP_FD) {
-            if (!this.inlinedMaps.has(map.handle)) native = false;
+            // Updates and deletes are resolved for native hash maps only.
+            if (this.inlinedMaps.has(map.handle)) usesArray = true;
+            else if (!this.nativeHashMaps.has(map.handle)) native = false;
             return map.handle;
           }
           if (src === PSEUDO_MAP_VALUE) {
@@ -259,7 +267,7 @@ export class Runtime {
     } catch (e) {
       throw new AttachError(`program ${name} (${spec.section}): ${e instanceof Error ? e.message : String(e)}`);
     }
-    native &&= handle < MAX_PROGRAMS;
+    native &&= handle < MAX_PROGRAMS && !(usesArray && spec.helpers.some((h) => h === 2 || h === 3));
     const program: LoadedProgram = { object, spec, handle, hits: 0, faults: 0, disabled: null, native };
     if (native) this.runner!.enabled.add(handle).writeU8(1);
     this.programs.set(key, program);

@@ -68,6 +68,13 @@ describe('the native path (programs that need no JS run from the callouts)', () 
     expect(mapValue(r.stdout, 'opens', okPath)).toBe(TOTAL);
   });
 
+  test('a hash-map counter runs on the native path too (the VM resolves hash lookups and updates)', async () => {
+    const r = await runCli(['spawn', '-v', '-o', bpfObjectPath('bench_sys_hash'), victimPath('sysloop'), 'getpid', '1000']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/count_getpid_hash → syscalls:sys_enter_getpid .*native path/);
+    expect(r.stdout).toContain('@getpids[0]: 1000');
+  });
+
   test('the bundled syscount example on a stripped system binary (du): native path, its syscalls counted', async () => {
     const r = await runCli(['spawn', '-v', '-o', path.join(repoRoot, 'examples', 'build', 'syscount.bpf.o'), '/usr/bin/du', '-s', tmp]);
     expect(r.code).toBe(0);

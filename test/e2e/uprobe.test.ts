@@ -67,6 +67,23 @@ describe('the native path (programs that need no JS run from a native listener)'
     expect(Number(maps.max_cpu[0].value)).toBeLessThan(os.cpus().length);
   });
 
+  test('hash maps inside the VM: NOEXIST/EXIST, E2BIG when full, ENOENT, slot reuse; the wasm engine (JS maps) agrees', async () => {
+    const native = await runCli(['spawn', '--json', '-o', obj('rt_hash'), probed, 'add', '100']);
+    expect(native.code).toBe(0);
+    const maps = finalMaps(native.stdout);
+    expect(maps.by_mod.map((e) => [e.key, e.value])).toEqual([[0, 25], [1, 25], [2, 25], [3, 25]]);
+    expect(maps.inserted[0].value).toBe(4);
+    expect(maps.existed[0].value).toBe(96);
+    // small holds 2: keys 0 and 1; 2..99 do not fit, except 8 once 0 was deleted at 7.
+    expect(maps.full[0].value).toBe(97);
+    expect(maps.small.map((e) => e.key)).toEqual([1, 8]);
+    expect(maps.missing_delete[0].value).toBe(100);
+    expect(maps.missing_exist[0].value).toBe(100);
+    expect(maps.deleted[0].value).toBe(1);
+    const wasm = await runCli(['spawn', '--json', '--engine', 'wasm', '-o', obj('rt_hash'), probed, 'add', '100']);
+    expect(finalMaps(wasm.stdout)).toEqual(maps);
+  });
+
   // 100 µs between calls: with none at all, Frida's own Interceptor teardown can crash the
   // target (a plain Frida JS listener: 6 of 30 detaches), see README, Known limitations.
   test('attach to a running 4-thread victim, detach while they hit it: hooks removed, the victim runs on', async () => {
