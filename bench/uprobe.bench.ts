@@ -16,7 +16,7 @@ const object = path.join(root, 'test', 'fixtures', 'build', 'bpf', 'bench_hot.bp
 const calls = Number(process.argv[2] ?? 20000);
 const runs = Number(process.argv[3] ?? 5);
 const env = { ...process.env, BPFTIME_TS_BACKEND: process.env.BPFTIME_TS_BACKEND ?? 'sidecar' };
-const PROGRAMS = ['on_entry', 'on_return', 'on_override', 'on_empty', 'on_entry_hash'];
+const PROGRAMS = ['on_entry', 'on_return', 'on_override', 'on_empty', 'on_entry_hash', 'on_entry_js'];
 
 function nsPerCall(output: string): number {
   const m = /ns_per_call ([\d.]+)/.exec(output);
@@ -53,6 +53,7 @@ function main(): void {
       add(`${engine}: URETPROBE, counter`, () => traced(['--engine', engine, '-m', manifestFor('on_return')]));
       add(`${engine}: UPROBE_OVERRIDE, counter (no override taken)`, () => traced(['--engine', engine, '-m', manifestFor('on_override')]));
       add(`${engine}: UPROBE, hash-map counter`, () => traced(['--engine', engine, '-m', manifestFor('on_entry_hash')]));
+      add(`${engine}: UPROBE, hash-map counter keyed by uid (a JS helper)`, () => traced(['--engine', engine, '-m', manifestFor('on_entry_js')]));
     }
   }
   const base = median(untraced);
