@@ -19,7 +19,9 @@ const MAX_FORKING = 16;
 /**
  * C for any module that guards a JS entry: `extern volatile gint fork_state[];` plus
  * `js_forbidden(tid)`. fork_state: [0] forked child, [1] forks in progress, [2..17] their
- * tids, [18] slot ticket, [19] threads between followBegin() and followEnd().
+ * tids, [18] slot ticket; then the thread-start guard (see followBegin): [19] threads
+ * between followBegin() and followEnd(), [20] observing on, [21] ring ticket, [22..85] a
+ * ring of thread ids the observer has reported.
  */
 export const FORK_GUARD_C = `
 extern volatile gint fork_state[];
@@ -104,7 +106,7 @@ thread_create_leave (GumInvocationContext * ic)
   tid = *(volatile gint *) (pd + tid_offset);
   end = g_get_monotonic_time () + 100000;
   while (!was_reported (tid) && g_get_monotonic_time () < end)
-    ;
+    g_thread_yield (); /* the new thread needs a CPU to get reported */
 }
 
 void
