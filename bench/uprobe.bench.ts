@@ -53,7 +53,7 @@ function main(): void {
       add(`${engine}: URETPROBE, counter`, () => traced(['--engine', engine, '-m', manifestFor('on_return')]));
       add(`${engine}: UPROBE_OVERRIDE, counter (no override taken)`, () => traced(['--engine', engine, '-m', manifestFor('on_override')]));
       add(`${engine}: UPROBE, hash-map counter`, () => traced(['--engine', engine, '-m', manifestFor('on_entry_hash')]));
-      add(`${engine}: UPROBE, hash-map counter keyed by uid (a JS helper)`, () => traced(['--engine', engine, '-m', manifestFor('on_entry_js')]));
+      add(`${engine}: UPROBE, hash-map counter with a random key (a JS helper)`, () => traced(['--engine', engine, '-m', manifestFor('on_entry_js')]));
     }
   }
   const base = median(untraced);

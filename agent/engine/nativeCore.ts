@@ -13,8 +13,12 @@ import type { NativeHashApi } from '../maps/NativeHashMap.js';
 // checks every access itself; helper errors never unwind through C (see HelperFailure).
 const EXCLUSIVE = { scheduling: 'exclusive', exceptions: 'propagate' } as const;
 
-/** Helpers libbpfvm.so implements in C (bpfvm_use_builtin_helper): ktime_get_ns, get_smp_processor_id, get_current_pid_tgid, ktime_get_boot_ns. */
-export const NATIVE_BUILTIN_HELPERS: readonly number[] = [5, 8, 14, 125];
+/**
+ * Helpers libbpfvm.so implements in C (bpfvm_use_builtin_helper): ktime_get_ns,
+ * get_smp_processor_id, get_current_pid_tgid, get_current_uid_gid, get_current_comm,
+ * probe_read_user, probe_read_user_str, ktime_get_boot_ns.
+ */
+export const NATIVE_BUILTIN_HELPERS: readonly number[] = [5, 8, 14, 15, 16, 112, 114, 125];
 
 export interface NativeVm {
   factory: VmCoreFactory;

@@ -84,6 +84,22 @@ describe('the native path (programs that need no JS run from a native listener)'
     expect(finalMaps(wasm.stdout)).toEqual(maps);
   });
 
+  test('probe_read_user(_str) in C: -EFAULT and a zeroed buffer for unreadable memory, the stack reads; wasm (JS helpers) agrees', async () => {
+    const native = await runCli(['spawn', '--json', '-o', obj('rt_probe_read'), probed, 'add', '10']);
+    expect(native.code).toBe(0);
+    const maps = finalMaps(native.stdout);
+    expect(maps.rc_null[0].value).toBe(-14);
+    expect(maps.rc_low[0].value).toBe(-14);
+    expect(maps.zeroed[0].value).toBe(10);
+    expect(maps.rc_stack[0].value).toBe(0);
+    expect(maps.rc_str_null[0].value).toBe(-14);
+    expect(Number(maps.rc_str_stack[0].value)).toBeGreaterThanOrEqual(1);
+    expect(Number(maps.rc_str_stack[0].value)).toBeLessThanOrEqual(16);
+    const wasm = await runCli(['spawn', '--json', '--engine', 'wasm', '-o', obj('rt_probe_read'), probed, 'add', '10']);
+    const w = finalMaps(wasm.stdout);
+    for (const k of ['rc_null', 'rc_low', 'zeroed', 'rc_stack', 'rc_str_null', 'runs']) expect(w[k]).toEqual(maps[k]);
+  });
+
   // 100 µs between calls: with none at all, Frida's own Interceptor teardown can crash the
   // target (a plain Frida JS listener: 6 of 30 detaches), see README, Known limitations.
   test('attach to a running 4-thread victim, detach while they hit it: hooks removed, the victim runs on', async () => {

@@ -49,8 +49,8 @@ void vm_fini(void);
 int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len);
 /* Runs counted by vm_run_with_ctx for `handle`. */
 uint64_t vm_native_hits(uint32_t handle);
-/* Installs the C version of helper `id` (ktime_get_ns, ktime_get_boot_ns,
- * get_smp_processor_id, get_current_pid_tgid); 0 when there is none. */
+/* Installs the C version of helper `id` (ktime, CPU, pid/tid, uid/gid, comm,
+ * probe_read_user(_str)); 0 when there is none. */
 int32_t bpfvm_use_builtin_helper(uint32_t id);
 /* BPF_MAP_TYPE_HASH resolved inside the VM (lookup, update, delete from programs), values
  * at VM address `values` (max * round8(value_size) bytes). See bpfvm.c. */
