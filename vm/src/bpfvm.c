@@ -1058,6 +1058,7 @@ typedef struct {
   uint8_t *used;
   uint32_t *free_slots;
   uint32_t free_top;
+  uint32_t deleted; /* tombstones in buckets; rebuilt away once they outnumber max */
 } hash_map_t;
 static hash_map_t g_hash_maps[BPFVM_MAX_ARRAY_MAPS];
 
@@ -1117,13 +1118,32 @@ static int64_t hash_update(hash_map_t *m, const uint8_t *key, const uint8_t *val
   return 0;
 }
 
+/* Tombstones only lengthen probes; with churn (per-thread keys of short-lived threads)
+ * they would fill every empty bucket. Rebuilding from the live slots drops them all. */
+static void hash_rebuild(hash_map_t *m) {
+  memset(m->buckets, 0xff, sizeof(int32_t) * (m->mask + 1));
+  for (uint32_t s = 0; s < m->max; s++) {
+    if (!m->used[s]) continue;
+    uint32_t b = hash_bytes(m->keys + (uint64_t)s * m->key_size, m->key_size) & m->mask;
+    while (m->buckets[b] != -1) b = (b + 1) & m->mask;
+    m->buckets[b] = (int32_t)s;
+  }
+  m->deleted = 0;
+}
+
 static int64_t hash_delete(hash_map_t *m, const uint8_t *key) {
   int64_t ins, b = hash_find(m, key, &ins);
   if (b < 0) return -2; /* ENOENT */
   uint32_t slot = (uint32_t)m->buckets[b];
-  m->buckets[b] = -2;
   m->used[slot] = 0;
   m->free_slots[m->free_top++] = slot;
+  /* Before an empty bucket no probe needs to pass here: it can be empty too. */
+  if (m->buckets[(b + 1) & m->mask] == -1) {
+    m->buckets[b] = -1;
+  } else {
+    m->buckets[b] = -2;
+    if (++m->deleted > m->max) hash_rebuild(m);
+  }
   return 0;
 }
 
@@ -1154,7 +1174,7 @@ int32_t vm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_
   while (buckets < 2u * max) buckets <<= 1;
   hash_map_t m = {handle, key_size, value_size, stride, max, values, buckets - 1,
                   malloc(sizeof(int32_t) * buckets), calloc(max, key_size), calloc(max, 1),
-                  malloc(sizeof(uint32_t) * max), max};
+                  malloc(sizeof(uint32_t) * max), max, 0};
   if (!m.buckets || !m.keys || !m.used || !m.free_slots) {
     free(m.buckets), free(m.keys), free(m.used), free(m.free_slots);
     return -3;
