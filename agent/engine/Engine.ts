@@ -49,6 +49,11 @@ export class Engine {
     return this.native?.runWithCtx ?? null;
   }
 
+  /** The native core's vm_run_with_override; null for wasm. */
+  get nativeRunWithOverride(): NativePointer | null {
+    return this.native?.runWithOverride ?? null;
+  }
+
   /** Hash maps resolved inside the VM (native engine only). */
   get nativeHash(): NativeHashApi | null {
     return this.native?.hash ?? null;

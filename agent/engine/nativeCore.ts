@@ -24,6 +24,8 @@ export interface NativeVm {
   factory: VmCoreFactory;
   /** `int vm_run_with_ctx(uint handle, uint64 ctxVaddr, const void *src, uint64 len)`, for native hooks. */
   runWithCtx: NativePointer;
+  /** The same with an override target (see NativeRunner.runWithOverride). */
+  runWithOverride: NativePointer;
   /** Runs made through runWithCtx for a program. */
   nativeHits(handle: number): number;
   /** Hash maps with their index in the library (NativeHashMap). */
@@ -163,6 +165,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   return {
     factory,
     runWithCtx: lib.getExportByName('vm_run_with_ctx'),
+    runWithOverride: lib.getExportByName('vm_run_with_override'),
     nativeHits: (handle) => Number(vmNativeHits(handle)),
     hash: {
       register: (handle, keySize, valueSize, max, values) => vmRegisterHashMap(u64(handle), keySize, valueSize, max, values) as number,

@@ -39,7 +39,11 @@ export interface HitInfo {
  * `nativeHandle` is set when the program may also be run from native code through the
  * NativeRunner (it calls no helper that lives in JS).
  */
-export type EbpfRunCallback = ((hit: HitInfo) => boolean) & { readonly nativeHandle?: number };
+export type EbpfRunCallback = ((hit: HitInfo) => boolean) & {
+  readonly nativeHandle?: number;
+  /** The program calls bpf_override_return: a native run needs runWithOverride and a target. */
+  readonly nativeOverride?: boolean;
+};
 
 /**
  * Running programs from a hook's native code, without entering JS (about 4 µs per entry):
@@ -48,6 +52,8 @@ export type EbpfRunCallback = ((hit: HitInfo) => boolean) & { readonly nativeHan
 export interface NativeRunner {
   /** `int32 vm_run_with_ctx(uint32 handle, uint64 ctxVaddr, const void *src, uint64 len)`: copies the context and runs, under the VM's run lock. */
   readonly run: NativePointer;
+  /** `int32 vm_run_with_override(handle, ctxVaddr, src, len, int64 *override)`: run, where bpf_override_return stores {1, value} at `override`. */
+  readonly runWithOverride: NativePointer;
   /** VM address of a context area only native runs use (they run one at a time). */
   readonly ctxAddr: number;
   /** One byte per program handle: non-zero while the program may run. */

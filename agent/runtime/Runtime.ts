@@ -52,6 +52,8 @@ interface LoadedProgram {
  * in C (time, CPU, pid/tid).
  */
 const VM_RESOLVED_HELPERS = new Set([1, 2, 3, 181, ...NATIVE_BUILTIN_HELPERS]);
+/** bpf_override_return: resolved by the VM only in runs that carry an override target. */
+const OVERRIDE_RETURN = 58;
 /** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
 const MAX_PROGRAMS = 4096;
 
@@ -147,6 +149,7 @@ export class Runtime {
     if (nativeRun !== null) {
       this.runner = {
         run: nativeRun,
+        runWithOverride: this.engine.nativeRunWithOverride!,
         ctxAddr: vm.allocRw(CTX_AREA_BYTES, 16),
         enabled: Memory.alloc(MAX_PROGRAMS),
         fault: (handle, status) => this.nativeFault(handle, status),
@@ -242,7 +245,8 @@ export class Runtime {
     let handle: number;
     // Native runs call no JS: every helper is resolved in the VM, and every map the program
     // can pass to bpf_map_lookup_elem is an inlined array map.
-    let native = this.runner !== null && spec.helpers.every((h) => VM_RESOLVED_HELPERS.has(h));
+    // bpf_override_return too: hooks that can override pass a target (NativeRunner.runWithOverride).
+    let native = this.runner !== null && spec.helpers.every((h) => VM_RESOLVED_HELPERS.has(h) || h === OVERRIDE_RETURN);
     let usesArray = false;
     try {
       handle = this.engine!.loadProgram(decodeBase64(spec.code), {
@@ -316,7 +320,8 @@ export class Runtime {
         return false;
       }
     };
-    return program.native ? Object.assign(callback, { nativeHandle: program.handle }) : callback;
+    if (!program.native) return callback;
+    return Object.assign(callback, { nativeHandle: program.handle, nativeOverride: program.spec.helpers.includes(OVERRIDE_RETURN) });
   }
 
   /** A faulting program is disabled; the target goes on as if it were not hooked. */

@@ -37,8 +37,11 @@ describe('syscall tracepoint programs', () => {
   });
 
   test('bpf_override_return in sys_enter_openat: the victim sees EACCES for *deny, exit programs see the result', async () => {
-    const r = await runCli(['spawn', '-o', bpfObjectPath('sys_inject'), victim, 'burst', String(ITER), '4', okPath, denyPath]);
+    const r = await runCli(['spawn', '-v', '-o', bpfObjectPath('sys_inject'), victim, 'burst', String(ITER), '4', okPath, denyPath]);
     expect(r.code).toBe(0);
+    // probe_read_user_str, hash maps and bpf_override_return all resolve inside the native VM.
+    expect(r.stderr).toMatch(/deny_open → syscalls:sys_enter_openat .*native path/);
+    expect(r.stderr).toMatch(/open_result → syscalls:sys_exit_openat .*native path/);
     expect(r.stdout).toContain(`done iters=${TOTAL} denied=${TOTAL} opened=0 bad=0`);
     expect(mapValue(r.stdout, 'results', '-13')).toBe(TOTAL);
     expect(mapValue(r.stdout, 'results', '0')).toBe(TOTAL);

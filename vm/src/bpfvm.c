@@ -511,6 +511,9 @@ static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
 #ifndef __wasm__
 static uint32_t g_nhash_maps;
 static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out);
+/* Where bpf_override_return writes {1, value} during a vm_run_with_override (else the host's helper runs). */
+static __thread int64_t *g_override;
+#define BPFVM_HELPER_OVERRIDE_RETURN 58
 #endif
 
 static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
@@ -518,6 +521,11 @@ static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t
   if (id == BPFVM_HELPER_MAP_LOOKUP && g_narray_maps && array_lookup(a, b, &v)) return v;
 #ifndef __wasm__
   if (id <= 3 && g_nhash_maps && hash_helper(id, a, b, c, d, &v)) return v;
+  if (id == BPFVM_HELPER_OVERRIDE_RETURN && g_override) {
+    g_override[0] = 1;
+    g_override[1] = (int64_t)b;
+    return 0;
+  }
 #endif
 #ifdef __wasm__
   g_hargs[0] = a; g_hargs[1] = b; g_hargs[2] = c; g_hargs[3] = d; g_hargs[4] = e;
@@ -912,6 +920,14 @@ int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t
 }
 
 uint64_t vm_native_hits(uint32_t handle) { return handle < BPFVM_MAX_PROGS ? g_native_hits[handle] : 0; }
+
+/* vm_run_with_ctx where bpf_override_return is allowed: it stores {1, value} at `override`. */
+int32_t vm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override) {
+  g_override = override;
+  int32_t st = vm_run_with_ctx(handle, ctx, src, ctx_len);
+  g_override = 0;
+  return st;
+}
 
 /* Helpers whose kernel semantics need nothing from the host, in C: a program that calls
  * only these (and VM-resolved map lookups) runs without the host's JavaScript, and the

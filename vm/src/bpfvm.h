@@ -47,6 +47,8 @@ void vm_fini(void);
 /* Copies ctx_len bytes from host memory `src` to VM address `ctx` and runs the program, both
  * under the run lock, for hooks that run programs from native code on any thread. */
 int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len);
+/* vm_run_with_ctx where bpf_override_return stores {1, value} at `override` (int64[2]). */
+int32_t vm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override);
 /* Runs counted by vm_run_with_ctx for `handle`. */
 uint64_t vm_native_hits(uint32_t handle);
 /* Installs the C version of helper `id` (ktime, CPU, pid/tid, uid/gid, comm,

@@ -167,7 +167,8 @@ export class SyscallAttachImpl implements AttachImpl {
     block.add(NATIVE.ctxAddr).writeU64(0);
     block.add(NATIVE.enabled).writePointer(NULL);
     if (runner === null || this.entries.size === 0) return;
-    block.add(NATIVE.run).writePointer(runner.run);
+    // Always the override variant: enter and exit programs may override (bpf_override_return).
+    block.add(NATIVE.run).writePointer(runner.runWithOverride);
     block.add(NATIVE.ctxAddr).writeU64(runner.ctxAddr);
     block.add(NATIVE.enabled).writePointer(runner.enabled);
     const progs = new Uint16Array(ArrayBuffer.wrap(block.add(NATIVE.progs), NATIVE.nativeOnly - NATIVE.progs));

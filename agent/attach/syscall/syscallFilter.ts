@@ -88,7 +88,7 @@ extern volatile guint8 cfg[];
 /* forkGuard.ts: js_forbidden() in a forked child and on a thread inside fork(). */
 ${FORK_GUARD_C}
 #define MAXP ${NATIVE_MAX_PROGS}
-typedef gint32 (* RunFn) (guint32 handle, guint64 ctx, const void * src, guint64 len);
+typedef gint32 (* RunFn) (guint32 handle, guint64 ctx, const void * src, guint64 len, gint64 * override);
 
 /* Mirrors NATIVE in syscallFilter.ts. */
 typedef struct {
@@ -133,7 +133,7 @@ own_thread (const ThreadState * ts)
  * (and, at detach, still calling into the VM library).
  */
 static void
-run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint64 len, guint32 * fault_h, gint32 * fault_st)
+run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint64 len, gint64 * override, guint32 * fault_h, gint32 * fault_st)
 {
   int i;
   for (i = 0; i < MAXP && list[i] != 0; i++)
@@ -142,7 +142,7 @@ run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint
     gint32 st;
     if (!nt->enabled[h])
       continue;
-    st = nt->run (h, nt->ctx_addr, rec, len);
+    st = nt->run (h, nt->ctx_addr, rec, len, override);
     if (st != 0 && *fault_st == 0)
     {
       *fault_h = h;
@@ -151,8 +151,9 @@ run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint
   }
 }
 
+/* override: the thread's {override_set, override_value}, where bpf_override_return writes. */
 static int
-run_native (int phase, gint64 nr, const void * rec, guint64 len)
+run_native (int phase, gint64 nr, const void * rec, guint64 len, gint64 * override)
 {
   NativeTable * nt = &native_table;
   guint32 fault_h = 0;
@@ -163,8 +164,8 @@ run_native (int phase, gint64 nr, const void * rec, guint64 len)
   g_atomic_int_add (&nt->inflight, 1);
   if (nt->active)
   {
-    run_native_list (nt, nt->progs[phase][nr], rec, len, &fault_h, &fault_st);
-    run_native_list (nt, nt->progs[phase][SLOTS], rec, len, &fault_h, &fault_st);
+    run_native_list (nt, nt->progs[phase][nr], rec, len, override, &fault_h, &fault_st);
+    run_native_list (nt, nt->progs[phase][SLOTS], rec, len, override, &fault_h, &fault_st);
     done = 1;
   }
   g_atomic_int_add (&nt->inflight, -1);
@@ -228,10 +229,11 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
   ts->enter.args[3] = cpu->r10;
   ts->enter.args[4] = cpu->r8;
   ts->enter.args[5] = cpu->r9;
-  if (run_native (0, nr, &ts->enter, sizeof (EnterRecord)))
-    return;
-  ts->cpu = sched_getcpu (); /* here: a NativeFunction call from JS costs ~0.6 us */
-  js_enter (ts->slot);
+  if (!run_native (0, nr, &ts->enter, sizeof (EnterRecord), &ts->override_set))
+  {
+    ts->cpu = sched_getcpu (); /* here: a NativeFunction call from JS costs ~0.6 us */
+    js_enter (ts->slot);
+  }
   /*
    * Overridden: the instruction stays (Stalker must still see clone & co. go by), but the
    * kernel gets a number it rejects at once with -ENOSYS; on_exit puts the wanted value in.
@@ -256,10 +258,11 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
   ts->exit.ent.pid = ts->tid;
   ts->exit.id = nr;
   ts->exit.ret = (gint64) cpu->rax;
-  if (run_native (1, nr, &ts->exit, sizeof (ExitRecord)))
-    return;
-  ts->cpu = sched_getcpu ();
-  js_exit (ts->slot);
+  if (!run_native (1, nr, &ts->exit, sizeof (ExitRecord), &ts->override_set))
+  {
+    ts->cpu = sched_getcpu ();
+    js_exit (ts->slot);
+  }
   if (ts->override_set)
   {
     cpu->rax = (guint64) ts->override_value;

@@ -137,7 +137,8 @@ export class UprobeAttachImpl implements AttachImpl {
       const runner = services.nativeRunner();
       // Programs that need no JS run from a native listener; the others from JS behind a
       // native gate, so that a forked child never enters JS (forkGuard.ts).
-      if (cb.nativeHandle !== undefined && runner !== null && e.type !== 'uprobe_override') {
+      // (An entry or return probe cannot override: such a program keeps the JS helper, which says so.)
+      if (cb.nativeHandle !== undefined && !cb.nativeOverride && runner !== null && e.type !== 'uprobe_override') {
         e.probe = new NativeProbe(runner, cb.nativeHandle);
         const { callbacks, data } = e.probe.listener(e.type === 'uretprobe');
         e.listener = Interceptor.attach(addr, callbacks, data);
