@@ -138,7 +138,17 @@ export class UprobeAttachImpl implements AttachImpl {
       // Programs that need no JS run from a native listener; the others from JS behind a
       // native gate, so that a forked child never enters JS (forkGuard.ts).
       // (An entry or return probe cannot override: such a program keeps the JS helper, which says so.)
-      if (cb.nativeHandle !== undefined && !cb.nativeOverride && runner !== null && e.type !== 'uprobe_override') {
+      if (cb.nativeHandle !== undefined && runner !== null && e.type === 'uprobe_override') {
+        const key = addr.toString();
+        if (this.replaced.has(key)) {
+          throw new AttachError(`${e.data.description} is already overridden by another program (one override per function)`);
+        }
+        e.probe = new NativeProbe(runner, cb.nativeHandle);
+        const { replacement, data } = e.probe.replacement(runner, addr);
+        Interceptor.replace(addr, replacement, data);
+        e.replaced = true;
+        this.replaced.set(key, 1);
+      } else if (cb.nativeHandle !== undefined && !cb.nativeOverride && runner !== null && e.type !== 'uprobe_override') {
         e.probe = new NativeProbe(runner, cb.nativeHandle);
         const { callbacks, data } = e.probe.listener(e.type === 'uretprobe');
         e.listener = Interceptor.attach(addr, callbacks, data);
