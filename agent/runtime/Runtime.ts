@@ -42,14 +42,14 @@ interface LoadedProgram {
   hits: number;
   faults: number;
   disabled: string | null;
-  /** May run from native hooks: no helper of it lives in JS (see nativeEligible). */
+  /** May run from native hooks: no helper of it lives in JS (decided in loadProgram). */
   native: boolean;
 }
 
 /**
  * Helpers the native VM resolves itself: map lookups (inlined arrays, native hash maps),
  * updates and deletes (native hash maps), bpf_loop, and the helpers its library implements
- * in C (time, CPU, pid/tid).
+ * in C (time, task, reads of user memory).
  */
 const VM_RESOLVED_HELPERS = new Set([1, 2, 3, 181, ...NATIVE_BUILTIN_HELPERS]);
 /** bpf_override_return: resolved by the VM only in runs that carry an override target. */
@@ -243,9 +243,9 @@ export class Runtime {
     }
     const maps = this.maps[object];
     let handle: number;
-    // Native runs call no JS: every helper is resolved in the VM, and every map the program
-    // can pass to bpf_map_lookup_elem is an inlined array map.
-    // bpf_override_return too: hooks that can override pass a target (NativeRunner.runWithOverride).
+    // Native runs call no JS: every helper is resolved in the VM (bpf_override_return too,
+    // for hooks that pass a target: NativeRunner.runWithOverride), and every map the program
+    // names is a native hash map, or an inlined array map when it only looks entries up.
     let native = this.runner !== null && spec.helpers.every((h) => VM_RESOLVED_HELPERS.has(h) || h === OVERRIDE_RETURN);
     let usesArray = false;
     try {
