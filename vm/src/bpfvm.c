@@ -903,10 +903,15 @@ int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
   return st;
 }
 
+/* Whether [addr, addr + len) lies in the readable ([ro_lo, rw_hi)) or writable ([rw_lo,
+ * rw_hi)) VM regions; written so that no addition can wrap. */
+static int vm_readable(uint64_t addr, uint64_t len) { return addr >= g_ro_lo && addr <= g_rw_hi && len <= g_rw_hi - addr; }
+static int vm_writable(uint64_t addr, uint64_t len) { return addr >= g_rw_lo && addr <= g_rw_hi && len <= g_rw_hi - addr; }
+
 int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len) {
   int32_t st;
   pthread_mutex_lock(&g_run_lock);
-  if (ctx < g_rw_lo || ctx_len > g_rw_hi - ctx) {
+  if (!vm_writable(ctx, ctx_len)) {
     g_fault_pc = 0;
     g_fault_addr = ctx;
     st = BPFVM_FAULT_MEMORY;
@@ -971,7 +976,6 @@ static uint64_t h_get_current_uid_gid(uint64_t a, uint64_t b, uint64_t c, uint64
 #define HELPER_MAX_SIZE (1u << 30)
 #define EFAULT_RC ((uint64_t)-14)
 #define EINVAL_RC ((uint64_t)-22)
-static int vm_writable(uint64_t addr, uint64_t len) { return addr >= g_rw_lo && addr <= g_rw_hi && len <= g_rw_hi - addr; }
 
 /* get_current_comm(buf, size): the calling thread's name, NUL-terminated and padded. */
 static uint64_t h_get_current_comm(uint64_t buf, uint64_t size, uint64_t c, uint64_t d, uint64_t e) {
@@ -1167,14 +1171,14 @@ static int64_t hash_delete(hash_map_t *m, const uint8_t *key) {
 static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out) {
   hash_map_t *m = hash_map(map);
   if (!m) return 0;
-  if (key < g_ro_lo || key + m->key_size > g_rw_hi) {
+  if (!vm_readable(key, m->key_size)) {
     *out = id == BPFVM_HELPER_MAP_LOOKUP ? 0 : (uint64_t)-14;
     return 1;
   }
   if (id == BPFVM_HELPER_MAP_LOOKUP) {
     *out = hash_lookup(m, HP(key));
   } else if (id == 2) {
-    if (value < g_ro_lo || value + m->value_size > g_rw_hi) *out = (uint64_t)-14;
+    if (!vm_readable(value, m->value_size)) *out = (uint64_t)-14;
     else *out = (uint64_t)hash_update(m, HP(key), HP(value), flags);
   } else {
     *out = (uint64_t)hash_delete(m, HP(key));
@@ -1185,7 +1189,7 @@ static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, 
 int32_t vm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_size, uint32_t max, uint64_t values) {
   if (g_nhash_maps >= BPFVM_MAX_ARRAY_MAPS || !key_size || !value_size || !max) return -1;
   uint32_t stride = (value_size + 7u) & ~7u;
-  if (values < g_rw_lo || values + (uint64_t)stride * max > g_rw_hi) return -2;
+  if (!vm_writable(values, (uint64_t)stride * max)) return -2;
   uint32_t buckets = 16;
   while (buckets < 2u * max) buckets <<= 1;
   hash_map_t m = {handle, key_size, value_size, stride, max, values, buckets - 1,
