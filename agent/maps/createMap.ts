@@ -6,17 +6,15 @@ import type { BpfVm } from '../../vm/ts/vm.js';
 import { ArrayMap } from './ArrayMap.js';
 import type { BpfMap } from './BpfMap.js';
 import { HashMap } from './HashMap.js';
-import { NativeHashMap, type NativeHashApi } from './NativeHashMap.js';
 import { PerfEventArrayMap } from './PerfEventArrayMap.js';
 import { ProgArrayMap } from './ProgArrayMap.js';
 import { RingBufMap } from './RingBufMap.js';
 
-export function createMap(vm: BpfVm, spec: MapSpec, handle: bigint, cpus: number, nativeHash: NativeHashApi | null = null): BpfMap {
+export function createMap(vm: BpfVm, spec: MapSpec, handle: bigint, cpus: number): BpfMap {
   const n = Math.max(1, cpus | 0);
   switch (spec.type) {
     case 'hash':
-      // On the native engine the VM resolves the helpers itself (NativeHashMap.ts).
-      return nativeHash ? new NativeHashMap(vm, spec, handle, nativeHash) : new HashMap(vm, spec, handle, { slots: 1, lru: false });
+      return new HashMap(vm, spec, handle, { slots: 1, lru: false });
     case 'percpu_hash':
       return new HashMap(vm, spec, handle, { slots: n, lru: false });
     case 'lru_hash':

@@ -161,9 +161,12 @@ export class Runtime {
     let nextHandle = 1n;
     this.maps = req.objects.map((o) =>
       o.maps.map((spec) => {
-        const map = createMap(vm, spec, nextHandle++, cpus, this.engine!.nativeHash);
+        // On the native engine plain hash maps live in the VM library, which resolves their
+        // helpers itself (NativeHashMap.ts); createMap stays free of Frida for Node's tests.
+        const nativeHash = spec.type === 'hash' ? this.engine!.nativeHash : null;
+        const map = nativeHash ? new NativeHashMap(vm, spec, nextHandle++, nativeHash) : createMap(vm, spec, nextHandle++, cpus);
         this.mapsByHandle.set(map.handle, map);
-        if (map instanceof NativeHashMap) this.nativeHashMaps.add(map.handle);
+        if (nativeHash) this.nativeHashMaps.add(map.handle);
         return map;
       }),
     );
