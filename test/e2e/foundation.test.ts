@@ -4,7 +4,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import { runCli, sleep, startCli, waitForOutput } from '../support/cli';
-import { victimPath } from '../support/paths';
+import { cliPath, victimPath } from '../support/paths';
 import { fileBytes, isAlive, liveBytes, sidecarPids, startVictim, symbolAddress } from '../support/victim';
 
 const adder = victimPath('adder');
@@ -159,7 +159,17 @@ describe('bad input: one clear line, non-zero exit, no stack trace', () => {
   });
 
   const asRoot = process.getuid?.() === 0;
-  (asRoot ? test : test.skip)('a target we are not allowed to ptrace', async () => {
+  // The CLI runs as nobody here, so the checkout must be reachable by nobody: a clone under
+  // a 0700 directory (mktemp -d) is not, and spawning the CLI then fails with EACCES.
+  const nobodyCanRunCli = (): boolean => {
+    try {
+      execFileSync('runuser', ['-u', 'nobody', '--', 'test', '-x', cliPath], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  (asRoot && nobodyCanRunCli() ? test : test.skip)('a target we are not allowed to ptrace', async () => {
     // An unprivileged user may not trace a root-owned process.
     const victim = await startVictim('adder', ['0', '1000']);
     try {
