@@ -2,6 +2,7 @@
 // target run until it ends, a signal, or --duration; then detach and report. Every path
 // out of here detaches and closes the backend.
 
+import * as fs from 'fs';
 import { performance } from 'perf_hooks';
 import type { AttachResult, HookTarget, LoadRequest, MapDump, ProgramStats } from '../../protocol/messages';
 import type { ObjectSpec } from '../../protocol/spec';
@@ -168,8 +169,12 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         return EXIT.LOST;
       }
       if (end.status === null && end.exec !== null) {
-        // The agent, its hooks and its maps went with the old program image.
+        // The agent, its hooks and its maps went with the old program image. The new one
+        // runs on untraced; like any spawned target, it is waited for (its output too).
         reporter.status(`${s.label} called execve(${end.exec}): tracing ended with the old program`);
+        if (target.kind === 'spawn') {
+          while (processRuns(s.pid) && !signalled) await new Promise((r) => setTimeout(r, 50));
+        }
         return EXIT.OK;
       }
       if (end.status === null) {
@@ -191,5 +196,15 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     process.off('SIGTERM', onSignal);
     if (session) await session.detach();
     if (backend) await backend.close();
+  }
+}
+
+/** Whether `pid` still runs (a zombie does not: its parent, Frida's helper, reaps it later). */
+function processRuns(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
+  } catch {
+    return false;
   }
 }
