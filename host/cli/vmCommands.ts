@@ -48,7 +48,7 @@ export function registerVmCommands(program: Command, io: VmCommandIo = defaultIo
   const vm = program
     .command('vm')
     .description('run eBPF programs on the built-in VM (no target process)')
-    .addHelpText('after', '\nExamples:\n  $ bpftime-ts vm run --hex b7000000070000009500000000000000\n  $ bpftime-ts vm test ../shared/conformance/bpf_conformance/tests/*.data');
+    .addHelpText('after', '\nExamples:\n  $ bpftime-ts vm run --hex b7000000070000009500000000000000\n  $ bpftime-ts vm test test/conformance/bpf_conformance/tests/*.data');
 
   vm.command('run')
     .description('run a raw program (little-endian 8-byte instructions); prints r0 as unsigned decimal')
@@ -82,7 +82,7 @@ export function registerVmCommands(program: Command, io: VmCommandIo = defaultIo
   vm.command('test')
     .description('run bpf_conformance .data files; prints PASS/FAIL per file and a summary')
     .argument('<files...>', '.data files')
-    .addHelpText('after', '\nExample:\n  $ bpftime-ts vm test ../shared/conformance/bpf_conformance/tests/add.data')
+    .addHelpText('after', '\nExample:\n  $ bpftime-ts vm test test/conformance/bpf_conformance/tests/add.data')
     .action((files: string[]) => {
       let passed = 0;
       let failed = 0;

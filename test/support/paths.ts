@@ -7,4 +7,5 @@ export const bpfObjectPath = (name: string): string => path.join(fixturesBuild, 
 export const cliPath = path.join(repoRoot, 'bin', 'bpftime-ts');
 export const agentBundlePath = path.join(repoRoot, 'dist', 'agent.js');
 export const wasmPath = path.join(repoRoot, 'vm', 'build', 'bpfvm.wasm');
-export const conformanceDir = path.resolve(repoRoot, '..', 'shared', 'conformance', 'bpf_conformance');
+/** Vendored bpf_conformance vectors (test/conformance/README.md): the suite needs nothing outside the checkout. */
+export const conformanceDir = path.join(repoRoot, 'test', 'conformance', 'bpf_conformance');

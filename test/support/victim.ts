@@ -1,7 +1,8 @@
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import { waitForOutput } from './cli';
-import { victimPath } from './paths';
+import * as path from 'path';
+import { repoRoot, victimPath } from './paths';
 
 export interface RunningVictim {
   child: ChildProcess;
@@ -70,14 +71,18 @@ export function fileBytes(binary: string, symbol: string, len: number): Buffer {
   return buf.subarray(off, off + len);
 }
 
-/** Pids of sidecar processes still around (a leaked one is a bug). */
+/**
+ * Pids of this checkout's sidecar processes still around (a leaked one is a bug). Other
+ * checkouts' sidecars (a second clone running its own suite) are not ours to count.
+ */
 export function sidecarPids(): number[] {
+  const script = path.join(repoRoot, 'host', 'backend', 'sidecar', 'frida_sidecar.py');
   return fs
     .readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
     .filter((d) => {
       try {
-        return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('frida_sidecar.py');
+        return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(script);
       } catch {
         return false;
       }

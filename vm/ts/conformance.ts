@@ -1,4 +1,4 @@
-// Parser and runner for bpf_conformance `.data` test vectors (see /work/shared/conformance/README.md).
+// Parser and runner for bpf_conformance `.data` test vectors (see test/conformance/README.md).
 // Pure: takes file text, no file system access, so it also runs inside the agent.
 import { assemble } from './asm.js';
 import { BpfVm, VmFault, VmLoadError } from './vm.js';
