@@ -121,6 +121,8 @@ export interface AgentRpc {
   mapDump(): MapDump[];
   /** `pending`: attach points still waiting for their library to be loaded. */
   stats(): { programs: ProgramStats[]; droppedRecords: number; pending: string[] };
+  /** `module!symbol+0xoff` for each address (hex), null where no module holds it. */
+  symbolize(addresses: string[]): (string | null)[];
   /** Remove every hook this agent installed; idempotent. */
   detachAll(): void;
 }

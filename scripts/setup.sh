@@ -6,7 +6,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 FRIDA_VERSION="17.25.2"   # pinned: the Python bindings changed shape in 17.16/17.17
-APT_PACKAGES=(clang lld llvm libbpf-dev bpftool gcc make strace python3-venv)
+# prometheus: the metrics e2e test scrapes bpftime-ts with a real server (test/e2e/metrics.test.ts).
+APT_PACKAGES=(clang lld llvm libbpf-dev bpftool gcc make strace python3-venv prometheus)
 
 say() { echo "[setup] $*" >&2; }
 

@@ -14,6 +14,8 @@ import type { ObjectConfig } from '../manifest/types';
 import { resolveBinaries } from '../session/resolveBinaries';
 import type { TargetSpec } from '../session/Session';
 import { SessionError } from '../session/SessionError';
+import { MetricsConfigError } from '../metrics/metricsConfig';
+import { planMetrics } from '../metrics/planMetrics';
 import type { RunPlan } from './runTarget';
 
 export interface PlanOptions {
@@ -26,6 +28,8 @@ export interface PlanOptions {
   interval?: number;
   durationSec?: number;
   engine: string;
+  /** `--metrics [HOST:]PORT`. */
+  metrics?: string;
 }
 
 /** The native engine is the interpreter's gcc build, loaded into the target from this checkout. */
@@ -77,9 +81,17 @@ export function buildPlan(o: PlanOptions): RunPlan {
       throw e;
     }
   }
+  let metrics = null;
+  try {
+    metrics = planMetrics({ option: o.metrics, manifest: manifest ? { file: manifest.file, metrics: manifest.output.metrics } : undefined, objects });
+  } catch (e) {
+    if (e instanceof MetricsConfigError) throw new SessionError(e.message, 'usage');
+    throw e;
+  }
   return {
     target,
     count: o.count,
+    metrics,
     objects,
     load,
     durationSec: o.durationSec,

@@ -48,6 +48,7 @@ function withCommonOptions(cmd: Command): Command {
     .option('--json', 'one JSON object per line on stdout')
     .option('--interval <seconds>', 'print maps every this many seconds, like bpftrace interval', positiveNumber('--interval'))
     .option('--duration <seconds>', 'detach after this many seconds and let the target go on', positiveNumber('--duration'))
+    .option('--metrics <[host:]port>', 'serve the maps as Prometheus metrics on http://HOST:PORT/metrics while attached (host defaults to 127.0.0.1)')
     .addOption(new Option('--engine <engine>', 'eBPF engine in the target: the interpreter built natively, or to wasm').choices(['native', 'wasm']).default('native'))
     .option('-v, --verbose', 'diagnostics on stderr');
 }
@@ -65,6 +66,7 @@ async function runWith(target: TargetSpec | undefined, o: Record<string, unknown
       interval: o.interval as number | undefined,
       durationSec: o.duration as number | undefined,
       engine: o.engine as string,
+      metrics: o.metrics as string | undefined,
     });
   } catch (e) {
     if (!(e instanceof SessionError)) throw e;

@@ -12,6 +12,10 @@ import { EventPrinter } from '../output/EventPrinter';
 import { Reporter } from '../output/Reporter';
 import { Session, TargetSpec } from '../session/Session';
 import { SessionError } from '../session/SessionError';
+import { syscallName } from '../../agent/attach/syscall/syscallTable';
+import type { MetricsConfig } from '../metrics/metricsConfig';
+import { MetricsConfigError } from '../metrics/metricsConfig';
+import { MetricsServer } from '../metrics/MetricsServer';
 import { EXIT } from './exitCodes';
 
 export interface OutputOptions {
@@ -32,6 +36,8 @@ export interface RunPlan {
   load: LoadRequest | null;
   output: OutputOptions;
   durationSec?: number;
+  /** Prometheus endpoint to serve while attached; null when not asked for. */
+  metrics?: MetricsConfig | null;
 }
 
 type StopReason = { kind: 'signal'; signal: string } | { kind: 'duration' } | { kind: 'ended' };
@@ -71,7 +77,20 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   let finalMaps: MapDump[] | null = null;
   let finalStats: { programs: ProgramStats[]; droppedRecords: number; pending: string[] } | null = null;
   let interval: NodeJS.Timeout | null = null;
+  let metrics: MetricsServer | null = null;
   try {
+    if (plan.metrics) {
+      // Bound before anything is spawned or attached: a port in use fails with the target untouched.
+      metrics = new MetricsServer({
+        config: plan.metrics,
+        objects: plan.objects,
+        histograms: output.histograms ?? [],
+        syscallName: (nr) => syscallName(nr) || undefined,
+        warn: (text) => reporter.warn(text),
+      });
+      const where = await metrics.listen();
+      reporter.status(`metrics on http://${where.host.includes(':') ? `[${where.host}]` : where.host}:${where.port}/metrics`);
+    }
     backend = await createBackend({ verbose: output.verbose });
     reporter.debug(`backend ${backend.name}, Frida ${backend.fridaVersion}`);
     session = new Session(backend, target);
@@ -126,6 +145,16 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     }
     if (results.length) reporter.status(`${plural(results.length, 'hook')} installed in pid ${s.pid}`);
     if (signalled) return EXIT.INTERRUPTED;
+    if (metrics && plan.load) {
+      metrics.attach(
+        {
+          maps: () => s.call<MapDump[]>('mapDump'),
+          stats: () => s.call<{ programs: ProgramStats[]; droppedRecords: number }>('stats'),
+          symbolize: (addresses) => s.call<(string | null)[]>('symbolize', [addresses.map((a) => `0x${a.toString(16)}`)]),
+        },
+        { pid: s.pid, comm: targetComm(s.pid) },
+      );
+    }
     await s.resume();
 
     if (plan.load && output.interval) {
@@ -141,6 +170,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     const why = await stopped;
     if (timer) clearTimeout(timer);
     if (interval) clearInterval(interval);
+    metrics?.detach();
 
     if (why.kind !== 'ended') {
       counts = await s.call<Record<string, number>>('hitCounts').catch(() => counts);
@@ -188,6 +218,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     return EXIT.OK;
   } catch (err) {
     reporter.error(err instanceof Error ? err.message : String(err));
+    if (err instanceof MetricsConfigError) return EXIT.USAGE;
     if (output.verbose && err instanceof Error && !(err instanceof SessionError)) process.stderr.write(`${err.stack}\n`);
     return failureCode(err);
   } finally {
@@ -196,6 +227,16 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     process.off('SIGTERM', onSignal);
     if (session) await session.detach();
     if (backend) await backend.close();
+    if (metrics) await metrics.close();
+  }
+}
+
+/** The target's command name, the `comm` label of every metric. */
+function targetComm(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
   }
 }
 

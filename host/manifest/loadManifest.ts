@@ -7,7 +7,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import type { AttachSpec } from '../../protocol/spec.js';
 import schema from './manifest.schema.json';
 import { ManifestError, manifestError, pointerKey } from './errors.js';
-import type { InitValue, Manifest, MapEntryConfig, ObjectConfig, OutputConfig, ProgramConfig, Target } from './types.js';
+import type { InitValue, Manifest, MapEntryConfig, MetricsManifest, ObjectConfig, OutputConfig, ProgramConfig, Target } from './types.js';
 
 /** The manifest as the schema guarantees it (before paths are resolved). */
 interface RawProgram {
@@ -24,7 +24,7 @@ interface RawProgram {
 interface RawManifest {
   target?: { spawn?: string[]; env?: Record<string, string>; cwd?: string; pid?: number };
   objects: { path: string; programs?: Record<string, RawProgram>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
-  output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string> };
+  output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string>; metrics?: MetricsManifest };
 }
 
 // Compiled once per process: the schema is fixed.
@@ -170,6 +170,7 @@ function toProgram(dir: string, raw: RawProgram): ProgramConfig {
 function toOutput(raw: RawManifest['output']): OutputConfig {
   const out: OutputConfig = { json: raw?.json ?? false, histograms: [...(raw?.histograms ?? [])], records: { ...(raw?.records ?? {}) } };
   if (raw?.interval !== undefined) out.interval = raw.interval;
+  if (raw?.metrics !== undefined) out.metrics = structuredClone(raw.metrics);
   return out;
 }
 

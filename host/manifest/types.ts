@@ -44,6 +44,29 @@ export interface OutputConfig {
   histograms: string[];
   /** Ring buffer / perf map name → BTF struct name of its records. */
   records: Record<string, string>;
+  /** Prometheus metrics (shape checked by the schema; names against the objects in host/metrics/planMetrics.ts). */
+  metrics?: MetricsManifest;
+}
+
+/** `output.metrics` as the schema guarantees it. */
+export interface MetricsManifest {
+  listen?: string;
+  cacheSeconds?: number;
+  maxSeries?: number;
+  prefix?: string;
+  maps?: Record<
+    string,
+    {
+      metric?: string;
+      type?: 'counter' | 'gauge' | 'histogram';
+      help?: string;
+      labels?: Record<string, string>;
+      decoders?: Record<string, 'syscall' | 'symbol' | 'hex'>;
+      scale?: number;
+      maxSeries?: number;
+      disabled?: boolean;
+    }
+  >;
 }
 
 export interface Manifest {
