@@ -29,7 +29,7 @@ function writeManifest(dir: string, listen: string, extra: object = {}): string 
   fs.writeFileSync(
     file,
     JSON.stringify({
-      objects: [{ path: bpfObjectPath('metrics_demo'), programs: { on_work: { type: 'uprobe', binary: victimPath('gated'), symbol: 'work' } } }],
+      objects: [{ path: bpfObjectPath('metrics_demo'), programs: { on_work: { type: 'uprobe', binary: victimPath('metrics_target'), symbol: 'work' } } }],
       output: {
         metrics: {
           listen,
@@ -97,7 +97,7 @@ describe('Prometheus metrics', () => {
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   test('a real Prometheus scrapes a traced victim: counters, histogram buckets and labels agree with the victim and the exit dump', async () => {
-    const victim = await startVictim('gated', [String(CALLS)]);
+    const victim = await startVictim('metrics_target', [String(CALLS)]);
     const cli = startCli(['attach', '--pid', String(victim.pid), '-m', writeManifest(dir, '127.0.0.1:0')]);
     let prom: ChildProcess | null = null;
     try {
@@ -118,7 +118,7 @@ describe('Prometheus metrics', () => {
           expect(value(calls, { parity: String(parity), mod3: String(mod3) })).toBe(n);
         }
       }
-      expect(calls[0].metric).toMatchObject({ pid: String(victim.pid), comm: 'gated', job: 'bpftime' });
+      expect(calls[0].metric).toMatchObject({ pid: String(victim.pid), comm: 'metrics_target', job: 'bpftime' });
 
       const buckets = await query(p.port, 'bpftime_arg_hist_bucket');
       const le = (b: string) => value(buckets, { le: b });
@@ -134,7 +134,7 @@ describe('Prometheus metrics', () => {
       expect(byNr.map((r) => r.metric.syscall).sort()).toEqual(['close', 'open', 'read', 'write']);
       for (const r of byNr) expect(Number(r.value[1])).toBe(CALLS / 4);
       const byIp = await query(p.port, 'bpftime_by_ip');
-      expect(byIp.map((r) => [r.metric.function, Number(r.value[1])])).toEqual([['gated!work', CALLS]]);
+      expect(byIp.map((r) => [r.metric.function, Number(r.value[1])])).toEqual([['metrics_target!work', CALLS]]);
       expect(value(await query(p.port, 'bpftime_program_hits_total'), { program: 'on_work' })).toBe(CALLS);
 
       cli.kill('SIGINT');

@@ -49,7 +49,7 @@ function options(maps: Record<string, Partial<MapMetricConfig>> = {}, maxSeries 
     maps: full,
     maxSeries,
     histTop: new Map(),
-    decoders: { syscallName: (nr) => ['read', 'write', 'open', 'close'][nr], symbol: (a) => (a === 0x5555_0000_1234n ? 'gated!work' : undefined) },
+    decoders: { syscallName: (nr) => ['read', 'write', 'open', 'close'][nr], symbol: (a) => (a === 0x5555_0000_1234n ? 'metrics_target!work' : undefined) },
   };
 }
 
@@ -91,7 +91,7 @@ describe('maps as Prometheus families', () => {
   test('decoders: syscall numbers as names, addresses as symbols; labels renamed by config', () => {
     const { families } = mapFamilies(decoded, options({ by_nr: { decoders: { key: 'syscall' }, labels: { key: 'syscall' } }, by_ip: { decoders: { key: 'symbol' }, labels: { key: 'function' } } }));
     expect(families.find((f) => f.name === 'bpftime_by_nr')!.samples.map((s) => s.labels.syscall).sort()).toEqual(['close', 'open', 'read', 'write']);
-    expect(families.find((f) => f.name === 'bpftime_by_ip')!.samples[0].labels).toEqual({ function: 'gated!work' });
+    expect(families.find((f) => f.name === 'bpftime_by_ip')!.samples[0].labels).toEqual({ function: 'metrics_target!work' });
   });
 
   test('globals become gauges; a disabled map is not exported', () => {
