@@ -2,6 +2,7 @@
 // names a type we cannot run in user space come back as `unsupported` with a reason.
 
 import type { AttachSpec } from '../../protocol/spec';
+import { syscallTracepointProblem } from '../../protocol/syscalls';
 
 export type SectionAttach =
   | { ok: true; attach: AttachSpec | null; note?: string }
@@ -128,7 +129,13 @@ export function sectionAttach(section: string, helpers: readonly number[] = []):
       }
       if (cat === 'syscalls') {
         const m = /^sys_(enter|exit)_([A-Za-z0-9_]+)$/.exec(name);
-        if (m) return { ok: true, attach: { kind: 'syscall', phase: m[1] as 'enter' | 'exit', syscall: m[2] } };
+        if (m) {
+          // Unknown names are refused here, before anything is spawned (either spelling of
+          // a renamed syscall is fine: sys_enter_umount and sys_enter_umount2 are both 166).
+          const problem = syscallTracepointProblem(m[2]);
+          if (problem !== null) return { ok: false, reason: `tracepoint syscalls/${name}: ${problem}` };
+          return { ok: true, attach: { kind: 'syscall', phase: m[1] as 'enter' | 'exit', syscall: m[2] } };
+        }
       }
       return { ok: false, reason: `tracepoint ${cat}/${name} is not a syscall tracepoint; only syscalls/sys_{enter,exit}_* and raw_syscalls/* are supported in user space` };
     }

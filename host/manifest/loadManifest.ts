@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import Ajv, { type ErrorObject } from 'ajv';
 import type { AttachSpec } from '../../protocol/spec.js';
+import { syscallTracepointProblem } from '../../protocol/syscalls.js';
 import schema from './manifest.schema.json';
 import { ManifestError, manifestError, pointerKey } from './errors.js';
 import type { InitValue, Manifest, MapEntryConfig, ObjectConfig, OutputConfig, ProgramConfig, Target } from './types.js';
@@ -149,10 +150,12 @@ function toTarget(file: string, dir: string, raw: NonNullable<RawManifest['targe
   return t;
 }
 
-function toProgram(dir: string, raw: RawProgram): ProgramConfig {
+function toProgram(file: string, pointer: string, dir: string, raw: RawProgram): ProgramConfig {
   const cfg: ProgramConfig = { disabled: raw.disabled === true };
   if (raw.cookie !== undefined) cfg.cookie = String(raw.cookie);
   if (raw.type === 'syscall') {
+    const problem = raw.syscall === '*' ? null : syscallTracepointProblem(raw.syscall!);
+    if (problem !== null) throw manifestError(file, `${pointer}/syscall`, problem);
     cfg.attach = { kind: 'syscall', phase: raw.phase!, syscall: raw.syscall! };
   } else if (raw.type !== undefined) {
     const mode = raw.type === 'uprobe' ? 'entry' : raw.type === 'uretprobe' ? 'return' : 'override';
@@ -185,7 +188,7 @@ export function manifestFromJson(file: string, json: unknown): Manifest {
     const abs = resolveUnder(dir, o.path);
     requireFile(file, `${pointer}/path`, abs, 'object');
     const programs: Record<string, ProgramConfig> = {};
-    for (const [name, p] of Object.entries(o.programs ?? {})) programs[name] = toProgram(dir, p);
+    for (const [name, p] of Object.entries(o.programs ?? {})) programs[name] = toProgram(file, `${pointer}/programs/${pointerKey(name)}`, dir, p);
     return { path: abs, programs, rodata: { ...(o.rodata ?? {}) }, maps: { ...(o.maps ?? {}) }, source: { file, pointer } };
   });
   for (const [i, o] of json.objects.entries()) {

@@ -67,6 +67,13 @@ describe('loadManifest: validation', () => {
     expect(errorOf(() => loadManifest(p({ type: 'uprobe', binary: './victim' })))).toMatch(/on_open: a uprobe needs "binary" with "symbol" and\/or "offset", or an "address"$/);
     expect(errorOf(() => loadManifest(p({ symbol: 'x' })))).toMatch(/on_open: "symbol" needs "type"$/);
   });
+  test('syscall names are checked against the x86-64 table (either spelling of renamed ones)', () => {
+    const p = (prog: unknown) => write(base({}, { programs: { on_open: prog } }));
+    expect(errorOf(() => loadManifest(p({ type: 'syscall', phase: 'enter', syscall: 'opnat' })))).toMatch(/\/objects\/0\/programs\/on_open\/syscall: no x86-64 syscall "opnat"$/);
+    for (const name of ['umount', 'umount2', 'newstat', 'stat']) {
+      expect(loadManifest(p({ type: 'syscall', phase: 'enter', syscall: name })).objects[0].programs.on_open.attach).toEqual({ kind: 'syscall', phase: 'enter', syscall: name });
+    }
+  });
   test('missing files and bad JSON', () => {
     expect(errorOf(() => loadManifest(path.join(dir, 'nope.json')))).toMatch(/nope.json: cannot read manifest: no such file$/);
     expect(errorOf(() => loadManifest(write(base({}, { path: 'missing.bpf.o' }))))).toMatch(/\/objects\/0\/path: object not found: .*missing.bpf.o$/);

@@ -15,7 +15,7 @@ import {
 import type { AttachSpec } from '../../../protocol/spec.js';
 import { CFG, createSyscallFilter, NATIVE, NATIVE_MAX_PROGS, type SyscallFilter } from './syscallFilter.js';
 import { SyscallPrivateData } from './SyscallPrivateData.js';
-import { SYSCALL_SLOTS } from './syscallTable.js';
+import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
 import { ThreadFollower } from './ThreadFollower.js';
 import { hookProcessExit, NR_EXIT_GROUP } from './exitHooks.js';
 import { ENTER_CTX_LEN, EXIT_CTX_LEN, type SyscallHit, type ThreadState } from './threadState.js';

@@ -5,7 +5,7 @@
 // record and call into JS (which takes Frida's JS lock). Unrelated syscalls never leave C.
 
 import { NR_EXIT_GROUP } from './exitHooks.js';
-import { SYSCALL_SLOTS } from './syscallTable.js';
+import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
 import { FORK_GUARD_C, forkGuard } from '../../forkGuard.js';
 
 /** Byte offsets in the shared config block: one enable byte per syscall and phase, then the raw ones. */
