@@ -31,8 +31,10 @@ export function createMap(vm: BpfVm, spec: MapSpec, handle: bigint, cpus: number
       return new PerfEventArrayMap(spec, handle, n);
     case 'prog_array':
       return new ProgArrayMap(spec, handle);
+    case 'unsupported':
+      throw new Error(`map ${spec.name}: ${spec.unsupported?.reason ?? 'unsupported map type'}`);
     default:
-      throw new Error(`map ${(spec as MapSpec).name}: unsupported map type ${(spec as MapSpec).type}`);
+      throw new Error(`map ${spec.name}: map type ${spec.type} is not implemented yet`);
   }
 }
 

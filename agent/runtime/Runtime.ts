@@ -244,6 +244,7 @@ export class Runtime {
       const names = unsupported.map((h) => `${helperName(h)} (#${h})`).join(', ');
       throw new AttachError(`program ${name} calls ${names}, which bpftime-ts does not provide`);
     }
+    if (spec.unresolvedExterns?.length) throw new AttachError(`program ${name}: ${spec.unresolvedExterns.map((e) => e.reason).join('; ')}`);
     const maps = this.maps[object];
     let handle: number;
     // Native runs call no JS: every helper is resolved in the VM (bpf_override_return too,

@@ -7,6 +7,7 @@ import type { EngineSpec, HookTarget } from '../../protocol/messages';
 import { repoRoot } from '../paths';
 import { LoaderError } from '../loader/errors';
 import { loadObject } from '../loader/loadObject';
+import { describeRefusal, overrideIgnored, refusals } from '../loader/refusals';
 import { buildLoadRequest } from '../manifest/buildLoadRequest';
 import { ManifestError } from '../manifest/errors';
 import { loadManifest } from '../manifest/loadManifest';
@@ -68,6 +69,7 @@ export function buildPlan(o: PlanOptions): RunPlan {
     throw e;
   }
   let load = null;
+  const warnings: string[] = [];
   if (objects.length) {
     try {
       // Under a manifest, paths in section names are relative to its folder like every other path in it.
@@ -76,6 +78,23 @@ export function buildPlan(o: PlanOptions): RunPlan {
       if (e instanceof ManifestError) throw new SessionError(e.message, 'usage');
       throw e;
     }
+    const plan = load;
+    // Everything the agent would refuse, for every object at once, before anything is spawned.
+    const problems: string[] = [];
+    objects.forEach((obj, oi) => {
+      const linked = new Set(plan.links.filter((l) => l.object === oi).map((l) => l.program));
+      const found = refusals(obj, obj.programs.filter((p) => linked.has(p.name)));
+      if (found.length) problems.push(`${sources[oi].shown}: ${found.map(describeRefusal).join('; ')}`);
+      const disabled = configs[oi].programs;
+      for (const u of obj.unsupported) {
+        if (!disabled[u.name]?.disabled) warnings.push(`${sources[oi].shown}: program "${u.name}" (section "${u.section}") is not attached: ${u.reason}`);
+      }
+      for (const l of plan.links.filter((x) => x.object === oi)) {
+        const w = overrideIgnored(obj.programs.find((p) => p.name === l.program)!, l.attach);
+        if (w !== null) warnings.push(`${sources[oi].shown}: ${w}`);
+      }
+    });
+    if (problems.length) throw new SessionError(`cannot run: ${problems.join('; ')}`, 'attach');
   }
   return {
     target,
@@ -83,6 +102,7 @@ export function buildPlan(o: PlanOptions): RunPlan {
     objects,
     load,
     durationSec: o.durationSec,
+    warnings,
     output: {
       json: o.json || !!manifest?.output.json,
       verbose: o.verbose,

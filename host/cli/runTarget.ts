@@ -32,6 +32,8 @@ export interface RunPlan {
   load: LoadRequest | null;
   output: OutputOptions;
   durationSec?: number;
+  /** Said before attaching: programs skipped, overrides an attach type ignores (host/loader/refusals.ts). */
+  warnings?: string[];
 }
 
 type StopReason = { kind: 'signal'; signal: string } | { kind: 'duration' } | { kind: 'ended' };
@@ -109,6 +111,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     s.on('output', (fd, data) => (fd === 2 ? process.stderr : process.stdout).write(data));
     s.on('ended', () => stop({ kind: 'ended' }));
 
+    for (const w of plan.warnings ?? []) reporter.warn(w);
     reporter.status(`attaching to ${s.label}`);
     await s.start();
     reporter.debug(`agent up in pid ${s.pid}: ${s.info?.runtime}, Frida ${s.info?.fridaVersion}`);

@@ -9,7 +9,8 @@ import { parseBtfExt, type BtfExt } from './btfExt';
 import { applyCoreRelos } from './coreRelo';
 import { parseElf, parseRelocations, SHF_EXECINSTR, SHT_PROGBITS, SHT_REL, SHT_RELA, SymbolIndex, type ElfSection } from './elf';
 import { fail, LoaderError, withContext } from './errors';
-import { btfMaps, dataMap, fixupDatasecs, isDataSection, legacyMaps, type LoadedMap } from './maps';
+import { collectExterns } from './externs';
+import { btfMaps, dataMap, declaredSlots, fixupDatasecs, isDataSection, legacyMaps, type LoadedMap } from './maps';
 import { codeSection, linkProgram, recordRelocations, type CodeSection } from './relocate';
 import { sectionAttach } from './sections';
 
@@ -75,6 +76,8 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
   for (const sec of sections) {
     if (isDataSection(sec) && sec.size > 0) loaded.push(dataMap(sec, symbols, btf));
   }
+  const externs = collectExterns(btf, elf.symbols);
+  if (externs.kconfig) loaded.push(externs.kconfig);
   const seen = new Set<string>();
   loaded.forEach((m, i) => {
     m.spec.index = i;
@@ -115,12 +118,18 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
   }
   for (const rel of sections) {
     if (rel.type !== SHT_REL && rel.type !== SHT_RELA) continue;
+    if (sections[rel.info]?.name === '.maps') {
+      // Pointers inside map definitions: prog_array slots declared with `.values`.
+      const entries = withContext(`section "${rel.name}"`, () => parseRelocations(rel));
+      withContext(`section "${rel.name}"`, () => declaredSlots(mapsBySection.get(rel.info) ?? [], entries, elf.symbols, sections));
+      continue;
+    }
     const cs = code.get(rel.info);
     // Relocations in data (.BTF, .BTF.ext, debug info, pointers in .data) are not needed: BTF
     // offsets are fixed up from symbols, and addresses in global data mean nothing to the VM.
     if (!cs || skipped(cs.sec.name)) continue;
     const entries = withContext(`section "${rel.name}"`, () => parseRelocations(rel));
-    recordRelocations(cs, entries, elf.symbols, sections, mapsBySection, mapAt, (i) => code.get(i));
+    recordRelocations(cs, entries, elf.symbols, sections, mapsBySection, mapAt, (i) => code.get(i), externs);
   }
 
   // Programs: every function of every code section except .text (subprograms only).
@@ -153,6 +162,7 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
         maps: linked.maps,
       };
       if (att.note) p.attachNote = att.note;
+      if (linked.unresolvedExterns.length) p.unresolvedExterns = linked.unresolvedExterns;
       programs.push(p);
     }
   }
