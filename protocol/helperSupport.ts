@@ -4,7 +4,8 @@
 // bpf_loop (181) is an interpreter intrinsic, not a registered helper (vm/README.md).
 
 export const SUPPORTED_HELPER_IDS: readonly number[] = [
-  1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15, 16, 25, 45, 58, 112, 113, 114, 115, 125, 130, 131, 132, 133, 134, 165, 173, 174, 177, 181, 182,
+  1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15, 16, 25, 27, 45, 58, 67, 87, 88, 89, 112, 113, 114, 115, 125, 130, 131, 132, 133, 134, 165, 173,
+  174, 177, 181, 182,
 ];
 
 const SUPPORTED = new Set(SUPPORTED_HELPER_IDS);

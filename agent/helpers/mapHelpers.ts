@@ -7,8 +7,12 @@ import { E2BIG, EFAULT, EINVAL, ENOENT, EPERM } from './errno.js';
 import type { HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
 
-/** Map types a program may not read or write through the generic map helpers (the verifier refuses it). */
-const NOT_FOR_PROGRAMS = new Set(['ringbuf', 'perf_event_array', 'prog_array']);
+/**
+ * Map types a program may not read or write through the generic map helpers (the verifier
+ * refuses it): record maps, jump tables, keyless maps (push/pop/peek) and stack maps
+ * (bpf_get_stackid only).
+ */
+const NOT_FOR_PROGRAMS = new Set(['ringbuf', 'perf_event_array', 'prog_array', 'queue', 'stack', 'bloom_filter', 'stack_trace']);
 
 export function mapHelpers(env: HelperEnv): HelperDef[] {
   const vm = env.vm;

@@ -12,13 +12,15 @@ import type { HelperEnv } from './HelperEnv.js';
 import { mapHelpers } from './mapHelpers.js';
 import { printHelpers } from './printHelpers.js';
 import { probeHelpers } from './probeHelpers.js';
+import { queueHelpers } from './queueHelpers.js';
+import { stackHelpers } from './stackHelpers.js';
 import { taskHelpers } from './taskHelpers.js';
 
 /** Kernel helper id → name (enum bpf_func_id, without the bpf_ prefix) for every helper we implement. */
 export const SUPPORTED_HELPERS: ReadonlyMap<number, string> = new Map(SUPPORTED_HELPER_IDS.map((id) => [id, helperName(id)]));
 
 export function helperDefs(env: HelperEnv): HelperDef[] {
-  return [...mapHelpers(env), ...probeHelpers(env), ...printHelpers(env), ...eventHelpers(env), ...taskHelpers(env)];
+  return [...mapHelpers(env), ...queueHelpers(env), ...stackHelpers(env), ...probeHelpers(env), ...printHelpers(env), ...eventHelpers(env), ...taskHelpers(env)];
 }
 
 /** Registers every supported helper on env.vm. Call once per VM, after the maps exist or not: maps are found per call. */

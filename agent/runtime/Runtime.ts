@@ -6,7 +6,7 @@
 
 import { helperName } from '../../protocol/helperNames.js';
 import type { AttachResult, LoadRequest, MapDump, ProgramStats } from '../../protocol/messages.js';
-import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
+import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type AttachSpec, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
 import { VmFault, VmLoadError } from '../../vm/ts/vm.js';
 import { decodeBase64, encodeBase64 } from '../base64.js';
 import { Engine } from '../engine/Engine.js';
@@ -75,7 +75,9 @@ function u32Key(index: number): Uint8Array {
 function mapFootprint(spec: MapSpec, cpus: number): number {
   const perCpu = spec.type === 'percpu_array' || spec.type === 'percpu_hash' || spec.type === 'lru_percpu_hash' ? cpus : 1;
   if (spec.type === 'ringbuf') return round8(spec.maxEntries) + 64;
-  if (spec.type === 'prog_array' || spec.type === 'perf_event_array') return 64;
+  if (spec.type === 'prog_array' || spec.type === 'perf_event_array' || spec.type === 'bloom_filter') return 64;
+  // Stack maps have a power-of-two number of buckets, up to twice max_entries.
+  if (spec.type === 'stack_trace') return spec.valueSize * 2 * spec.maxEntries + 64;
   return round8(spec.valueSize) * spec.maxEntries * perCpu + round8(spec.keySize) * spec.maxEntries + 64;
 }
 
@@ -209,7 +211,7 @@ export class Runtime {
         if (!impl) throw new AttachError(`no attach implementation for ${type} in this agent`);
         const data = impl.createPrivateData(link.attach, type);
         const cookie = link.cookie !== undefined ? BigInt(link.cookie) : 0n;
-        const id = impl.createAttach(this.makeCallback(program, cookie), data, type);
+        const id = impl.createAttach(this.makeCallback(program, cookie, link.attach), data, type);
         this.attachments.push({ impl, id, program, description: data.description });
         results.push({ target: `${label} → ${data.description}`, ok: true, address: impl.describeAttach?.(id) });
       } catch (e) {
@@ -301,9 +303,12 @@ export class Runtime {
     }
   }
 
-  private makeCallback(program: LoadedProgram, cookie: bigint): EbpfRunCallback {
+  private makeCallback(program: LoadedProgram, cookie: bigint, attach: AttachSpec): EbpfRunCallback {
     const engine = this.engine!;
     const run = this.run;
+    const ctxIsPtRegs = attach.kind === 'uprobe';
+    // A uprobe on a symbol (not at an offset into it) fires before the function's prologue.
+    const atFunctionEntry = attach.kind === 'uprobe' && attach.mode !== 'return' && attach.symbol !== undefined && !attach.offset;
     const callback = (hit: HitInfo): boolean => {
       if (program.disabled !== null || this.disposed) return false;
       run.object = program.object;
@@ -315,6 +320,8 @@ export class Runtime {
       run.funcIp = hit.funcIp;
       run.cookie = cookie;
       run.override = hit.override;
+      run.ctxIsPtRegs = ctxIsPtRegs;
+      run.atFunctionEntry = atFunctionEntry;
       program.hits++;
       try {
         engine.run(program.handle, this.ctxAddr, hit.ctxLen);

@@ -41,7 +41,7 @@ function harness(opts: Parameters<typeof fakeEnv>[0] = {}): Harness {
 describe('registry', () => {
   test('SUPPORTED_HELPERS names match the kernel table', () => {
     for (const [id, name] of SUPPORTED_HELPERS) expect(helperName(id)).toBe(name);
-    expect(SUPPORTED_HELPERS.size).toBe(31);
+    expect(SUPPORTED_HELPERS.size).toBe(36);
   });
 });
 

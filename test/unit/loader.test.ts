@@ -288,7 +288,6 @@ describe('loader: tracepoints, legacy maps, override, unsupported', () => {
     expect(refusals(o).map(describeRefusal)).toEqual([
       'map "my_socks": map type 15 (sockmap) is not supported: sockets are kernel objects',
       'map "no_prealloc_flag": an lpm_trie needs map_flags BPF_F_NO_PREALLOC (the kernel refuses it without)',
-      'program "uses_queue": calls map_push_elem (#87), which bpftime-ts does not provide',
       'program "wants_kernel": calls get_current_task (#35), which bpftime-ts does not provide',
       'program "wants_kernel": __ksym extern bpf_prog_active names a kernel symbol',
       'program "wants_kernel": __kconfig extern CONFIG_HZ is not known here (declare it __weak to read 0)',

@@ -60,10 +60,10 @@ describe('inspect command', () => {
     const r = await run([bpfObjectPath('loader_badmap')]);
     expect(r.code).toBeUndefined();
     expect(r.out).toMatch(/my_socks\s+sockmap \(unsupported\)/);
-    expect(r.out).toMatch(/a run refuses \(7\):/);
+    expect(r.out).toMatch(/a run refuses \(6\):/);
     expect(r.out).toContain('  program "wants_kfunc": kfunc bpf_cast_to_kern_ctx() is a kernel function');
     const j = JSON.parse((await run([bpfObjectPath('loader_badmap'), '--json'])).out);
-    expect(j.refusals).toHaveLength(7);
+    expect(j.refusals).toHaveLength(6);
     expect(j.refusals[0]).toEqual({ kind: 'map', name: 'my_socks', reason: 'map type 15 (sockmap) is not supported: sockets are kernel objects' });
   });
 
