@@ -17,6 +17,7 @@ import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.j
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
 import { NativeHashMap } from '../maps/NativeHashMap.js';
+import { StackTraceMap } from '../maps/StackTraceMap.js';
 import { round8 } from '../maps/layout.js';
 import {
   AttachError,
@@ -380,7 +381,7 @@ export class Runtime {
     this.maps.forEach((maps, object) =>
       maps.forEach((m, map) => {
         if (m.spec.type === 'ringbuf' || m.spec.type === 'perf_event_array' || m.spec.type === 'prog_array') return;
-        out.push({
+        const dump: MapDump = {
           object,
           map,
           name: m.spec.name,
@@ -388,9 +389,24 @@ export class Runtime {
             key: encodeBase64(e.key),
             value: Array.isArray(e.value) ? e.value.map(encodeBase64) : encodeBase64(e.value),
           })),
-        });
+        };
+        if (m instanceof StackTraceMap) dump.symbols = this.symbolizeStacks(m);
+        out.push(dump);
       }),
     );
+    return out;
+  }
+
+  /** Symbols for every address of a stack map, looked up once each (the exit dump pays this, not the hits). */
+  private symbolizeStacks(m: StackTraceMap): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const e of m.entries()) {
+      const id = new DataView(e.key.buffer, e.key.byteOffset, 4).getUint32(0, true);
+      for (const ip of m.stack(id) ?? []) {
+        const k = `0x${ip.toString(16)}`;
+        out[k] ??= proc.symbolize(ip);
+      }
+    }
     return out;
   }
 

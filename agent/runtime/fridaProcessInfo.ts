@@ -81,3 +81,20 @@ export const targetMemory: TargetMemory = {
     return out.length === 0 ? null : new Uint8Array(out);
   },
 };
+
+/**
+ * An instruction address as bpftrace's ustack prints it: `symbol+offset` (decimal), or the
+ * address in hex when no symbol covers it. Frida reads the ELF symbol tables (and
+ * .gnu_debugdata) of the module holding it.
+ */
+export function symbolize(addr: bigint): string {
+  try {
+    const name = DebugSymbol.fromAddress(ptr(addr.toString())).name;
+    const m = name === null ? null : /^(.+)\+0x([0-9a-f]+)$/.exec(name);
+    if (m && !/^0x[0-9a-f]+$/.test(m[1])) return `${m[1]}+${parseInt(m[2], 16)}`;
+    if (name !== null && name !== '' && !/^0x[0-9a-f]+$/.test(name)) return name;
+  } catch {
+    // fall through: an address Frida cannot place
+  }
+  return `0x${addr.toString(16)}`;
+}

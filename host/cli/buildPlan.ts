@@ -15,6 +15,7 @@ import type { ObjectConfig } from '../manifest/types';
 import { resolveBinaries } from '../session/resolveBinaries';
 import type { TargetSpec } from '../session/Session';
 import { SessionError } from '../session/SessionError';
+import { unknownOutputName } from '../output/EventPrinter';
 import type { RunPlan } from './runTarget';
 
 export interface PlanOptions {
@@ -27,6 +28,10 @@ export interface PlanOptions {
   interval?: number;
   durationSec?: number;
   engine: string;
+  /** --maps: only these maps and globals in map prints. */
+  maps?: string[];
+  /** --timestamps on records. */
+  timestamps?: boolean;
 }
 
 /** The native engine is the interpreter's gcc build, loaded into the target from this checkout. */
@@ -96,6 +101,18 @@ export function buildPlan(o: PlanOptions): RunPlan {
     });
     if (problems.length) throw new SessionError(`cannot run: ${problems.join('; ')}`, 'attach');
   }
+  const output = {
+    json: o.json || !!manifest?.output.json,
+    verbose: o.verbose,
+    interval: o.interval ?? manifest?.output.interval,
+    histograms: manifest?.output.histograms ?? [],
+    records: manifest?.output.records ?? {},
+    syscalls: manifest?.output.syscalls ?? [],
+    maps: o.maps ?? manifest?.output.maps,
+    timestamps: o.timestamps || !!manifest?.output.timestamps,
+  };
+  const badName = unknownOutputName(objects, output);
+  if (badName !== null) throw new SessionError(`${o.manifest && !badName.startsWith('--') ? `${o.manifest}: ` : ''}${badName}`, 'usage');
   return {
     target,
     count: o.count,
@@ -103,12 +120,6 @@ export function buildPlan(o: PlanOptions): RunPlan {
     load,
     durationSec: o.durationSec,
     warnings,
-    output: {
-      json: o.json || !!manifest?.output.json,
-      verbose: o.verbose,
-      interval: o.interval ?? manifest?.output.interval,
-      histograms: manifest?.output.histograms ?? [],
-      records: manifest?.output.records ?? {},
-    },
+    output,
   };
 }

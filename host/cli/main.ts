@@ -47,6 +47,8 @@ function withCommonOptions(cmd: Command): Command {
     .option('--count <target>', 'count calls of a function (SYMBOL, MODULE:SYMBOL, MODULE:0xOFFSET or 0xADDRESS); repeatable', collect, [])
     .option('--json', 'one JSON object per line on stdout')
     .option('--interval <seconds>', 'print maps every this many seconds, like bpftrace interval', positiveNumber('--interval'))
+    .option('--maps <names>', 'print only these maps and globals (comma-separated), at exit and with --interval', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .option('-T, --timestamps', 'a time column (HH:MM:SS) on ring-buffer and perf records, like libbpf-tools -T')
     .option('--duration <seconds>', 'detach after this many seconds and let the target go on', positiveNumber('--duration'))
     .addOption(new Option('--engine <engine>', 'eBPF engine in the target: the interpreter built natively, or to wasm').choices(['native', 'wasm']).default('native'))
     .option('-v, --verbose', 'diagnostics on stderr');
@@ -65,6 +67,8 @@ async function runWith(target: TargetSpec | undefined, o: Record<string, unknown
       interval: o.interval as number | undefined,
       durationSec: o.duration as number | undefined,
       engine: o.engine as string,
+      maps: o.maps as string[] | undefined,
+      timestamps: !!o.timestamps,
     });
   } catch (e) {
     if (!(e instanceof SessionError)) throw e;

@@ -21,6 +21,10 @@ export interface OutputOptions {
   interval?: number;
   histograms?: string[];
   records?: Record<string, string>;
+  syscalls?: string[];
+  /** Only these maps and globals in map prints (--maps). */
+  maps?: string[];
+  timestamps?: boolean;
 }
 
 export interface RunPlan {
@@ -55,6 +59,9 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     json: output.json,
     histograms: output.histograms,
     records: output.records,
+    syscalls: output.syscalls,
+    maps: output.maps,
+    timestamps: output.timestamps,
   });
   let stop!: (why: StopReason) => void;
   const stopped = new Promise<StopReason>((resolve) => (stop = resolve));

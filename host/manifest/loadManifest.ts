@@ -25,7 +25,7 @@ interface RawProgram {
 interface RawManifest {
   target?: { spawn?: string[]; env?: Record<string, string>; cwd?: string; pid?: number };
   objects: { path: string; programs?: Record<string, RawProgram>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
-  output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string> };
+  output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string>; syscalls?: string[]; maps?: string[]; timestamps?: boolean };
 }
 
 // Compiled once per process: the schema is fixed.
@@ -171,8 +171,15 @@ function toProgram(file: string, pointer: string, dir: string, raw: RawProgram):
 }
 
 function toOutput(raw: RawManifest['output']): OutputConfig {
-  const out: OutputConfig = { json: raw?.json ?? false, histograms: [...(raw?.histograms ?? [])], records: { ...(raw?.records ?? {}) } };
+  const out: OutputConfig = {
+    json: raw?.json ?? false,
+    histograms: [...(raw?.histograms ?? [])],
+    records: { ...(raw?.records ?? {}) },
+    syscalls: [...(raw?.syscalls ?? [])],
+    timestamps: raw?.timestamps ?? false,
+  };
   if (raw?.interval !== undefined) out.interval = raw.interval;
+  if (raw?.maps !== undefined) out.maps = [...raw.maps];
   return out;
 }
 

@@ -44,6 +44,12 @@ export interface OutputConfig {
   histograms: string[];
   /** Ring buffer / perf map name → BTF struct name of its records. */
   records: Record<string, string>;
+  /** Maps whose integer keys are syscall numbers, printed by name. */
+  syscalls: string[];
+  /** Only these maps and globals in map prints. */
+  maps?: string[];
+  /** A time column on records. */
+  timestamps: boolean;
 }
 
 export interface Manifest {

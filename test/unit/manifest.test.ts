@@ -96,7 +96,7 @@ describe('loadManifest: typed values and paths', () => {
     expect(m.objects[0].programs.on_bare.attach).toEqual({ kind: 'uprobe', mode: 'return', binary: path.join(dir, 'victim'), symbol: 'f' });
     expect(m.objects[0].programs.on_kp.attach).toEqual({ kind: 'uprobe', mode: 'entry', binary: 'libc.so.6', symbol: 'malloc', offset: 4 });
     expect(m.objects[0].programs.on_open.attach).toEqual({ kind: 'syscall', phase: 'exit', syscall: '*' });
-    expect(m.output).toEqual({ json: false, interval: 1, histograms: ['latency'], records: { events: 'event' } });
+    expect(m.output).toEqual({ json: false, interval: 1, histograms: ['latency'], records: { events: 'event' }, syscalls: [], timestamps: false });
   });
   test('spawn by bare name stays a PATH lookup; pid target', () => {
     expect(loadManifest(write(base({ target: { spawn: ['ls', '-l'] } }))).target).toEqual({ kind: 'spawn', argv: ['ls', '-l'] });
