@@ -84,15 +84,20 @@ export const targetMemory: TargetMemory = {
 
 /**
  * An instruction address as bpftrace's ustack prints it: `symbol+offset` (decimal), or the
- * address in hex when no symbol covers it. Frida reads the ELF symbol tables (and
- * .gnu_debugdata) of the module holding it.
+ * address in hex when no symbol covers it. Frida reads the ELF symbol tables (and DWARF,
+ * where its answer is the bare function name: the offset is then taken from the symbol).
  */
 export function symbolize(addr: bigint): string {
+  const p = ptr(addr.toString());
   try {
-    const name = DebugSymbol.fromAddress(ptr(addr.toString())).name;
+    const name = DebugSymbol.fromAddress(p).name;
     const m = name === null ? null : /^(.+)\+0x([0-9a-f]+)$/.exec(name);
     if (m && !/^0x[0-9a-f]+$/.test(m[1])) return `${m[1]}+${parseInt(m[2], 16)}`;
-    if (name !== null && name !== '' && !/^0x[0-9a-f]+$/.test(name)) return name;
+    if (name !== null && name !== '' && !/^0x[0-9a-f]+$/.test(name)) {
+      const start = Process.findModuleByAddress(p)?.findSymbolByName(name) ?? null;
+      const off = start === null ? -1 : p.sub(start).toInt32();
+      return off > 0 ? `${name}+${off}` : name;
+    }
   } catch {
     // fall through: an address Frida cannot place
   }
