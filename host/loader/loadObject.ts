@@ -10,6 +10,8 @@ import { applyCoreRelos } from './coreRelo';
 import { parseElf, parseRelocations, SHF_EXECINSTR, SHT_PROGBITS, SHT_REL, SHT_RELA, SymbolIndex, type ElfSection } from './elf';
 import { fail, LoaderError, withContext } from './errors';
 import { collectExterns } from './externs';
+import { parseDwarf } from './dwarf';
+import { mergeDwarfTypes } from './dwarfTypes';
 import { btfMaps, dataMap, declaredSlots, fixupDatasecs, isDataSection, legacyMaps, type LoadedMap } from './maps';
 import { codeSection, linkProgram, recordRelocations, type CodeSection } from './relocate';
 import { sectionAttach } from './sections';
@@ -172,5 +174,29 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
     names.add(p.name);
   }
 
+  if (btf) inferRecordTypes(btf, sections, programs, maps);
   return { path: file, license, kernelVersion, programs, maps, unsupported, btf };
+}
+
+/**
+ * Adds the DWARF-only types to the BTF and gives each ring buffer and perf event array the
+ * structs its writers keep in their variables (MapSpec.recordTypes). DWARF is a help, not a
+ * requirement: an object whose debug info we cannot read loads as it would without it.
+ */
+function inferRecordTypes(btf: BtfSpec, sections: ElfSection[], programs: ProgramSpec[], maps: MapSpec[]): void {
+  if (!sections.some((s) => s.name === '.debug_info')) return;
+  const before = btf.types.length;
+  let merged;
+  try {
+    merged = mergeDwarfTypes(btf, parseDwarf(sections));
+  } catch {
+    btf.types.length = before; // nothing half-added
+    return;
+  }
+  for (const m of maps) {
+    if (m.type !== 'ringbuf' && m.type !== 'perf_event_array') continue;
+    const ids = new Set<number>();
+    for (const p of programs) if (p.maps.includes(m.index)) for (const id of merged.localStructs.get(p.name) ?? []) ids.add(id);
+    if (ids.size) m.recordTypes = [...ids].sort((a, b) => a - b);
+  }
 }
