@@ -202,6 +202,19 @@ export class Runtime {
     }
 
     const results: AttachResult[] = [];
+    // Tail-call targets are loaded now, not on their first bpf_tail_call in the middle of a run.
+    for (const init of req.mapInit) {
+      const map = this.maps[init.object]?.[init.map];
+      if (map?.spec.type !== 'prog_array') continue;
+      const slot = decodeBase64(init.value);
+      const spec = req.objects[init.object]?.programs[new DataView(slot.buffer, slot.byteOffset, 4).getUint32(0, true)];
+      if (!spec) continue;
+      try {
+        this.loadProgram(init.object, spec.name);
+      } catch (e) {
+        results.push({ target: `${spec.name} (in prog_array ${map.spec.name})`, ok: false, error: e instanceof Error ? e.message : String(e) });
+      }
+    }
     for (const link of req.links) {
       const obj = req.objects[link.object];
       const label = `${link.program}`;

@@ -8,7 +8,7 @@ import { repoRoot } from '../paths';
 import { LoaderError } from '../loader/errors';
 import { loadObject } from '../loader/loadObject';
 import { describeRefusal, overrideIgnored, refusals } from '../loader/refusals';
-import { buildLoadRequest } from '../manifest/buildLoadRequest';
+import { buildLoadRequest, tailCallTargets } from '../manifest/buildLoadRequest';
 import { ManifestError } from '../manifest/errors';
 import { loadManifest } from '../manifest/loadManifest';
 import type { ObjectConfig } from '../manifest/types';
@@ -87,7 +87,7 @@ export function buildPlan(o: PlanOptions): RunPlan {
     // Everything the agent would refuse, for every object at once, before anything is spawned.
     const problems: string[] = [];
     objects.forEach((obj, oi) => {
-      const linked = new Set(plan.links.filter((l) => l.object === oi).map((l) => l.program));
+      const linked = new Set([...plan.links.filter((l) => l.object === oi).map((l) => l.program), ...tailCallTargets(obj, oi, plan.mapInit)]);
       const found = refusals(obj, obj.programs.filter((p) => linked.has(p.name)));
       if (found.length) problems.push(`${sources[oi].shown}: ${found.map(describeRefusal).join('; ')}`);
       const disabled = configs[oi].programs;

@@ -24,7 +24,7 @@ interface RawProgram {
 }
 interface RawManifest {
   target?: { spawn?: string[]; env?: Record<string, string>; cwd?: string; pid?: number };
-  objects: { path: string; programs?: Record<string, RawProgram>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
+  objects: { path: string; programs?: Record<string, RawProgram | RawProgram[]>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
   output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string>; syscalls?: string[]; maps?: string[]; timestamps?: boolean };
 }
 
@@ -195,13 +195,25 @@ export function manifestFromJson(file: string, json: unknown): Manifest {
     const abs = resolveUnder(dir, o.path);
     requireFile(file, `${pointer}/path`, abs, 'object');
     const programs: Record<string, ProgramConfig> = {};
-    for (const [name, p] of Object.entries(o.programs ?? {})) programs[name] = toProgram(file, `${pointer}/programs/${pointerKey(name)}`, dir, p);
+    for (const [name, p] of Object.entries(o.programs ?? {})) {
+      const at = `${pointer}/programs/${pointerKey(name)}`;
+      if (!Array.isArray(p)) {
+        programs[name] = toProgram(file, at, dir, p);
+        continue;
+      }
+      // A list: one program on several attach points.
+      const [first, ...rest] = p.map((x, k) => toProgram(file, `${at}/${k}`, dir, x));
+      programs[name] = { ...first, more: rest.map((r) => ({ attach: r.attach!, ...(r.cookie !== undefined ? { cookie: r.cookie } : {}) })) };
+    }
     return { path: abs, programs, rodata: { ...(o.rodata ?? {}) }, maps: { ...(o.maps ?? {}) }, source: { file, pointer } };
   });
   for (const [i, o] of json.objects.entries()) {
     for (const [name, p] of Object.entries(o.programs ?? {})) {
-      const b = p.binary;
-      if (b !== undefined && /^\.\.?\//.test(b)) requireFile(file, `/objects/${i}/programs/${pointerKey(name)}/binary`, path.resolve(dir, b), 'binary');
+      (Array.isArray(p) ? p : [p]).forEach((x, k) => {
+        const b = x.binary;
+        const at = `/objects/${i}/programs/${pointerKey(name)}${Array.isArray(p) ? `/${k}` : ''}/binary`;
+        if (b !== undefined && /^\.\.?\//.test(b)) requireFile(file, at, path.resolve(dir, b), 'binary');
+      });
     }
   }
   const m: Manifest = { file, dir, objects, output: toOutput(json.output) };

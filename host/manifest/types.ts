@@ -19,6 +19,8 @@ export interface ProgramConfig {
   attach?: AttachSpec;
   /** Passed through to ProgramLink.cookie (bpf_get_attach_cookie). */
   cookie?: string;
+  /** Further attach points when the manifest gives a list: the same program (one copy, its maps shared) runs on each. */
+  more?: { attach: AttachSpec; cookie?: string }[];
 }
 
 export interface MapEntryConfig {

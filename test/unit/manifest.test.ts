@@ -203,3 +203,45 @@ test('address excludes binary/symbol; syscall excludes uprobe fields', () => {
   expect(errorOf(() => loadManifest(p({ type: 'syscall', phase: 'enter', syscall: 'read', symbol: 'x' })))).toMatch(/on_open: a syscall program takes "phase" and "syscall", not binary\/symbol\/offset\/address$/);
   expect(errorOf(() => loadManifest(p({ type: 'uprobe', binary: './victim', symbol: 'f', phase: 'enter' })))).toMatch(/on_open: "phase" and "syscall" belong to type "syscall"$/);
 });
+
+describe('prog_array slots and programs on several attach points', () => {
+  const tc = loadObject(bpfObjectPath('manifest_tailcall'));
+  const idxOf = (name: string) => tc.programs.findIndex((p) => p.name === name);
+  const slot = (e: { key: string; value: string }) => [Buffer.from(e.key, 'base64').readUInt32LE(0), Buffer.from(e.value, 'base64').readUInt32LE(0)];
+
+  test('declarative .values and manifest entries (by name or index) fill the slots; targets need no attach point', () => {
+    const req = buildLoadRequest([tc], [{ path: tc.path, programs: {}, rodata: {}, maps: { filled: [{ key: 0, value: 'handle_a' }, { key: 3, value: idxOf('handle_b') }] } }]);
+    expect(req.links.map((l) => l.program)).toEqual(['dispatch']);
+    const declared = tc.maps.find((m) => m.name === 'declared')!.index;
+    const filled = tc.maps.find((m) => m.name === 'filled')!.index;
+    expect(req.mapInit.filter((e) => e.map === declared).map(slot)).toEqual([[2, idxOf('handle_b')]]);
+    expect(req.mapInit.filter((e) => e.map === filled).map(slot)).toEqual([[0, idxOf('handle_a')], [3, idxOf('handle_b')]]);
+  });
+
+  test('bad slots name the JSON path', () => {
+    const f = write({ target: { spawn: ['./victim'] }, objects: [{ path: tc.path, maps: { filled: [{ key: 9, value: 'handle_a' }] } }] });
+    const m = loadManifest(f);
+    expect(errorOf(() => buildLoadRequest([tc], m.objects))).toBe(`${f}: /objects/0/maps/filled/0/key: a prog_array slot is an index 0..3`);
+    const g = write({ target: { spawn: ['./victim'] }, objects: [{ path: tc.path, maps: { filled: [{ key: 1, value: 'nosuch' }] } }] });
+    expect(errorOf(() => buildLoadRequest([tc], loadManifest(g).objects))).toMatch(/\/objects\/0\/maps\/filled\/0\/value: no program "nosuch" .* \(a prog_array slot holds a program: /);
+  });
+
+  test('a list of attach points: one link each, cookies per point', () => {
+    const f = write(base({}, {
+      programs: {
+        ...okPrograms,
+        on_bare: [
+          { type: 'uprobe', binary: './victim', symbol: 'f', cookie: 1 },
+          { type: 'uretprobe', binary: './victim', symbol: 'g', cookie: 2 },
+          { type: 'syscall', phase: 'enter', syscall: 'read' },
+        ],
+      },
+    }));
+    const m = loadManifest(f);
+    const req = buildLoadRequest(m.objects.map((o) => loadObject(o.path)), m.objects);
+    expect(req.links.filter((l) => l.program === 'on_bare').map((l) => [l.attach.kind, l.cookie])).toEqual([['uprobe', '1'], ['uprobe', '2'], ['syscall', undefined]]);
+    expect(req.links.filter((l) => l.program === 'on_bare')[1].attach).toMatchObject({ mode: 'return', symbol: 'g' });
+    const bad = write(base({}, { programs: { ...okPrograms, on_bare: [{ type: 'uprobe', binary: './victim', symbol: 'f' }, { binary: './victim' }] } }));
+    expect(errorOf(() => loadManifest(bad))).toMatch(/\/objects\/0\/programs\/on_bare\/1/);
+  });
+});
