@@ -99,6 +99,20 @@ export type AttachSpec =
       offset?: number;
       /** Absolute address in the target (decimal or 0x string); exclusive with binary/symbol. */
       address?: string;
+      /**
+       * Hook with a 1-byte breakpoint instead of a jump: a USDT site is a 1-byte nop that
+       * code may branch to right after, so nothing wider may be overwritten there.
+       */
+      trap?: boolean;
+      /** A USDT semaphore to raise while attached: its offset from the module's load base. */
+      semaphoreOffset?: number;
+    }
+  | {
+      /** A USDT probe (sys/sdt.h); the host turns it into one trap uprobe per site before the agent sees it. */
+      kind: 'usdt';
+      binary: string;
+      provider: string;
+      name: string;
     }
   | {
       kind: 'syscall';

@@ -6,7 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 FRIDA_VERSION="17.25.2"   # pinned: the Python bindings changed shape in 17.16/17.17
-APT_PACKAGES=(clang lld llvm libbpf-dev bpftool gcc make strace python3-venv)
+APT_PACKAGES=(clang lld llvm libbpf-dev bpftool gcc make strace python3-venv systemtap-sdt-dev)
 
 say() { echo "[setup] $*" >&2; }
 

@@ -107,5 +107,6 @@ export interface AttachImpl {
 /** Which attach type a spec asks for. */
 export function attachTypeOf(spec: AttachSpec): AttachType {
   if (spec.kind === 'syscall') return 'syscall_tracepoint';
+  if (spec.kind === 'usdt') throw new AttachError(`USDT ${spec.provider}:${spec.name} reached the agent unresolved (the host turns it into uprobes)`);
   return spec.mode === 'entry' ? 'uprobe' : spec.mode === 'return' ? 'uretprobe' : 'uprobe_override';
 }

@@ -13,6 +13,7 @@ import { ManifestError } from '../manifest/errors';
 import { loadManifest } from '../manifest/loadManifest';
 import type { ObjectConfig } from '../manifest/types';
 import { resolveBinaries } from '../session/resolveBinaries';
+import { expandUsdt } from '../usdt/usdtLinks';
 import type { TargetSpec } from '../session/Session';
 import { SessionError } from '../session/SessionError';
 import { unknownOutputName } from '../output/EventPrinter';
@@ -81,6 +82,13 @@ export function buildPlan(o: PlanOptions): RunPlan {
       load = { ...resolveBinaries(buildLoadRequest(objects, configs), manifest?.dir ?? process.cwd()), engine };
     } catch (e) {
       if (e instanceof ManifestError) throw new SessionError(e.message, 'usage');
+      throw e;
+    }
+    try {
+      // USDT probes become one uprobe per site, with their argument specs (host/usdt).
+      load = expandUsdt(load);
+    } catch (e) {
+      if (e instanceof LoaderError) throw new SessionError(e.message, 'attach');
       throw e;
     }
     const plan = load;

@@ -18,7 +18,6 @@ const UNSUPPORTED_PREFIXES: [string, string][] = [
   ['uretprobe.multi', 'uretprobe.multi'],
   ['ksyscall', 'ksyscall'],
   ['kretsyscall', 'kretsyscall'],
-  ['usdt', 'USDT'],
   ['fentry', 'fentry'],
   ['fexit', 'fexit'],
   ['fmod_ret', 'fmod_ret'],
@@ -117,6 +116,15 @@ export function sectionAttach(section: string, helpers: readonly number[] = []):
         note: `${head} section${fn}: kprobes name kernel functions; point it at a user-space function in the manifest and it attaches as ${ret ? 'a uretprobe' : 'a uprobe'}`,
       };
     }
+    case 'usdt': {
+      if (slash < 0 || rest === '') {
+        return { ok: true, attach: null, note: 'bare usdt section: give binary, provider and probe in the manifest' };
+      }
+      // usdt/BINARY:PROVIDER:NAME, as libbpf spells it; the binary is what precedes the last two colons.
+      const m = /^(.+):([^:]+):([^:]+)$/.exec(rest);
+      if (!m) return { ok: true, attach: null, note: `section "${section}" is not usdt/BINARY:PROVIDER:NAME: give binary, provider and probe in the manifest` };
+      return { ok: true, attach: { kind: 'usdt', binary: m[1], provider: m[2], name: m[3] } };
+    }
     case 'tracepoint':
     case 'tp': {
       const parts = rest.split('/');
@@ -147,5 +155,5 @@ export function sectionAttach(section: string, helpers: readonly number[] = []):
       return { ok: false, reason: `${what} programs (section "${section}") cannot run in user space` };
     }
   }
-  return { ok: false, reason: `unrecognized section name "${section}" (expected uprobe/, uretprobe/, kprobe/, kretprobe/, tracepoint/ or tp/)` };
+  return { ok: false, reason: `unrecognized section name "${section}" (expected uprobe/, uretprobe/, usdt/, kprobe/, kretprobe/, tracepoint/ or tp/)` };
 }

@@ -32,6 +32,7 @@ function describeAttachHint(section: string): string {
     return `{"type": "${t}", "binary": "./prog", "symbol": "func"}`;
   }
   if (section.startsWith('uretprobe')) return '{"type": "uretprobe", "binary": "./prog", "symbol": "func"}';
+  if (section.startsWith('usdt')) return '{"type": "usdt", "binary": "./prog", "provider": "provider", "probe": "name"}';
   return '{"type": "uprobe", "binary": "./prog", "symbol": "func"}';
 }
 

@@ -13,7 +13,9 @@ import type { InitValue, Manifest, MapEntryConfig, ObjectConfig, OutputConfig, P
 /** The manifest as the schema guarantees it (before paths are resolved). */
 interface RawProgram {
   disabled?: boolean;
-  type?: 'uprobe' | 'uretprobe' | 'uprobe_override' | 'syscall';
+  type?: 'uprobe' | 'uretprobe' | 'uprobe_override' | 'syscall' | 'usdt';
+  provider?: string;
+  probe?: string;
   binary?: string;
   symbol?: string;
   offset?: number;
@@ -157,6 +159,9 @@ function toProgram(file: string, pointer: string, dir: string, raw: RawProgram):
     const problem = raw.syscall === '*' ? null : syscallTracepointProblem(raw.syscall!);
     if (problem !== null) throw manifestError(file, `${pointer}/syscall`, problem);
     cfg.attach = { kind: 'syscall', phase: raw.phase!, syscall: raw.syscall! };
+  } else if (raw.type === 'usdt') {
+    const binary = /^\.\.?\//.test(raw.binary!) ? path.resolve(dir, raw.binary!) : raw.binary!;
+    cfg.attach = { kind: 'usdt', binary, provider: raw.provider!, name: raw.probe! };
   } else if (raw.type !== undefined) {
     const mode = raw.type === 'uprobe' ? 'entry' : raw.type === 'uretprobe' ? 'return' : 'override';
     const a: AttachSpec = { kind: 'uprobe', mode };

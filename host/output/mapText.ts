@@ -148,6 +148,8 @@ export function decodeMap(obj: ObjectSpec, dump: MapDump, opts: MapPrintOptions 
   const map = obj.maps[dump.map];
   if (!map) return [];
   if (map.origin === 'rodata') return [];
+  // libbpf's own bookkeeping (usdt.bpf.h's argument specs), not the program's results.
+  if (map.name.startsWith('__bpf_usdt_')) return [];
   if (map.type === 'ringbuf' || map.type === 'perf_event_array' || map.type === 'prog_array' || map.type === 'bloom_filter') return [];
   if (map.origin === 'data' || map.origin === 'bss') return decodeGlobals(obj, map, dump, opts);
   if (map.type === 'stack_trace') return decodeStacks(map, dump);

@@ -48,7 +48,7 @@ const build = (doc: unknown) => {
 describe('loadManifest: validation', () => {
   test('wrong program type names the JSON path and the choices', () => {
     const f = write(base({}, { programs: { on_add: { type: 'kprobe', binary: './victim', symbol: 'x' } } }));
-    expect(errorOf(() => loadManifest(f))).toBe(`${f}: /objects/0/programs/on_add/type: must be one of "uprobe", "uretprobe", "uprobe_override", "syscall"`);
+    expect(errorOf(() => loadManifest(f))).toBe(`${f}: /objects/0/programs/on_add/type: must be one of "uprobe", "uretprobe", "uprobe_override", "syscall", "usdt"`);
   });
   test('wrong JSON types', () => {
     expect(errorOf(() => loadManifest(write({ objects: 'x' })))).toMatch(/: \/objects: must be an array$/);
