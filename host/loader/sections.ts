@@ -116,7 +116,8 @@ export function sectionAttach(section: string, helpers: readonly number[] = []):
         note: `${head} section${fn}: kprobes name kernel functions; point it at a user-space function in the manifest and it attaches as ${ret ? 'a uretprobe' : 'a uprobe'}`,
       };
     }
-    case 'usdt': {
+    case 'usdt':
+    case 'usdt.s': {
       if (slash < 0 || rest === '') {
         return { ok: true, attach: null, note: 'bare usdt section: give binary, provider and probe in the manifest' };
       }

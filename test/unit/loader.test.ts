@@ -347,7 +347,7 @@ describe('section names', () => {
   });
 
   test('unsupported', () => {
-    for (const s of ['xdp', 'socket', 'fentry/x', 'kprobe.multi/x', 'tracepoint/sched/sched_switch', 'raw_tp/sys_enter', 'usdt/a:b:c', 'cgroup_skb/ingress', 'weird']) {
+    for (const s of ['xdp', 'socket', 'fentry/x', 'kprobe.multi/x', 'tracepoint/sched/sched_switch', 'raw_tp/sys_enter', 'usdt.x/a:b:c', 'cgroup_skb/ingress', 'weird']) {
       const r = sectionAttach(s);
       expect(r.ok).toBe(false);
     }
