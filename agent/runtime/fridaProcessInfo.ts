@@ -83,8 +83,8 @@ export const targetMemory: TargetMemory = {
 };
 
 /**
- * An instruction address as bpftrace's ustack prints it: `symbol+offset` (decimal), or the
- * address in hex when no symbol covers it. Frida reads the ELF symbol tables (and DWARF,
+ * An instruction address as bpftrace's ustack prints it: `symbol+offset` (decimal), else
+ * `module+0xoffset`, else the address in hex. Frida reads the ELF symbol tables (and DWARF,
  * where its answer is the bare function name: the offset is then taken from the symbol).
  */
 export function symbolize(addr: bigint): string {
@@ -98,6 +98,10 @@ export function symbolize(addr: bigint): string {
       const off = start === null ? -1 : p.sub(start).toInt32();
       return off > 0 ? `${name}+${off}` : name;
     }
+    // No symbol (a static function of a stripped library): the module and offset stay
+    // meaningful across runs, where the address does not.
+    const mod = Process.findModuleByAddress(p);
+    if (mod !== null) return `${mod.name}+0x${p.sub(mod.base).toString(16).replace(/^0x/, '')}`;
   } catch {
     // fall through: an address Frida cannot place
   }
