@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { EngineSpec, HookTarget } from '../../protocol/messages';
+import type { ObjectSpec } from '../../protocol/spec';
 import { repoRoot } from '../paths';
 import { LoaderError } from '../loader/errors';
 import { loadObject } from '../loader/loadObject';
@@ -77,37 +78,22 @@ export function buildPlan(o: PlanOptions): RunPlan {
   let load = null;
   const warnings: string[] = [];
   if (objects.length) {
+    let linkPlan;
     try {
-      // Under a manifest, paths in section names are relative to its folder like every other path in it.
-      load = { ...resolveBinaries(buildLoadRequest(objects, configs), manifest?.dir ?? process.cwd()), engine };
+      linkPlan = buildLoadRequest(objects, configs);
     } catch (e) {
       if (e instanceof ManifestError) throw new SessionError(e.message, 'usage');
       throw e;
     }
+    warnings.push(...refuseEarly(objects, sources.map((x) => x.shown), configs, linkPlan));
     try {
-      // USDT probes become one uprobe per site, with their argument specs (host/usdt).
-      load = expandUsdt(load);
+      // Under a manifest, paths in section names are relative to its folder like every other
+      // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt).
+      load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine };
     } catch (e) {
       if (e instanceof LoaderError) throw new SessionError(e.message, 'attach');
       throw e;
     }
-    const plan = load;
-    // Everything the agent would refuse, for every object at once, before anything is spawned.
-    const problems: string[] = [];
-    objects.forEach((obj, oi) => {
-      const linked = new Set([...plan.links.filter((l) => l.object === oi).map((l) => l.program), ...tailCallTargets(obj, oi, plan.mapInit)]);
-      const found = refusals(obj, obj.programs.filter((p) => linked.has(p.name)));
-      if (found.length) problems.push(`${sources[oi].shown}: ${found.map(describeRefusal).join('; ')}`);
-      const disabled = configs[oi].programs;
-      for (const u of obj.unsupported) {
-        if (!disabled[u.name]?.disabled) warnings.push(`${sources[oi].shown}: program "${u.name}" (section "${u.section}") is not attached: ${u.reason}`);
-      }
-      for (const l of plan.links.filter((x) => x.object === oi)) {
-        const w = overrideIgnored(obj.programs.find((p) => p.name === l.program)!, l.attach);
-        if (w !== null) warnings.push(`${sources[oi].shown}: ${w}`);
-      }
-    });
-    if (problems.length) throw new SessionError(`cannot run: ${problems.join('; ')}`, 'attach');
   }
   const output = {
     json: o.json || !!manifest?.output.json,
@@ -130,4 +116,28 @@ export function buildPlan(o: PlanOptions): RunPlan {
     warnings,
     output,
   };
+}
+
+/**
+ * Everything the agent would refuse, for every object at once, before anything is spawned
+ * or looked up (host/loader/refusals.ts); returns the warnings: programs skipped for their
+ * section, overrides their attach type ignores.
+ */
+function refuseEarly(objects: ObjectSpec[], shown: string[], configs: ObjectConfig[], plan: ReturnType<typeof buildLoadRequest>): string[] {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  objects.forEach((obj, oi) => {
+    const linked = new Set([...plan.links.filter((l) => l.object === oi).map((l) => l.program), ...tailCallTargets(obj, oi, plan.mapInit)]);
+    const found = refusals(obj, obj.programs.filter((p) => linked.has(p.name)));
+    if (found.length) problems.push(`${shown[oi]}: ${found.map(describeRefusal).join('; ')}`);
+    for (const u of obj.unsupported) {
+      if (!configs[oi].programs[u.name]?.disabled) warnings.push(`${shown[oi]}: program "${u.name}" (section "${u.section}") is not attached: ${u.reason}`);
+    }
+    for (const l of plan.links.filter((x) => x.object === oi)) {
+      const w = overrideIgnored(obj.programs.find((p) => p.name === l.program)!, l.attach);
+      if (w !== null) warnings.push(`${shown[oi]}: ${w}`);
+    }
+  });
+  if (problems.length) throw new SessionError(`cannot run: ${problems.join('; ')}`, 'attach');
+  return warnings;
 }

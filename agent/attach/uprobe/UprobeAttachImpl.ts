@@ -204,6 +204,7 @@ export class UprobeAttachImpl implements AttachImpl {
       throw new AttachError(`cannot hook ${e.data.description} at ${addr}: ${(err as Error).message}`);
     }
     Interceptor.flush();
+    if (e.data.trap) trapSites().awaitCommitted(addr);
     e.address = addr;
     if (e.data.semaphoreOffset !== undefined) {
       const m = e.data.target.module !== undefined ? findModule(e.data.target.module) : Process.mainModule;
