@@ -1,7 +1,8 @@
 // bpf_get_stackid and bpf_get_stack for user stacks (BPF_F_USER_STACK), walked by
-// userStack.ts from the hit's pt_regs. There is no kernel stack in a user process: asking
-// for one fails with -EFAULT, as the kernel's helpers do when they find no callchain; so
-// do syscall tracepoints, whose context carries no registers.
+// userStack.ts from the hit's pt_regs (uprobes) or from the registers the syscall hook took
+// at the `syscall` instruction (tracepoints: the first frame is the libc wrapper, as with
+// the kernel's). There is no kernel stack in a user process: asking for one fails with
+// -EFAULT, as the kernel's helpers do when they find no callchain.
 
 import { BPF_F_FAST_STACK_CMP, BPF_F_REUSE_STACKID, BPF_F_SKIP_FIELD_MASK, BPF_F_USER_STACK, StackTraceMap } from '../maps/StackTraceMap.js';
 import { EFAULT, EINVAL } from './errno.js';
@@ -18,8 +19,10 @@ export function stackHelpers(env: HelperEnv): HelperDef[] {
   /** The user stack of the run in progress, `skip` frames dropped, at most `max` kept; null when there is none. */
   const userStack = (skip: number, max: number): bigint[] | null => {
     const run = env.run;
-    if (!run.ctxIsPtRegs || run.ctxLen < PT_REGS_SIZE) return null;
-    const regs = regsFromPtRegs(vm.read(run.ctxAddr, PT_REGS_SIZE));
+    let regs;
+    if (run.ctxIsPtRegs && run.ctxLen >= PT_REGS_SIZE) regs = regsFromPtRegs(vm.read(run.ctxAddr, PT_REGS_SIZE));
+    else if (run.userRegs !== null) regs = run.userRegs();
+    else return null;
     const ips = walkUserStack(env.memory, regs, run.atFunctionEntry, Math.min(MAX_STACK_DEPTH, skip + max));
     return ips.length > skip ? ips.slice(skip) : null;
   };

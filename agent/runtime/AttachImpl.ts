@@ -30,6 +30,8 @@ export interface HitInfo {
   override: ((value: bigint) => void) | null;
   /** CPU of the hit when the hook already knows it (saves the runtime asking). */
   cpu?: number;
+  /** Hooks whose context is not pt_regs (syscall tracepoints): the thread's registers, for stack helpers. */
+  userRegs?: () => { ip: bigint; sp: bigint; bp: bigint };
 }
 
 /**

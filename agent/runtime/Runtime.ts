@@ -336,6 +336,7 @@ export class Runtime {
       run.override = hit.override;
       run.ctxIsPtRegs = ctxIsPtRegs;
       run.atFunctionEntry = atFunctionEntry;
+      run.userRegs = hit.userRegs ?? null;
       program.hits++;
       try {
         engine.run(program.handle, this.ctxAddr, hit.ctxLen);

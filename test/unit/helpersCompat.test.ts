@@ -59,6 +59,17 @@ describe('push / pop / peek', () => {
   });
 });
 
+test('bpftime-style generic helpers on a bloom filter: lookup tests, update adds', () => {
+  const t = harness();
+  const b = t.env.addMap({ type: 'bloom_filter', keySize: 0, valueSize: 4, maxEntries: 64 });
+  const lookup = (v: number) => t.run(`stw [%r10-4], ${v}\nlddw %r1, ${h(b.handle)}\nmov %r2, %r10\nadd %r2, -4\ncall 1\njeq %r0, 0, out\nmov %r0, 1\nout:\nexit`);
+  const update = (v: number) => t.run(`stw [%r10-4], ${v}\nstw [%r10-8], 1\nlddw %r1, ${h(b.handle)}\nmov %r2, %r10\nadd %r2, -4\nmov %r3, %r10\nadd %r3, -8\nmov %r4, 0\ncall 2\nexit`);
+  expect(lookup(7)).toBe(0n);
+  expect(update(7)).toBe(0n);
+  expect(lookup(7)).toBe(1n);
+  expect(lookup(8)).toBe(0n);
+});
+
 describe('user stacks', () => {
   // A fake stack: main → mid → leaf, frame pointers chained, probed at leaf's first instruction.
   const SP = 0x7ff000n;
@@ -107,8 +118,12 @@ describe('user stacks', () => {
     expect(sm.stack(Number(skipped))).toEqual([0x401111n, 0x402222n, 0x403333n]);
     expect(stackid(0)).toBe(-14n); // no kernel stack here
     expect(stackid(1 << 12)).toBe(-22n);
-    env.run.ctxIsPtRegs = false; // a syscall tracepoint: no registers to walk from
+    env.run.ctxIsPtRegs = false; // a hook without pt_regs and without registers: nothing to walk
     expect(stackid(0x100)).toBe(-14n);
+    // A syscall tracepoint hands the registers it took at the `syscall` instruction.
+    env.run.atFunctionEntry = false;
+    env.run.userRegs = () => regs;
+    expect(sm.stack(Number(stackid(0x100)))).toEqual([0x400500n, 0x402222n, 0x403333n]);
   });
 
   test('bpf_get_stack: bytes written, the rest of the buffer zeroed; errors clear it', () => {
