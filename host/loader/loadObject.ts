@@ -184,6 +184,9 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
  * requirement: an object whose debug info we cannot read loads as it would without it.
  */
 function inferRecordTypes(btf: BtfSpec, sections: ElfSection[], programs: ProgramSpec[], maps: MapSpec[]): void {
+  // Only records can be of a type BTF lacks (map keys and values always have BTF): objects
+  // without a ring buffer or perf array skip DWARF (it roughly triples a load's time).
+  if (!maps.some((m) => m.type === 'ringbuf' || m.type === 'perf_event_array')) return;
   if (!sections.some((s) => s.name === '.debug_info')) return;
   const before = btf.types.length;
   let merged;

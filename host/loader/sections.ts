@@ -64,6 +64,9 @@ function parseNumber(s: string): number | undefined {
 function parseUprobeTarget(section: string, rest: string, mode: 'entry' | 'return'): SectionAttach {
   const kind = mode === 'entry' ? 'uprobe' : 'uretprobe';
   const colon = rest.indexOf(':');
+  // `uprobe/SYMBOL` (bpftime's spelling; libbpf wants a binary): the symbol is looked up in
+  // the main program, then in every loaded library.
+  if (colon < 0 && /^[A-Za-z_.$][\w.$@]*$/.test(rest)) return { ok: true, attach: { kind: 'uprobe', mode, symbol: rest } };
   if (colon <= 0 || colon === rest.length - 1) {
     return { ok: true, attach: null, note: `section "${section}" is not ${kind}/BINARY:SYMBOL: give binary and symbol in the manifest` };
   }

@@ -323,6 +323,8 @@ describe('section names', () => {
     ['uprobe/bin:func+0x10', { kind: 'uprobe', mode: 'entry', binary: 'bin', symbol: 'func', offset: 16 }],
     ['uprobe.s/bin:f', { kind: 'uprobe', mode: 'entry', binary: 'bin', symbol: 'f' }],
     ['uprobe/libc.so.6:malloc@GLIBC_2.2.5', { kind: 'uprobe', mode: 'entry', binary: 'libc.so.6', symbol: 'malloc@GLIBC_2.2.5' }],
+    ['uprobe/SSL_read', { kind: 'uprobe', mode: 'entry', symbol: 'SSL_read' }],
+    ['uretprobe/do_handshake', { kind: 'uprobe', mode: 'return', symbol: 'do_handshake' }],
     ['tracepoint/syscalls/sys_enter_execve', { kind: 'syscall', phase: 'enter', syscall: 'execve' }],
     ['tp/syscalls/sys_exit_read', { kind: 'syscall', phase: 'exit', syscall: 'read' }],
     ['tp/raw_syscalls/sys_enter', { kind: 'syscall', phase: 'enter', syscall: '*' }],
@@ -331,7 +333,7 @@ describe('section names', () => {
   });
 
   test('null attach with a note', () => {
-    for (const s of ['uprobe', 'uretprobe', 'kprobe/do_sys_open', 'kretprobe/x', 'uprobe/nocolon']) {
+    for (const s of ['uprobe', 'uretprobe', 'kprobe/do_sys_open', 'kretprobe/x', 'uprobe/a:', 'uprobe/:b']) {
       const r = sectionAttach(s);
       expect(r.ok).toBe(true);
       if (r.ok) {
