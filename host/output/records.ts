@@ -36,13 +36,24 @@ export function recordTypeId(obj: ObjectSpec, mapIndex: number, length: number, 
   const btf = obj.btf;
   if (!btf) return undefined;
   if (pref !== undefined) return findStruct(btf, pref);
-  const fits = (obj.maps[mapIndex]?.recordTypes ?? []).filter((id) => btfSizeOf(btf, id) === length);
+  const candidates = obj.maps[mapIndex]?.recordTypes ?? [];
+  const fits = candidates.filter((id) => btfSizeOf(btf, id) === length);
   if (new Set(fits).size === 1) return fits[0];
-  return structBySize(btf, length);
+  const bySize = structBySize(btf, length);
+  if (bySize !== undefined) return bySize;
+  // Variable-length records (sslsniff sends its struct cut after the bytes it filled):
+  // the writers' one struct, when the record is a prefix of it.
+  if (candidates.length === 1 && btfSizeOf(btf, candidates[0]) > length) return candidates[0];
+  return undefined;
 }
 
 /** Decodes one record from map `mapIndex` of `obj` (see recordTypeId); hex when no type fits. */
 export function decodeRecord(obj: ObjectSpec, mapIndex: number, data: Uint8Array, pref?: string): JsonValue {
   const id = recordTypeId(obj, mapIndex, data.length, pref);
-  return id === undefined || !obj.btf ? hexBytes(data) : decodeValue(obj.btf, id, data);
+  if (id === undefined || !obj.btf) return hexBytes(data);
+  const size = btfSizeOf(obj.btf, id);
+  if (data.length >= size) return decodeValue(obj.btf, id, data);
+  const padded = new Uint8Array(size); // the fields past the record's end read as zero
+  padded.set(data);
+  return decodeValue(obj.btf, id, padded);
 }
