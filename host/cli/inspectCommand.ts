@@ -12,7 +12,7 @@ export function describeAttach(a: AttachSpec | null): string {
   if (!a) return '(none)';
   if (a.kind === 'syscall') return `syscall ${a.phase} ${a.syscall}`;
   if (a.kind === 'usdt') return `usdt ${a.binary}:${a.provider}:${a.name}`;
-  let target = a.address ?? '';
+  let target = a.address ?? a.symbol ?? '';
   if (a.binary !== undefined) target = `${a.binary}:${a.symbol ?? ''}`;
   if (a.offset !== undefined) target += a.symbol ? `+0x${a.offset.toString(16)}` : `0x${a.offset.toString(16)}`;
   return `uprobe ${a.mode} ${target}`;
