@@ -4,9 +4,12 @@
 // kernel uprobe, the site gets an int3 instead; Interceptor still builds its trampoline
 // (listener, relocated nop, jump back), through a custom redirect of one byte. A native
 // SIGTRAP handler sends a thread that hit one of our int3s to that trampoline, and passes
-// every other SIGTRAP to the handler that was there before. No JS runs in the handler, so
-// a forked child (which inherits the int3s) is served like the parent: the trampoline's
-// listener is gated by forkGuard as usual.
+// every other SIGTRAP to the handler that was there before.
+// The handler is installed with the raw rt_sigaction syscall, in front of Frida's own
+// (which libc's sigaction would have kept first): a forked child inherits the int3s, and
+// Frida's signal path in a child waits for locks that threads of the parent held at fork
+// (seen: a child spinning in sched_yield forever). Ours takes no lock and enters no JS, so
+// a child is served like the parent; the trampoline's listener is gated by forkGuard.
 // Measured here: about 3 µs per hit for the trap and its return (the listener's own cost
 // comes on top), against ~0.3 µs for a jump hook: USDT sites are for rare events anyway.
 //
@@ -16,19 +19,26 @@
 
 /** Sites at once; each USDT probe site of every attached program takes one. */
 const MAX_SITES = 1024;
-/** trap_state: [0] sites in use, [1] threads inside the handler. */
+/** trap_state: [0] sites in use, [1] threads inside the handler. trap_prev: the previous kernel action. */
 const SOURCE = `
 #include <gum/guminterceptor.h>
 
 typedef struct { guint64 site; guint64 dest; } Site;
-typedef void (* Handler) (int, void *, void *);
+typedef struct { gpointer handler; guint64 flags; gpointer restorer; guint64 mask; } KernelAction;
+typedef void (* Handler3) (int, void *, void *);
+typedef void (* Handler1) (int);
 extern volatile gint trap_state[];
 extern volatile Site trap_sites[];
-extern volatile gpointer trap_prev;
-extern int sigaction_default (int sig);
+extern KernelAction trap_prev;
+extern long syscall (long nr, ...);
+
+/* What sigreturn needs after a handler (the kernel requires SA_RESTORER on x86-64). */
+__asm__ (".global trap_restorer\\ntrap_restorer:\\n  mov $15, %rax\\n  syscall\\n");
 
 /* offsetof (ucontext_t, uc_mcontext.gregs[REG_RIP]) on x86-64 Linux. */
 #define UC_RIP 168
+#define SA_SIGINFO 4
+#define SYS_rt_sigaction 13
 
 void
 on_sigtrap (int sig, void * info, void * uc)
@@ -48,24 +58,31 @@ on_sigtrap (int sig, void * info, void * uc)
     }
   }
   g_atomic_int_add (&trap_state[1], -1);
-  if (GPOINTER_TO_SIZE (trap_prev) > 1)
+  if (GPOINTER_TO_SIZE (trap_prev.handler) > 1)
   {
-    ((Handler) trap_prev) (sig, info, uc);
+    if (trap_prev.flags & SA_SIGINFO)
+      ((Handler3) trap_prev.handler) (sig, info, uc);
+    else
+      ((Handler1) trap_prev.handler) (sig);
     return;
   }
-  /* Nobody else handles SIGTRAP: let it do what it would have done (stop the process),
-   * by restoring the default and running the trapping instruction again. */
-  sigaction_default (sig);
-  *rip = at;
+  {
+    /* Nobody else handles SIGTRAP: let it do what it would have done (stop the process),
+     * by restoring the default and running the trapping instruction again. */
+    KernelAction dfl = { 0, 0, 0, 0 };
+    syscall (SYS_rt_sigaction, sig, &dfl, 0, 8);
+    *rip = at;
+  }
 }
 `;
 
 const SIGTRAP = 5;
+const SYS_RT_SIGACTION = 13;
 const SA_SIGINFO = 4;
 const SA_ONSTACK = 0x08000000;
-/** glibc's struct sigaction: handler, sa_mask (128 bytes), sa_flags, sa_restorer. */
-const SIGACTION_SIZE = 152;
-const SA_FLAGS_OFFSET = 136;
+const SA_RESTORER = 0x04000000;
+/** The kernel's struct sigaction: handler, flags, restorer, mask (8 bytes each on x86-64). */
+const KACTION_SIZE = 32;
 
 interface SiteEntry {
   index: number;
@@ -75,22 +92,16 @@ interface SiteEntry {
 class TrapSites {
   private readonly state = Memory.alloc(8);
   private readonly table = Memory.alloc(16 * MAX_SITES);
-  private readonly prev = Memory.alloc(8);
-  private readonly oldAction = Memory.alloc(SIGACTION_SIZE);
+  private readonly prev = Memory.alloc(KACTION_SIZE);
   private readonly module: CModule;
-  private readonly sigaction: NativeFunction<number, [number, NativePointerValue, NativePointerValue]>;
+  private readonly rtSigaction: NativeFunction<number, [number, number, NativePointerValue, NativePointerValue, number]>;
   private readonly sites = new Map<string, SiteEntry>();
   private installed = false;
 
   constructor() {
-    const sigaction = Module.getGlobalExportByName('sigaction');
-    const setDefault = new CModule(`
-      extern int sigaction (int sig, const void * act, void * old);
-      int sigaction_default (int sig) { char act[${SIGACTION_SIZE}] = { 0 }; return sigaction (sig, act, 0); }
-    `, { sigaction });
-    this.module = new CModule(SOURCE, { trap_state: this.state, trap_sites: this.table, trap_prev: this.prev, sigaction_default: setDefault.sigaction_default });
-    (this as unknown as { keep: CModule }).keep = setDefault;
-    this.sigaction = new NativeFunction(sigaction, 'int', ['int', 'pointer', 'pointer'], { scheduling: 'exclusive' });
+    const syscall = Module.getGlobalExportByName('syscall');
+    this.module = new CModule(SOURCE, { trap_state: this.state, trap_sites: this.table, trap_prev: this.prev, syscall });
+    this.rtSigaction = new NativeFunction(syscall, 'int', ['long', 'int', 'pointer', 'pointer', 'long'], { scheduling: 'exclusive' });
   }
 
   /** The Interceptor target for a trap hook at `addr`; `onTrampoline` receives where the int3 must lead. */
@@ -151,7 +162,7 @@ class TrapSites {
     if (this.sites.size > 0 || !this.installed) return;
     // A thread that trapped just before the nop came back may still be on its way in.
     Thread.sleep(0.05);
-    this.sigaction(SIGTRAP, this.oldAction, NULL);
+    this.rtSigaction(SYS_RT_SIGACTION, SIGTRAP, this.prev, NULL, 8);
     while (this.state.add(4).readS32() !== 0) Thread.sleep(0.001);
     this.state.writeS32(0);
     this.installed = false;
@@ -159,12 +170,13 @@ class TrapSites {
 
   private install(): void {
     if (this.installed) return;
-    const act = Memory.alloc(SIGACTION_SIZE);
+    const act = Memory.alloc(KACTION_SIZE);
     act.writePointer(this.module.on_sigtrap);
-    act.add(SA_FLAGS_OFFSET).writeS32(SA_SIGINFO | SA_ONSTACK);
-    if (this.sigaction(SIGTRAP, act, this.oldAction) !== 0) throw new Error('cannot install the SIGTRAP handler USDT breakpoints need');
-    // The previous SA_SIGINFO or plain handler (or SIG_DFL / SIG_IGN as 0 / 1).
-    this.prev.writePointer(this.oldAction.readPointer());
+    act.add(8).writeU64(SA_SIGINFO | SA_ONSTACK | SA_RESTORER);
+    act.add(16).writePointer(this.module.trap_restorer);
+    act.add(24).writeU64(0);
+    // The previous action (Frida's handler, or the program's) is saved to chain to and to put back.
+    if (this.rtSigaction(SYS_RT_SIGACTION, SIGTRAP, act, this.prev, 8) !== 0) throw new Error('cannot install the SIGTRAP handler USDT breakpoints need');
     this.installed = true;
   }
 }
