@@ -10,6 +10,7 @@ import { ExitMonitor } from './exitMonitor.js';
 import { HitCounter } from './hitCounter.js';
 import { drainInterceptor } from './interceptorDrain.js';
 import { Runtime } from './runtime/Runtime.js';
+import * as proc from './runtime/fridaProcessInfo.js';
 
 const events = new EventQueue();
 let counter: HitCounter | null = null;
@@ -38,19 +39,6 @@ function probeCModule(): boolean {
   } catch {
     return false;
   }
-}
-
-/** An address as Frida's symbol lookup names it; the module and offset where no symbol covers it. */
-function symbolize(address: string): string | null {
-  const p = ptr(address);
-  const m = Process.findModuleByAddress(p);
-  if (m === null) return null;
-  const s = DebugSymbol.fromAddress(p);
-  if (s.name !== null && s.address.compare(p) <= 0 && p.sub(s.address).compare(ptr(0x100000)) < 0) {
-    const off = p.sub(s.address).toUInt32();
-    return `${m.name}!${s.name}${off ? `+0x${off.toString(16)}` : ''}`;
-  }
-  return `${m.name}+0x${p.sub(m.base).toString(16)}`;
 }
 
 function requireRuntime(): Runtime {
@@ -90,7 +78,7 @@ const api: AgentRpc = {
   mapDelete: (object, map, key) => requireRuntime().mapDelete(object, map, key),
   mapDump: (): MapDump[] => runtime?.mapDump() ?? [],
   stats: () => ({ programs: runtime?.stats() ?? [], droppedRecords: events.droppedTotal, pending: runtime?.pending() ?? [] }),
-  symbolize: (addresses: string[]) => addresses.map(symbolize),
+  symbolize: (addresses: string[]) => addresses.map((a) => proc.symbolize(BigInt(a))),
   detachAll(): void {
     counter?.detachAll();
     runtime?.detachAll();

@@ -40,6 +40,8 @@ export interface MapDump {
   name: string;
   /** Per-CPU maps give one value per CPU, in CPU order. */
   entries: { key: string; value: string | string[] }[];
+  /** Stack-trace maps: each address in them (`0x...`) as the target symbolised it when dumped. */
+  symbols?: Record<string, string>;
 }
 
 /** Per-program counters, for the stats line. */
@@ -80,7 +82,8 @@ export interface LoadRequest {
 export type AgentEvent =
   | { type: 'first-hit'; target: string; tid: number; hrtimeMs: number }
   | { type: 'printk'; tid: number; program: string; text: string }
-  | { type: 'record'; object: number; map: number; cpu: number; data: string }
+  /** `timeMs`: wall clock (ms since the epoch) when the program produced it. */
+  | { type: 'record'; object: number; map: number; cpu: number; data: string; timeMs?: number }
   | { type: 'fault'; object: number; program: string; pc: number; message: string }
   | { type: 'module-hooked'; module: string; results: AttachResult[] }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; text: string }
@@ -121,8 +124,8 @@ export interface AgentRpc {
   mapDump(): MapDump[];
   /** `pending`: attach points still waiting for their library to be loaded. */
   stats(): { programs: ProgramStats[]; droppedRecords: number; pending: string[] };
-  /** `module!symbol+0xoff` for each address (hex), null where no module holds it. */
-  symbolize(addresses: string[]): (string | null)[];
+  /** Each address (hex) as stacks print it: `symbol+offset`, else `module+0xoffset`, else the address. */
+  symbolize(addresses: string[]): string[];
   /** Remove every hook this agent installed; idempotent. */
   detachAll(): void;
 }

@@ -13,20 +13,42 @@ export type MapType =
   | 'lru_percpu_hash'
   | 'ringbuf'
   | 'perf_event_array'
-  | 'prog_array';
+  | 'prog_array'
+  | 'stack_trace'
+  | 'lpm_trie'
+  | 'queue'
+  | 'stack'
+  | 'bloom_filter'
+  /** A kernel map type this runtime does not have; MapSpec.unsupported says which and why. */
+  | 'unsupported';
 
 /** Kernel numeric ids of the map types we accept (enum bpf_map_type). */
-export const MAP_TYPE_IDS: Record<MapType, number> = {
+export const MAP_TYPE_IDS: Record<Exclude<MapType, 'unsupported'>, number> = {
   hash: 1,
   array: 2,
   prog_array: 3,
   perf_event_array: 4,
   percpu_hash: 5,
   percpu_array: 6,
+  stack_trace: 7,
   lru_hash: 9,
   lru_percpu_hash: 10,
+  lpm_trie: 11,
+  queue: 22,
+  stack: 23,
   ringbuf: 27,
+  bloom_filter: 30,
 };
+
+/** Map flags (include/uapi/linux/bpf.h) the map implementations look at. */
+export const BPF_F_NO_PREALLOC = 1 << 0;
+export const BPF_F_NUMA_NODE = 1 << 2;
+export const BPF_F_RDONLY = 1 << 3;
+export const BPF_F_WRONLY = 1 << 4;
+export const BPF_F_STACK_BUILD_ID = 1 << 5;
+export const BPF_F_ZERO_SEED = 1 << 6;
+export const BPF_F_RDONLY_PROG = 1 << 7;
+export const BPF_F_WRONLY_PROG = 1 << 8;
 
 export interface MapSpec {
   /** Index in ObjectSpec.maps; lddw pseudo-instructions refer to maps by this index. */
@@ -49,6 +71,20 @@ export interface MapSpec {
   btfValueTypeId: number;
   /** For global-data maps: variables in the section (name → offset/size/BTF type) so constants can be set by name. */
   vars?: { name: string; offset: number; size: number; btfTypeId: number }[];
+  /** `map_extra` of a BTF definition: the bloom filter's number of hash functions (0 = the kernel's 5). */
+  mapExtra?: number;
+  /** Set when `type` is 'unsupported': the kernel's name of the type and why it cannot run here. */
+  unsupported?: { kernelType: string; reason: string };
+  /**
+   * Initial entries the object itself declares (libbpf's `.values = { [i] = &prog }` for a
+   * prog_array): slot → index in ObjectSpec.programs of the program it holds.
+   */
+  declaredSlots?: { slot: number; program: string }[];
+  /**
+   * For ring buffers and perf event arrays: BTF ids of the structs the programs that write
+   * to this map keep their records in (from DWARF locals), the candidates for decoding them.
+   */
+  recordTypes?: number[];
 }
 
 export type AttachSpec =
@@ -63,6 +99,20 @@ export type AttachSpec =
       offset?: number;
       /** Absolute address in the target (decimal or 0x string); exclusive with binary/symbol. */
       address?: string;
+      /**
+       * Hook with a 1-byte breakpoint instead of a jump: a USDT site is a 1-byte nop that
+       * code may branch to right after, so nothing wider may be overwritten there.
+       */
+      trap?: boolean;
+      /** A USDT semaphore to raise while attached: its offset from the module's load base. */
+      semaphoreOffset?: number;
+    }
+  | {
+      /** A USDT probe (sys/sdt.h); the host turns it into one trap uprobe per site before the agent sees it. */
+      kind: 'usdt';
+      binary: string;
+      provider: string;
+      name: string;
     }
   | {
       kind: 'syscall';
@@ -87,6 +137,8 @@ export interface ProgramSpec {
   attachNote?: string;
   /** Helper ids called (sorted, unique). */
   helpers: number[];
+  /** Extern symbols the program reaches that could not be resolved (`__ksym` variables, kfuncs, unknown `__kconfig`s), with why. */
+  unresolvedExterns?: { name: string; reason: string }[];
   /** Map indices referenced. */
   maps: number[];
 }

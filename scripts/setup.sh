@@ -7,7 +7,8 @@ cd "$root"
 
 FRIDA_VERSION="17.25.2"   # pinned: the Python bindings changed shape in 17.16/17.17
 # prometheus: the metrics e2e test scrapes bpftime-ts with a real server (test/e2e/metrics.test.ts).
-APT_PACKAGES=(clang lld llvm libbpf-dev bpftool gcc make strace python3-venv prometheus)
+# systemtap-sdt-dev: sys/sdt.h for the USDT victims.
+APT_PACKAGES=(clang lld llvm libbpf-dev bpftool gcc make strace python3-venv systemtap-sdt-dev prometheus)
 
 say() { echo "[setup] $*" >&2; }
 

@@ -3,3 +3,4 @@ export { EEXIST, EINVAL, ENOENT, ENOSPC, ENOTSUPP, E2BIG } from '../maps/BpfMap.
 export const EPERM = 1;
 export const EAGAIN = 11;
 export const EFAULT = 14;
+export const EOPNOTSUPP = 95;

@@ -19,7 +19,7 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
   const rings: RingBufMap[] = [];
 
   const send = (mapIndex: number, cpu: number, data: Uint8Array): boolean => {
-    const ev: AgentEvent = { type: 'record', object: env.run.object, map: mapIndex, cpu, data: encodeBase64(data) };
+    const ev: AgentEvent = { type: 'record', object: env.run.object, map: mapIndex, cpu, data: encodeBase64(data), timeMs: Date.now() };
     return env.events.push(ev);
   };
   const ring = (h: bigint): RingBufMap | undefined => {

@@ -3,12 +3,17 @@
 
 import type { BpfMap } from '../maps/BpfMap.js';
 import { ArrayMap } from '../maps/ArrayMap.js';
+import { BloomFilterMap } from '../maps/BloomFilterMap.js';
 import { E2BIG, EFAULT, EINVAL, ENOENT, EPERM } from './errno.js';
 import type { HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
 
-/** Map types a program may not read or write through the generic map helpers (the verifier refuses it). */
-const NOT_FOR_PROGRAMS = new Set(['ringbuf', 'perf_event_array', 'prog_array']);
+/**
+ * Map types a program may not read or write through the generic map helpers (the verifier
+ * refuses it): record maps, jump tables, keyless maps (push/pop/peek) and stack maps
+ * (bpf_get_stackid only).
+ */
+const NOT_FOR_PROGRAMS = new Set(['ringbuf', 'perf_event_array', 'prog_array', 'queue', 'stack', 'bloom_filter', 'stack_trace']);
 
 export function mapHelpers(env: HelperEnv): HelperDef[] {
   const vm = env.vm;
@@ -28,10 +33,23 @@ export function mapHelpers(env: HelperEnv): HelperDef[] {
     return m === undefined || NOT_FOR_PROGRAMS.has(m.spec.type) ? undefined : m;
   };
 
+  // bpftime's programs use the generic helpers on bloom filters (the kernel's verifier
+  // refuses that): lookup tests the value the key pointer points at (NULL when absent, the
+  // pointer itself when maybe present), update adds it; so those programs run as written.
+  const bloom = (m: bigint): BloomFilterMap | undefined => {
+    const map = env.mapByHandle(m);
+    return map instanceof BloomFilterMap ? map : undefined;
+  };
+
   return [
     {
       id: 1, // map_lookup_elem(map, key) → value pointer or NULL
       fn: (m, k) => {
+        const b = bloom(m);
+        if (b !== undefined) {
+          const a = readable(k, b.spec.valueSize);
+          return a < 0 || b.testAt(vm.memory(), a) !== 0 ? 0 : k;
+        }
         const map = programMap(m);
         if (map === undefined) return 0;
         const a = readable(k, map.spec.keySize);
@@ -43,6 +61,11 @@ export function mapHelpers(env: HelperEnv): HelperDef[] {
     {
       id: 2, // map_update_elem(map, key, value, flags)
       fn: (m, k, v, flags) => {
+        const b = bloom(m);
+        if (b !== undefined) {
+          const a = k !== 0n ? readable(k, b.spec.valueSize) : readable(v, b.spec.valueSize);
+          return a < 0 ? -EFAULT : b.pushAt(vm.memory(), a, Number(flags & 0xffffffffn));
+        }
         const map = programMap(m);
         if (map === undefined || flags > 0xffffffffn) return -EINVAL;
         if (map instanceof ArrayMap && map.readOnly) return -EPERM;

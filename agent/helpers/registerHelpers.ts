@@ -4,6 +4,7 @@
 // bpf_loop (181) is listed but not registered: the VM implements it as an intrinsic
 // (PSEUDO_FUNC callbacks run inside the interpreter), see vm/README.md.
 
+import { SUPPORTED_HELPER_IDS } from '../../protocol/helperSupport.js';
 import { helperName } from '../../protocol/helperNames.js';
 import { eventHelpers } from './eventHelpers.js';
 import type { HelperDef } from './HelperDef.js';
@@ -11,16 +12,15 @@ import type { HelperEnv } from './HelperEnv.js';
 import { mapHelpers } from './mapHelpers.js';
 import { printHelpers } from './printHelpers.js';
 import { probeHelpers } from './probeHelpers.js';
+import { queueHelpers } from './queueHelpers.js';
+import { stackHelpers } from './stackHelpers.js';
 import { taskHelpers } from './taskHelpers.js';
 
-/** Kernel helper ids we implement (names come from the shared kernel table). */
-const IMPLEMENTED = [1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15, 16, 25, 45, 58, 112, 113, 114, 115, 125, 130, 131, 132, 133, 134, 165, 173, 174, 177, 181, 182] as const;
-
 /** Kernel helper id → name (enum bpf_func_id, without the bpf_ prefix) for every helper we implement. */
-export const SUPPORTED_HELPERS: ReadonlyMap<number, string> = new Map(IMPLEMENTED.map((id) => [id, helperName(id)]));
+export const SUPPORTED_HELPERS: ReadonlyMap<number, string> = new Map(SUPPORTED_HELPER_IDS.map((id) => [id, helperName(id)]));
 
 export function helperDefs(env: HelperEnv): HelperDef[] {
-  return [...mapHelpers(env), ...probeHelpers(env), ...printHelpers(env), ...eventHelpers(env), ...taskHelpers(env)];
+  return [...mapHelpers(env), ...queueHelpers(env), ...stackHelpers(env), ...probeHelpers(env), ...printHelpers(env), ...eventHelpers(env), ...taskHelpers(env)];
 }
 
 /** Registers every supported helper on env.vm. Call once per VM, after the maps exist or not: maps are found per call. */

@@ -4,11 +4,15 @@
 import type { MapSpec } from '../../protocol/spec.js';
 import type { BpfVm } from '../../vm/ts/vm.js';
 import { ArrayMap } from './ArrayMap.js';
+import { BloomFilterMap } from './BloomFilterMap.js';
 import type { BpfMap } from './BpfMap.js';
 import { HashMap } from './HashMap.js';
+import { LpmTrieMap } from './LpmTrieMap.js';
 import { PerfEventArrayMap } from './PerfEventArrayMap.js';
 import { ProgArrayMap } from './ProgArrayMap.js';
+import { QueueStackMap } from './QueueStackMap.js';
 import { RingBufMap } from './RingBufMap.js';
+import { StackTraceMap } from './StackTraceMap.js';
 
 export function createMap(vm: BpfVm, spec: MapSpec, handle: bigint, cpus: number): BpfMap {
   const n = Math.max(1, cpus | 0);
@@ -31,8 +35,19 @@ export function createMap(vm: BpfVm, spec: MapSpec, handle: bigint, cpus: number
       return new PerfEventArrayMap(spec, handle, n);
     case 'prog_array':
       return new ProgArrayMap(spec, handle);
+    case 'queue':
+    case 'stack':
+      return new QueueStackMap(vm, spec, handle);
+    case 'bloom_filter':
+      return new BloomFilterMap(spec, handle);
+    case 'lpm_trie':
+      return new LpmTrieMap(vm, spec, handle);
+    case 'stack_trace':
+      return new StackTraceMap(vm, spec, handle);
+    case 'unsupported':
+      throw new Error(`map ${spec.name}: ${spec.unsupported?.reason ?? 'unsupported map type'}`);
     default:
-      throw new Error(`map ${(spec as MapSpec).name}: unsupported map type ${(spec as MapSpec).type}`);
+      throw new Error(`map ${(spec as MapSpec).name}: unknown map type ${(spec as MapSpec).type}`);
   }
 }
 

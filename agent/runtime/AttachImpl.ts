@@ -30,6 +30,8 @@ export interface HitInfo {
   override: ((value: bigint) => void) | null;
   /** CPU of the hit when the hook already knows it (saves the runtime asking). */
   cpu?: number;
+  /** Hooks whose context is not pt_regs (syscall tracepoints): the thread's registers, for stack helpers. */
+  userRegs?: () => { ip: bigint; sp: bigint; bp: bigint };
 }
 
 /**
@@ -107,5 +109,6 @@ export interface AttachImpl {
 /** Which attach type a spec asks for. */
 export function attachTypeOf(spec: AttachSpec): AttachType {
   if (spec.kind === 'syscall') return 'syscall_tracepoint';
+  if (spec.kind === 'usdt') throw new AttachError(`USDT ${spec.provider}:${spec.name} reached the agent unresolved (the host turns it into uprobes)`);
   return spec.mode === 'entry' ? 'uprobe' : spec.mode === 'return' ? 'uretprobe' : 'uprobe_override';
 }

@@ -23,8 +23,17 @@ export interface RunContext {
    * helper must fail with -EINVAL (e.g. a plain uprobe).
    */
   override: ((value: bigint) => void) | null;
+  /**
+   * Whether the context is the hit's struct pt_regs (uprobes), from which stack helpers
+   * walk the user stack; false where no registers are at hand (syscall tracepoints).
+   */
+  ctxIsPtRegs: boolean;
+  /** The hit is at a function's first instruction: its frame is not set up, the caller's return address is at [sp]. */
+  atFunctionEntry: boolean;
+  /** Where the context is not pt_regs: the thread's registers, when the hook can tell them. */
+  userRegs: (() => { ip: bigint; sp: bigint; bp: bigint }) | null;
 }
 
 export function emptyRunContext(): RunContext {
-  return { object: 0, program: '', ctxAddr: 0, ctxLen: 0, tid: 0, cpu: 0, funcIp: 0n, cookie: 0n, override: null };
+  return { object: 0, program: '', ctxAddr: 0, ctxLen: 0, tid: 0, cpu: 0, funcIp: 0n, cookie: 0n, override: null, ctxIsPtRegs: false, atFunctionEntry: false, userRegs: null };
 }

@@ -6,7 +6,7 @@
 
 import { helperName } from '../../protocol/helperNames.js';
 import type { AttachResult, LoadRequest, MapDump, ProgramStats } from '../../protocol/messages.js';
-import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
+import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type AttachSpec, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
 import { VmFault, VmLoadError } from '../../vm/ts/vm.js';
 import { decodeBase64, encodeBase64 } from '../base64.js';
 import { Engine } from '../engine/Engine.js';
@@ -17,6 +17,7 @@ import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.j
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
 import { NativeHashMap } from '../maps/NativeHashMap.js';
+import { StackTraceMap } from '../maps/StackTraceMap.js';
 import { round8 } from '../maps/layout.js';
 import {
   AttachError,
@@ -75,7 +76,9 @@ function u32Key(index: number): Uint8Array {
 function mapFootprint(spec: MapSpec, cpus: number): number {
   const perCpu = spec.type === 'percpu_array' || spec.type === 'percpu_hash' || spec.type === 'lru_percpu_hash' ? cpus : 1;
   if (spec.type === 'ringbuf') return round8(spec.maxEntries) + 64;
-  if (spec.type === 'prog_array' || spec.type === 'perf_event_array') return 64;
+  if (spec.type === 'prog_array' || spec.type === 'perf_event_array' || spec.type === 'bloom_filter') return 64;
+  // Stack maps have a power-of-two number of buckets, up to twice max_entries.
+  if (spec.type === 'stack_trace') return spec.valueSize * 2 * spec.maxEntries + 64;
   return round8(spec.valueSize) * spec.maxEntries * perCpu + round8(spec.keySize) * spec.maxEntries + 64;
 }
 
@@ -199,6 +202,19 @@ export class Runtime {
     }
 
     const results: AttachResult[] = [];
+    // Tail-call targets are loaded now, not on their first bpf_tail_call in the middle of a run.
+    for (const init of req.mapInit) {
+      const map = this.maps[init.object]?.[init.map];
+      if (map?.spec.type !== 'prog_array') continue;
+      const slot = decodeBase64(init.value);
+      const spec = req.objects[init.object]?.programs[new DataView(slot.buffer, slot.byteOffset, 4).getUint32(0, true)];
+      if (!spec) continue;
+      try {
+        this.loadProgram(init.object, spec.name);
+      } catch (e) {
+        results.push({ target: `${spec.name} (in prog_array ${map.spec.name})`, ok: false, error: e instanceof Error ? e.message : String(e) });
+      }
+    }
     for (const link of req.links) {
       const obj = req.objects[link.object];
       const label = `${link.program}`;
@@ -209,7 +225,7 @@ export class Runtime {
         if (!impl) throw new AttachError(`no attach implementation for ${type} in this agent`);
         const data = impl.createPrivateData(link.attach, type);
         const cookie = link.cookie !== undefined ? BigInt(link.cookie) : 0n;
-        const id = impl.createAttach(this.makeCallback(program, cookie), data, type);
+        const id = impl.createAttach(this.makeCallback(program, cookie, link.attach), data, type);
         this.attachments.push({ impl, id, program, description: data.description });
         results.push({ target: `${label} → ${data.description}`, ok: true, address: impl.describeAttach?.(id) });
       } catch (e) {
@@ -244,6 +260,7 @@ export class Runtime {
       const names = unsupported.map((h) => `${helperName(h)} (#${h})`).join(', ');
       throw new AttachError(`program ${name} calls ${names}, which bpftime-ts does not provide`);
     }
+    if (spec.unresolvedExterns?.length) throw new AttachError(`program ${name}: ${spec.unresolvedExterns.map((e) => e.reason).join('; ')}`);
     const maps = this.maps[object];
     let handle: number;
     // Native runs call no JS: every helper is resolved in the VM (bpf_override_return too,
@@ -300,9 +317,12 @@ export class Runtime {
     }
   }
 
-  private makeCallback(program: LoadedProgram, cookie: bigint): EbpfRunCallback {
+  private makeCallback(program: LoadedProgram, cookie: bigint, attach: AttachSpec): EbpfRunCallback {
     const engine = this.engine!;
     const run = this.run;
+    const ctxIsPtRegs = attach.kind === 'uprobe';
+    // A uprobe on a symbol (not at an offset into it) fires before the function's prologue.
+    const atFunctionEntry = attach.kind === 'uprobe' && attach.mode !== 'return' && attach.symbol !== undefined && !attach.offset;
     const callback = (hit: HitInfo): boolean => {
       if (program.disabled !== null || this.disposed) return false;
       run.object = program.object;
@@ -314,6 +334,9 @@ export class Runtime {
       run.funcIp = hit.funcIp;
       run.cookie = cookie;
       run.override = hit.override;
+      run.ctxIsPtRegs = ctxIsPtRegs;
+      run.atFunctionEntry = atFunctionEntry;
+      run.userRegs = hit.userRegs ?? null;
       program.hits++;
       try {
         engine.run(program.handle, this.ctxAddr, hit.ctxLen);
@@ -372,7 +395,7 @@ export class Runtime {
     this.maps.forEach((maps, object) =>
       maps.forEach((m, map) => {
         if (m.spec.type === 'ringbuf' || m.spec.type === 'perf_event_array' || m.spec.type === 'prog_array') return;
-        out.push({
+        const dump: MapDump = {
           object,
           map,
           name: m.spec.name,
@@ -380,9 +403,24 @@ export class Runtime {
             key: encodeBase64(e.key),
             value: Array.isArray(e.value) ? e.value.map(encodeBase64) : encodeBase64(e.value),
           })),
-        });
+        };
+        if (m instanceof StackTraceMap) dump.symbols = this.symbolizeStacks(m);
+        out.push(dump);
       }),
     );
+    return out;
+  }
+
+  /** Symbols for every address of a stack map, looked up once each (the exit dump pays this, not the hits). */
+  private symbolizeStacks(m: StackTraceMap): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const e of m.entries()) {
+      const id = new DataView(e.key.buffer, e.key.byteOffset, 4).getUint32(0, true);
+      for (const ip of m.stack(id) ?? []) {
+        const k = `0x${ip.toString(16)}`;
+        out[k] ??= proc.symbolize(ip);
+      }
+    }
     return out;
   }
 

@@ -81,3 +81,29 @@ export const targetMemory: TargetMemory = {
     return out.length === 0 ? null : new Uint8Array(out);
   },
 };
+
+/**
+ * An instruction address as bpftrace's ustack prints it: `symbol+offset` (decimal), else
+ * `module+0xoffset`, else the address in hex. Frida reads the ELF symbol tables (and DWARF,
+ * where its answer is the bare function name: the offset is then taken from the symbol).
+ */
+export function symbolize(addr: bigint): string {
+  const p = ptr(addr.toString());
+  try {
+    const name = DebugSymbol.fromAddress(p).name;
+    const m = name === null ? null : /^(.+)\+0x([0-9a-f]+)$/.exec(name);
+    if (m && !/^0x[0-9a-f]+$/.test(m[1])) return `${m[1]}+${parseInt(m[2], 16)}`;
+    if (name !== null && name !== '' && !/^0x[0-9a-f]+$/.test(name)) {
+      const start = Process.findModuleByAddress(p)?.findSymbolByName(name) ?? null;
+      const off = start === null ? -1 : p.sub(start).toInt32();
+      return off > 0 ? `${name}+${off}` : name;
+    }
+    // No symbol (a static function of a stripped library): the module and offset stay
+    // meaningful across runs, where the address does not.
+    const mod = Process.findModuleByAddress(p);
+    if (mod !== null) return `${mod.name}+0x${p.sub(mod.base).toString(16).replace(/^0x/, '')}`;
+  } catch {
+    // fall through: an address Frida cannot place
+  }
+  return `0x${addr.toString(16)}`;
+}

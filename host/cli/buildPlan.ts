@@ -4,18 +4,22 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { EngineSpec, HookTarget } from '../../protocol/messages';
+import type { ObjectSpec } from '../../protocol/spec';
 import { repoRoot } from '../paths';
 import { LoaderError } from '../loader/errors';
 import { loadObject } from '../loader/loadObject';
-import { buildLoadRequest } from '../manifest/buildLoadRequest';
+import { describeRefusal, overrideIgnored, refusals } from '../loader/refusals';
+import { buildLoadRequest, tailCallTargets } from '../manifest/buildLoadRequest';
 import { ManifestError } from '../manifest/errors';
 import { loadManifest } from '../manifest/loadManifest';
 import type { ObjectConfig } from '../manifest/types';
 import { resolveBinaries } from '../session/resolveBinaries';
+import { expandUsdt } from '../usdt/usdtLinks';
 import type { TargetSpec } from '../session/Session';
 import { SessionError } from '../session/SessionError';
 import { MetricsConfigError } from '../metrics/metricsConfig';
 import { planMetrics } from '../metrics/planMetrics';
+import { unknownOutputName } from '../output/EventPrinter';
 import type { RunPlan } from './runTarget';
 
 export interface PlanOptions {
@@ -30,6 +34,10 @@ export interface PlanOptions {
   engine: string;
   /** `--metrics [HOST:]PORT`. */
   metrics?: string;
+  /** --maps: only these maps and globals in map prints. */
+  maps?: string[];
+  /** --timestamps on records. */
+  timestamps?: boolean;
 }
 
 /** The native engine is the interpreter's gcc build, loaded into the target from this checkout. */
@@ -72,12 +80,22 @@ export function buildPlan(o: PlanOptions): RunPlan {
     throw e;
   }
   let load = null;
+  const warnings: string[] = [];
   if (objects.length) {
+    let linkPlan;
     try {
-      // Under a manifest, paths in section names are relative to its folder like every other path in it.
-      load = { ...resolveBinaries(buildLoadRequest(objects, configs), manifest?.dir ?? process.cwd()), engine };
+      linkPlan = buildLoadRequest(objects, configs);
     } catch (e) {
       if (e instanceof ManifestError) throw new SessionError(e.message, 'usage');
+      throw e;
+    }
+    warnings.push(...refuseEarly(objects, sources.map((x) => x.shown), configs, linkPlan));
+    try {
+      // Under a manifest, paths in section names are relative to its folder like every other
+      // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt).
+      load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine };
+    } catch (e) {
+      if (e instanceof LoaderError) throw new SessionError(e.message, 'attach');
       throw e;
     }
   }
@@ -88,6 +106,18 @@ export function buildPlan(o: PlanOptions): RunPlan {
     if (e instanceof MetricsConfigError) throw new SessionError(e.message, 'usage');
     throw e;
   }
+  const output = {
+    json: o.json || !!manifest?.output.json,
+    verbose: o.verbose,
+    interval: o.interval ?? manifest?.output.interval,
+    histograms: manifest?.output.histograms ?? [],
+    records: manifest?.output.records ?? {},
+    syscalls: manifest?.output.syscalls ?? [],
+    maps: o.maps ?? manifest?.output.maps,
+    timestamps: o.timestamps || !!manifest?.output.timestamps,
+  };
+  const badName = unknownOutputName(objects, output);
+  if (badName !== null) throw new SessionError(`${o.manifest && !badName.startsWith('--') ? `${o.manifest}: ` : ''}${badName}`, 'usage');
   return {
     target,
     count: o.count,
@@ -95,12 +125,31 @@ export function buildPlan(o: PlanOptions): RunPlan {
     objects,
     load,
     durationSec: o.durationSec,
-    output: {
-      json: o.json || !!manifest?.output.json,
-      verbose: o.verbose,
-      interval: o.interval ?? manifest?.output.interval,
-      histograms: manifest?.output.histograms ?? [],
-      records: manifest?.output.records ?? {},
-    },
+    warnings,
+    output,
   };
+}
+
+/**
+ * Everything the agent would refuse, for every object at once, before anything is spawned
+ * or looked up (host/loader/refusals.ts); returns the warnings: programs skipped for their
+ * section, overrides their attach type ignores.
+ */
+function refuseEarly(objects: ObjectSpec[], shown: string[], configs: ObjectConfig[], plan: ReturnType<typeof buildLoadRequest>): string[] {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  objects.forEach((obj, oi) => {
+    const linked = new Set([...plan.links.filter((l) => l.object === oi).map((l) => l.program), ...tailCallTargets(obj, oi, plan.mapInit)]);
+    const found = refusals(obj, obj.programs.filter((p) => linked.has(p.name)));
+    if (found.length) problems.push(`${shown[oi]}: ${found.map(describeRefusal).join('; ')}`);
+    for (const u of obj.unsupported) {
+      if (!configs[oi].programs[u.name]?.disabled) warnings.push(`${shown[oi]}: program "${u.name}" (section "${u.section}") is not attached: ${u.reason}`);
+    }
+    for (const l of plan.links.filter((x) => x.object === oi)) {
+      const w = overrideIgnored(obj.programs.find((p) => p.name === l.program)!, l.attach);
+      if (w !== null) warnings.push(`${shown[oi]}: ${w}`);
+    }
+  });
+  if (problems.length) throw new SessionError(`cannot run: ${problems.join('; ')}`, 'attach');
+  return warnings;
 }

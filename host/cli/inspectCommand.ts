@@ -6,11 +6,13 @@ import { LoaderError } from '../loader/errors';
 import { helperName } from '../../protocol/helperNames';
 import { EXIT } from './exitCodes';
 import { loadObject } from '../loader/loadObject';
+import { describeRefusal, overrideIgnored, refusals } from '../loader/refusals';
 
 export function describeAttach(a: AttachSpec | null): string {
   if (!a) return '(none)';
   if (a.kind === 'syscall') return `syscall ${a.phase} ${a.syscall}`;
-  let target = a.address ?? '';
+  if (a.kind === 'usdt') return `usdt ${a.binary}:${a.provider}:${a.name}`;
+  let target = a.address ?? a.symbol ?? '';
   if (a.binary !== undefined) target = `${a.binary}:${a.symbol ?? ''}`;
   if (a.offset !== undefined) target += a.symbol ? `+0x${a.offset.toString(16)}` : `0x${a.offset.toString(16)}`;
   return `uprobe ${a.mode} ${target}`;
@@ -33,18 +35,27 @@ export function formatObject(spec: ObjectSpec): string {
     }
     out.push(table(rows).replace(/^/gm, '  '));
     for (const p of spec.programs) if (p.attachNote) out.push(`  note: ${p.name}: ${p.attachNote}`);
+    for (const p of spec.programs) {
+      const w = overrideIgnored(p, p.attach);
+      if (w !== null) out.push(`  warning: ${w}`);
+    }
   }
   out.push('', `maps (${spec.maps.length}):`);
   if (spec.maps.length) {
     const rows = [['#', 'NAME', 'TYPE', 'KEY', 'VALUE', 'MAX', 'FLAGS', 'ORIGIN']];
     for (const m of spec.maps) {
-      rows.push([String(m.index), m.name, m.type, String(m.keySize), String(m.valueSize), String(m.maxEntries), `0x${m.flags.toString(16)}`, m.origin + (m.readOnly ? ' (ro)' : '')]);
+      rows.push([String(m.index), m.name, m.unsupported ? `${m.unsupported.kernelType} (unsupported)` : m.type, String(m.keySize), String(m.valueSize), String(m.maxEntries), `0x${m.flags.toString(16)}`, m.origin + (m.readOnly ? ' (ro)' : '')]);
     }
     out.push(table(rows).replace(/^/gm, '  '));
   }
   if (spec.unsupported.length) {
     out.push('', `unsupported (${spec.unsupported.length}):`);
     for (const u of spec.unsupported) out.push(`  ${u.name} (${u.section}): ${u.reason}`);
+  }
+  const refused = refusals(spec);
+  if (refused.length) {
+    out.push('', `a run refuses (${refused.length}):`);
+    for (const r of refused) out.push(`  ${describeRefusal(r)}`);
   }
   return out.join('\n');
 }
@@ -67,6 +78,8 @@ export function objectSummary(spec: ObjectSpec): unknown {
     })),
     maps: spec.maps.map(({ initialData, ...m }) => ({ ...m, ...(initialData !== undefined ? { initialDataBytes: Buffer.from(initialData, 'base64').length } : {}) })),
     unsupported: spec.unsupported,
+    refusals: refusals(spec),
+    warnings: spec.programs.map((p) => overrideIgnored(p, p.attach)).filter((w): w is string => w !== null),
   };
 }
 

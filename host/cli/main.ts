@@ -47,6 +47,8 @@ function withCommonOptions(cmd: Command): Command {
     .option('--count <target>', 'count calls of a function (SYMBOL, MODULE:SYMBOL, MODULE:0xOFFSET or 0xADDRESS); repeatable', collect, [])
     .option('--json', 'one JSON object per line on stdout')
     .option('--interval <seconds>', 'print maps every this many seconds, like bpftrace interval', positiveNumber('--interval'))
+    .option('--maps <names>', 'print only these maps and globals (comma-separated), at exit and with --interval', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .option('-T, --timestamps', 'a time column (HH:MM:SS) on ring-buffer and perf records, like libbpf-tools -T')
     .option('--duration <seconds>', 'detach after this many seconds and let the target go on', positiveNumber('--duration'))
     .option('--metrics <[host:]port>', 'serve the maps as Prometheus metrics on http://HOST:PORT/metrics while attached (host defaults to 127.0.0.1)')
     .addOption(new Option('--engine <engine>', 'eBPF engine in the target: the interpreter built natively, or to wasm').choices(['native', 'wasm']).default('native'))
@@ -67,6 +69,8 @@ async function runWith(target: TargetSpec | undefined, o: Record<string, unknown
       durationSec: o.duration as number | undefined,
       engine: o.engine as string,
       metrics: o.metrics as string | undefined,
+      maps: o.maps as string[] | undefined,
+      timestamps: !!o.timestamps,
     });
   } catch (e) {
     if (!(e instanceof SessionError)) throw e;

@@ -12,7 +12,7 @@ import { EventPrinter } from '../output/EventPrinter';
 import { Reporter } from '../output/Reporter';
 import { Session, TargetSpec } from '../session/Session';
 import { SessionError } from '../session/SessionError';
-import { syscallName } from '../../agent/attach/syscall/syscallTable';
+import { syscallName } from '../../protocol/syscalls';
 import type { MetricsConfig } from '../metrics/metricsConfig';
 import { MetricsConfigError } from '../metrics/metricsConfig';
 import { MetricsServer } from '../metrics/MetricsServer';
@@ -25,6 +25,10 @@ export interface OutputOptions {
   interval?: number;
   histograms?: string[];
   records?: Record<string, string>;
+  syscalls?: string[];
+  /** Only these maps and globals in map prints (--maps). */
+  maps?: string[];
+  timestamps?: boolean;
 }
 
 export interface RunPlan {
@@ -38,6 +42,8 @@ export interface RunPlan {
   durationSec?: number;
   /** Prometheus endpoint to serve while attached; null when not asked for. */
   metrics?: MetricsConfig | null;
+  /** Said before attaching: programs skipped, overrides an attach type ignores (host/loader/refusals.ts). */
+  warnings?: string[];
 }
 
 type StopReason = { kind: 'signal'; signal: string } | { kind: 'duration' } | { kind: 'ended' };
@@ -59,6 +65,9 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     json: output.json,
     histograms: output.histograms,
     records: output.records,
+    syscalls: output.syscalls,
+    maps: output.maps,
+    timestamps: output.timestamps,
   });
   let stop!: (why: StopReason) => void;
   const stopped = new Promise<StopReason>((resolve) => (stop = resolve));
@@ -84,8 +93,8 @@ export async function runTarget(plan: RunPlan): Promise<number> {
       metrics = new MetricsServer({
         config: plan.metrics,
         objects: plan.objects,
-        histograms: output.histograms ?? [],
-        syscallName: (nr) => syscallName(nr) || undefined,
+        print: { histograms: output.histograms, syscalls: output.syscalls },
+        syscallName,
         warn: (text) => reporter.warn(text),
       });
       const where = await metrics.listen();
@@ -128,6 +137,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     s.on('output', (fd, data) => (fd === 2 ? process.stderr : process.stdout).write(data));
     s.on('ended', () => stop({ kind: 'ended' }));
 
+    for (const w of plan.warnings ?? []) reporter.warn(w);
     reporter.status(`attaching to ${s.label}`);
     await s.start();
     reporter.debug(`agent up in pid ${s.pid}: ${s.info?.runtime}, Frida ${s.info?.fridaVersion}`);
@@ -150,7 +160,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         {
           maps: () => s.call<MapDump[]>('mapDump'),
           stats: () => s.call<{ programs: ProgramStats[]; droppedRecords: number }>('stats'),
-          symbolize: (addresses) => s.call<(string | null)[]>('symbolize', [addresses.map((a) => `0x${a.toString(16)}`)]),
+          symbolize: (addresses) => s.call<string[]>('symbolize', [addresses.map((a) => `0x${a.toString(16)}`)]),
         },
         { pid: s.pid, comm: targetComm(s.pid) },
       );

@@ -9,7 +9,10 @@ import { parseBtfExt, type BtfExt } from './btfExt';
 import { applyCoreRelos } from './coreRelo';
 import { parseElf, parseRelocations, SHF_EXECINSTR, SHT_PROGBITS, SHT_REL, SHT_RELA, SymbolIndex, type ElfSection } from './elf';
 import { fail, LoaderError, withContext } from './errors';
-import { btfMaps, dataMap, fixupDatasecs, isDataSection, legacyMaps, type LoadedMap } from './maps';
+import { collectExterns } from './externs';
+import { parseDwarf } from './dwarf';
+import { mergeDwarfTypes } from './dwarfTypes';
+import { btfMaps, dataMap, declaredSlots, fixupDatasecs, isDataSection, legacyMaps, type LoadedMap } from './maps';
 import { codeSection, linkProgram, recordRelocations, type CodeSection } from './relocate';
 import { sectionAttach } from './sections';
 
@@ -75,6 +78,8 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
   for (const sec of sections) {
     if (isDataSection(sec) && sec.size > 0) loaded.push(dataMap(sec, symbols, btf));
   }
+  const externs = collectExterns(btf, elf.symbols);
+  if (externs.kconfig) loaded.push(externs.kconfig);
   const seen = new Set<string>();
   loaded.forEach((m, i) => {
     m.spec.index = i;
@@ -115,12 +120,18 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
   }
   for (const rel of sections) {
     if (rel.type !== SHT_REL && rel.type !== SHT_RELA) continue;
+    if (sections[rel.info]?.name === '.maps') {
+      // Pointers inside map definitions: prog_array slots declared with `.values`.
+      const entries = withContext(`section "${rel.name}"`, () => parseRelocations(rel));
+      withContext(`section "${rel.name}"`, () => declaredSlots(mapsBySection.get(rel.info) ?? [], entries, elf.symbols, sections));
+      continue;
+    }
     const cs = code.get(rel.info);
     // Relocations in data (.BTF, .BTF.ext, debug info, pointers in .data) are not needed: BTF
     // offsets are fixed up from symbols, and addresses in global data mean nothing to the VM.
     if (!cs || skipped(cs.sec.name)) continue;
     const entries = withContext(`section "${rel.name}"`, () => parseRelocations(rel));
-    recordRelocations(cs, entries, elf.symbols, sections, mapsBySection, mapAt, (i) => code.get(i));
+    recordRelocations(cs, entries, elf.symbols, sections, mapsBySection, mapAt, (i) => code.get(i), externs);
   }
 
   // Programs: every function of every code section except .text (subprograms only).
@@ -153,6 +164,7 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
         maps: linked.maps,
       };
       if (att.note) p.attachNote = att.note;
+      if (linked.unresolvedExterns.length) p.unresolvedExterns = linked.unresolvedExterns;
       programs.push(p);
     }
   }
@@ -162,5 +174,32 @@ function load(bytes: Uint8Array, file: string): ObjectSpec {
     names.add(p.name);
   }
 
+  if (btf) inferRecordTypes(btf, sections, programs, maps);
   return { path: file, license, kernelVersion, programs, maps, unsupported, btf };
+}
+
+/**
+ * Adds the DWARF-only types to the BTF and gives each ring buffer and perf event array the
+ * structs its writers keep in their variables (MapSpec.recordTypes). DWARF is a help, not a
+ * requirement: an object whose debug info we cannot read loads as it would without it.
+ */
+function inferRecordTypes(btf: BtfSpec, sections: ElfSection[], programs: ProgramSpec[], maps: MapSpec[]): void {
+  // Only records can be of a type BTF lacks (map keys and values always have BTF): objects
+  // without a ring buffer or perf array skip DWARF (it roughly triples a load's time).
+  if (!maps.some((m) => m.type === 'ringbuf' || m.type === 'perf_event_array')) return;
+  if (!sections.some((s) => s.name === '.debug_info')) return;
+  const before = btf.types.length;
+  let merged;
+  try {
+    merged = mergeDwarfTypes(btf, parseDwarf(sections));
+  } catch {
+    btf.types.length = before; // nothing half-added
+    return;
+  }
+  for (const m of maps) {
+    if (m.type !== 'ringbuf' && m.type !== 'perf_event_array') continue;
+    const ids = new Set<number>();
+    for (const p of programs) if (p.maps.includes(m.index)) for (const id of merged.localStructs.get(p.name) ?? []) ids.add(id);
+    if (ids.size) m.recordTypes = [...ids].sort((a, b) => a - b);
+  }
 }

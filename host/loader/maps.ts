@@ -4,7 +4,7 @@
 import type { BtfSpec } from '../../protocol/btf';
 import { MAP_TYPE_IDS, type MapSpec, type MapType } from '../../protocol/spec';
 import { btfType, findDatasec, skipModifiers, typeName, typeSize } from './btf';
-import { ByteReader, SHT_NOBITS, SHF_EXECINSTR, STT_SECTION, type ElfSection, type ElfSymbol, type SymbolIndex } from './elf';
+import { ByteReader, SHT_NOBITS, SHF_EXECINSTR, STT_FUNC, STT_SECTION, type ElfRelocation, type ElfSection, type ElfSymbol, type SymbolIndex } from './elf';
 import { fail, withContext } from './errors';
 
 const KERNEL_MAP_TYPES = [
@@ -17,6 +17,17 @@ const KERNEL_MAP_TYPES = [
 
 const BY_ID = new Map<number, MapType>(Object.entries(MAP_TYPE_IDS).map(([name, id]) => [id, name as MapType]));
 
+/** Why each kernel map type we lack cannot be had in a user process. */
+const WHY_NOT: Record<string, string> = {
+  cgroup_array: 'there are no cgroups to hold', array_of_maps: 'maps of maps are not supported', hash_of_maps: 'maps of maps are not supported',
+  devmap: 'network devices are kernel objects', devmap_hash: 'network devices are kernel objects', sockmap: 'sockets are kernel objects',
+  sockhash: 'sockets are kernel objects', cpumap: 'XDP redirection is kernel-only', xskmap: 'AF_XDP sockets are kernel objects',
+  cgroup_storage: 'there are no cgroups', percpu_cgroup_storage: 'there are no cgroups', reuseport_sockarray: 'sockets are kernel objects',
+  sk_storage: 'sockets are kernel objects', struct_ops: 'struct_ops replace kernel functions', inode_storage: 'inodes are kernel objects',
+  task_storage: 'task_struct is a kernel object', user_ringbuf: 'user ring buffers are not supported', cgrp_storage: 'there are no cgroups',
+  arena: 'BPF arenas are not supported',
+};
+
 /** A map plus where its definition sits in the ELF file, so relocations can find it. */
 export interface LoadedMap {
   spec: MapSpec;
@@ -24,13 +35,16 @@ export interface LoadedMap {
   sectionIndex: number;
   /** Byte offset of the definition in that section (0 for global data). */
   sectionOffset: number;
+  /** BTF definitions with a `values` member: its byte offset within the definition. */
+  valuesOffset?: number;
 }
 
-function mapType(id: number): MapType {
+function mapType(id: number): { type: MapType; unsupported?: MapSpec['unsupported'] } {
   const t = BY_ID.get(id);
-  if (t) return t;
-  const kname = KERNEL_MAP_TYPES[id];
-  return fail(`unsupported map type ${id}${kname ? ` (${kname})` : ''}; supported: ${[...BY_ID.values()].join(', ')}`);
+  if (t) return { type: t };
+  const kname = KERNEL_MAP_TYPES[id] ?? `#${id}`;
+  const why = WHY_NOT[kname] ?? 'not a map type this runtime knows';
+  return { type: 'unsupported', unsupported: { kernelType: kname, reason: `map type ${id} (${kname}) is not supported: ${why}` } };
 }
 
 /** Symbols that name objects in section `idx`, sorted by offset. */
@@ -62,6 +76,8 @@ export function btfMaps(sec: ElfSection, symbols: SymbolIndex, btf: BtfSpec | nu
           let flags = 0;
           let keyType = 0;
           let valueType = 0;
+          let mapExtra: number | undefined;
+          let valuesOffset = -1;
           const uintVal = (field: string, tid: number): number => {
             const p = btfType(btf, skipModifiers(btf, tid));
             if (p.kind !== 'ptr') fail(`field ${field} is not __uint() (pointer to array)`);
@@ -82,7 +98,8 @@ export function btfMaps(sec: ElfSection, symbols: SymbolIndex, btf: BtfSpec | nu
               case 'key_size': keySize = uintVal(m.name, m.type); break;
               case 'value_size': valueSize = uintVal(m.name, m.type); break;
               // Pinning (bpffs) and NUMA placement have no meaning in a user-space runtime.
-              case 'numa_node': case 'map_extra': case 'pinning': uintVal(m.name, m.type); break;
+              case 'numa_node': case 'pinning': uintVal(m.name, m.type); break;
+              case 'map_extra': mapExtra = uintVal(m.name, m.type); break;
               case 'key':
                 keyType = typeOf(m.name, m.type);
                 keySize = withContext('key', () => typeSize(btf, keyType));
@@ -92,22 +109,27 @@ export function btfMaps(sec: ElfSection, symbols: SymbolIndex, btf: BtfSpec | nu
                 valueSize = withContext('value', () => typeSize(btf, valueType));
                 break;
               case 'values':
-                fail('inner maps (values / array_of_maps, hash_of_maps) are not supported');
+                // Declarative initial slots (`.values = { [0] = &prog }`); the entries are
+                // relocations in .rel.maps at this member's offset (see declaredSlots).
+                valuesOffset = m.offsetBits / 8;
                 break;
               default:
                 fail(`unknown map definition field "${m.name}"`);
             }
           }
-          const type = mapType(typeId);
+          const { type, unsupported } = mapType(typeId);
           if (type === 'perf_event_array' || type === 'prog_array') {
             keySize ||= 4;
             valueSize ||= 4;
           }
-          return {
-            spec: { index: 0, name, type, keySize, valueSize, maxEntries, flags, origin: 'btf', readOnly: false, btfKeyTypeId: keyType, btfValueTypeId: valueType },
-            sectionIndex: sec.index,
-            sectionOffset: sym.value,
-          };
+          if (valuesOffset >= 0 && type !== 'prog_array') {
+            const what = unsupported ? unsupported.kernelType : type;
+            if (what !== 'array_of_maps' && what !== 'hash_of_maps') fail(`"values" initialises prog_array and map-of-maps definitions, not a ${what}`);
+          }
+          const spec: MapSpec = { index: 0, name, type, keySize, valueSize, maxEntries, flags, origin: 'btf', readOnly: false, btfKeyTypeId: keyType, btfValueTypeId: valueType };
+          if (mapExtra !== undefined) spec.mapExtra = mapExtra;
+          if (unsupported) spec.unsupported = unsupported;
+          return { spec, sectionIndex: sec.index, sectionOffset: sym.value, valuesOffset: valuesOffset >= 0 ? valuesOffset : undefined };
         }),
       );
     }
@@ -128,12 +150,13 @@ export function legacyMaps(sec: ElfSection, symbols: SymbolIndex): LoadedMap[] {
       withContext(`map "${sym.name}"`, () => {
         if (sym.value % defSize !== 0 || sym.value + defSize > sec.size) fail(`definition at ${sym.value} is misaligned or past the end`);
         const o = sym.value;
-        const type = mapType(r.u32(o));
+        const { type, unsupported } = mapType(r.u32(o));
         return {
           spec: {
             index: 0,
             name: sym.name,
             type,
+            ...(unsupported ? { unsupported } : {}),
             keySize: r.u32(o + 4),
             valueSize: r.u32(o + 8),
             maxEntries: r.u32(o + 12),
@@ -213,5 +236,34 @@ export function fixupDatasecs(btf: BtfSpec, sections: readonly ElfSection[], sym
       const sym = symbols.named(sec.index, varTy.name);
       if (sym) v.offset = sym.value;
     }
+  }
+}
+
+/**
+ * `.values = { [i] = &prog }` in a prog_array definition: clang leaves one 8-byte slot per
+ * index after the fixed fields and a relocation against the program's symbol for each
+ * filled one (libbpf reads them the same way). Recorded on the map as declaredSlots.
+ */
+export function declaredSlots(maps: readonly LoadedMap[], relocs: readonly ElfRelocation[], symbols: readonly ElfSymbol[], sections: readonly ElfSection[]): void {
+  for (const rel of relocs) {
+    withContext(`relocation at 0x${rel.offset.toString(16)}`, () => {
+      const sym = symbols[rel.symbol];
+      if (!sym) fail(`symbol index ${rel.symbol} out of range`);
+      // The definition holding the pointer: the last one starting at or before it.
+      const m = maps.filter((x) => x.sectionOffset <= rel.offset).sort((a, b) => b.sectionOffset - a.sectionOffset)[0];
+      const within = m && m.valuesOffset !== undefined ? rel.offset - m.sectionOffset - m.valuesOffset : -1;
+      if (!m || within < 0 || within % 8 !== 0) fail('points into no map\'s "values"');
+      const slot = within / 8;
+      return withContext(`map "${m.spec.name}" slot ${slot}`, () => {
+        if (m.spec.type !== 'prog_array') {
+          m.spec.unsupported = { kernelType: m.spec.unsupported?.kernelType ?? m.spec.type, reason: 'maps of maps (inner maps in "values") are not supported' };
+          return;
+        }
+        const target = sym.shndx < sections.length ? sections[sym.shndx] : undefined;
+        if (sym.type !== STT_FUNC || !target || !(target.flags & SHF_EXECINSTR)) fail(`"${sym.name}" is not a program`);
+        if (slot >= m.spec.maxEntries) fail(`slot ${slot} is beyond max_entries ${m.spec.maxEntries}`);
+        (m.spec.declaredSlots ??= []).push({ slot, program: sym.name });
+      });
+    });
   }
 }

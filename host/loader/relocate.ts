@@ -9,6 +9,7 @@ import {
   type ElfRelocation, type ElfSection, type ElfSymbol, type SymbolIndex,
 } from './elf';
 import { fail, hex, withContext } from './errors';
+import type { Externs } from './externs';
 import type { LoadedMap } from './maps';
 
 export const R_BPF_NONE = 0;
@@ -38,7 +39,9 @@ type InsnReloc =
   | { kind: 'map'; map: number }
   | { kind: 'value'; map: number; offset: number }
   | { kind: 'call'; target: CodeTarget }
-  | { kind: 'func'; target: CodeTarget };
+  | { kind: 'func'; target: CodeTarget }
+  /** An extern nothing here defines: the instruction stays as it is and the program is refused. */
+  | { kind: 'extern'; name: string; reason: string };
 
 interface CodeTarget {
   section: CodeSection;
@@ -59,6 +62,7 @@ export interface LinkedProgram {
   code: Uint8Array;
   helpers: number[];
   maps: number[];
+  unresolvedExterns: { name: string; reason: string }[];
 }
 
 /** Functions of an executable section, from its STT_FUNC symbols. */
@@ -121,6 +125,7 @@ export function recordRelocations(
   mapsBySection: ReadonlyMap<number, readonly LoadedMap[]>,
   mapAt: ReadonlyMap<string, LoadedMap>,
   codeOf: (idx: number) => CodeSection | undefined,
+  externs: Externs,
 ): void {
   const view = new DataView(cs.code.buffer, cs.code.byteOffset, cs.code.byteLength);
   for (const rel of relocs) {
@@ -133,7 +138,17 @@ export function recordRelocations(
       const idx = rel.offset / INSN;
       const opcode = cs.code[rel.offset];
       const imm = view.getInt32(rel.offset + 4, true) + rel.addend;
-      if (sym.shndx === SHN_UNDEF) fail(`symbol "${symName}" is undefined (extern variables and kfuncs are not supported)`);
+      if (sym.shndx === SHN_UNDEF) {
+        if (rel.type !== R_BPF_64_64 && rel.type !== R_BPF_64_32) fail(`relocation type ${rel.type} against extern "${symName}"`);
+        const r = externs.resolve(symName, opcode === OP_CALL);
+        if (r.kind === 'value') {
+          if (opcode !== OP_LDDW || rel.offset + 2 * INSN > cs.code.length) fail(`extern "${symName}" is referenced by opcode ${hex(opcode)}, expected lddw`);
+          cs.relocs.set(idx, { kind: 'value', map: r.map, offset: r.offset });
+        } else {
+          cs.relocs.set(idx, { kind: 'extern', name: symName, reason: r.reason });
+        }
+        return;
+      }
       if (sym.shndx >= SHN_LORESERVE || sym.shndx >= sections.length) fail(`symbol "${symName}" has special section index ${hex(sym.shndx)}`);
       const target = sections[sym.shndx];
       switch (rel.type) {
@@ -219,6 +234,7 @@ export function linkProgram(entry: CodeFunc): LinkedProgram {
     };
     const helpers = new Set<number>();
     const maps = new Set<number>();
+    const externs = new Map<string, string>();
     // `order` grows while we walk it; each function is placed once, so this ends.
     for (let k = 0; k < order.length; k++) {
       const f = order[k];
@@ -232,7 +248,9 @@ export function linkProgram(entry: CodeFunc): LinkedProgram {
           const opcode = out[o];
           const rel = f.section.relocs.get(src);
           if (rel) {
-            if (rel.kind === 'map' || rel.kind === 'value') {
+            if (rel.kind === 'extern') {
+              externs.set(rel.name, rel.reason);
+            } else if (rel.kind === 'map' || rel.kind === 'value') {
               if (o + 2 * INSN > out.length) fail(`lddw at insn ${src} is cut off by the end of the function`);
               out[o + 1] = (out[o + 1] & 0x0f) | ((rel.kind === 'map' ? PSEUDO_MAP_FD : PSEUDO_MAP_VALUE) << 4);
               view.setInt32(o + 4, rel.map, true);
@@ -270,6 +288,13 @@ export function linkProgram(entry: CodeFunc): LinkedProgram {
     }
     const view = new DataView(code.buffer);
     for (const r of resolved) view.setInt32(r.at * INSN + 4, r.dest - (r.at + 1), true);
-    return { name: entry.name, section: entry.section.sec.name, code, helpers: [...helpers].sort((a, b) => a - b), maps: [...maps].sort((a, b) => a - b) };
+    return {
+      name: entry.name,
+      section: entry.section.sec.name,
+      code,
+      helpers: [...helpers].sort((a, b) => a - b),
+      maps: [...maps].sort((a, b) => a - b),
+      unresolvedExterns: [...externs].map(([name, reason]) => ({ name, reason })),
+    };
   });
 }

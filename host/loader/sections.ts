@@ -2,6 +2,7 @@
 // names a type we cannot run in user space come back as `unsupported` with a reason.
 
 import type { AttachSpec } from '../../protocol/spec';
+import { syscallTracepointProblem } from '../../protocol/syscalls';
 
 export type SectionAttach =
   | { ok: true; attach: AttachSpec | null; note?: string }
@@ -17,7 +18,6 @@ const UNSUPPORTED_PREFIXES: [string, string][] = [
   ['uretprobe.multi', 'uretprobe.multi'],
   ['ksyscall', 'ksyscall'],
   ['kretsyscall', 'kretsyscall'],
-  ['usdt', 'USDT'],
   ['fentry', 'fentry'],
   ['fexit', 'fexit'],
   ['fmod_ret', 'fmod_ret'],
@@ -64,6 +64,9 @@ function parseNumber(s: string): number | undefined {
 function parseUprobeTarget(section: string, rest: string, mode: 'entry' | 'return'): SectionAttach {
   const kind = mode === 'entry' ? 'uprobe' : 'uretprobe';
   const colon = rest.indexOf(':');
+  // `uprobe/SYMBOL` (bpftime's spelling; libbpf wants a binary): the symbol is looked up in
+  // the main program, then in every loaded library.
+  if (colon < 0 && /^[A-Za-z_.$][\w.$@]*$/.test(rest)) return { ok: true, attach: { kind: 'uprobe', mode, symbol: rest } };
   if (colon <= 0 || colon === rest.length - 1) {
     return { ok: true, attach: null, note: `section "${section}" is not ${kind}/BINARY:SYMBOL: give binary and symbol in the manifest` };
   }
@@ -116,6 +119,16 @@ export function sectionAttach(section: string, helpers: readonly number[] = []):
         note: `${head} section${fn}: kprobes name kernel functions; point it at a user-space function in the manifest and it attaches as ${ret ? 'a uretprobe' : 'a uprobe'}`,
       };
     }
+    case 'usdt':
+    case 'usdt.s': {
+      if (slash < 0 || rest === '') {
+        return { ok: true, attach: null, note: 'bare usdt section: give binary, provider and probe in the manifest' };
+      }
+      // usdt/BINARY:PROVIDER:NAME, as libbpf spells it; the binary is what precedes the last two colons.
+      const m = /^(.+):([^:]+):([^:]+)$/.exec(rest);
+      if (!m) return { ok: true, attach: null, note: `section "${section}" is not usdt/BINARY:PROVIDER:NAME: give binary, provider and probe in the manifest` };
+      return { ok: true, attach: { kind: 'usdt', binary: m[1], provider: m[2], name: m[3] } };
+    }
     case 'tracepoint':
     case 'tp': {
       const parts = rest.split('/');
@@ -128,7 +141,13 @@ export function sectionAttach(section: string, helpers: readonly number[] = []):
       }
       if (cat === 'syscalls') {
         const m = /^sys_(enter|exit)_([A-Za-z0-9_]+)$/.exec(name);
-        if (m) return { ok: true, attach: { kind: 'syscall', phase: m[1] as 'enter' | 'exit', syscall: m[2] } };
+        if (m) {
+          // Unknown names are refused here, before anything is spawned (either spelling of
+          // a renamed syscall is fine: sys_enter_umount and sys_enter_umount2 are both 166).
+          const problem = syscallTracepointProblem(m[2]);
+          if (problem !== null) return { ok: false, reason: `tracepoint syscalls/${name}: ${problem}` };
+          return { ok: true, attach: { kind: 'syscall', phase: m[1] as 'enter' | 'exit', syscall: m[2] } };
+        }
       }
       return { ok: false, reason: `tracepoint ${cat}/${name} is not a syscall tracepoint; only syscalls/sys_{enter,exit}_* and raw_syscalls/* are supported in user space` };
     }
@@ -140,5 +159,5 @@ export function sectionAttach(section: string, helpers: readonly number[] = []):
       return { ok: false, reason: `${what} programs (section "${section}") cannot run in user space` };
     }
   }
-  return { ok: false, reason: `unrecognized section name "${section}" (expected uprobe/, uretprobe/, kprobe/, kretprobe/, tracepoint/ or tp/)` };
+  return { ok: false, reason: `unrecognized section name "${section}" (expected uprobe/, uretprobe/, usdt/, kprobe/, kretprobe/, tracepoint/ or tp/)` };
 }

@@ -32,6 +32,7 @@ function describeAttachHint(section: string): string {
     return `{"type": "${t}", "binary": "./prog", "symbol": "func"}`;
   }
   if (section.startsWith('uretprobe')) return '{"type": "uretprobe", "binary": "./prog", "symbol": "func"}';
+  if (section.startsWith('usdt')) return '{"type": "usdt", "binary": "./prog", "provider": "provider", "probe": "name"}';
   return '{"type": "uprobe", "binary": "./prog", "symbol": "func"}';
 }
 
@@ -98,8 +99,12 @@ function encodeMapInit(obj: ObjectSpec, objectIndex: number, cfg: ObjectConfig |
     if (!map) {
       throw new ManifestError(`${where(obj, cfg, sub)}: no map "${mapName}" in ${obj.path} (maps: ${obj.maps.filter((m) => m.origin === 'btf' || m.origin === 'legacy').map((m) => m.name).join(', ') || 'none'})`);
     }
-    if (map.type === 'ringbuf' || map.type === 'perf_event_array' || map.type === 'prog_array') {
-      throw new ManifestError(`${where(obj, cfg, sub)}: map "${mapName}" is a ${map.type}; it has no entries to set`);
+    if (map.type === 'ringbuf' || map.type === 'perf_event_array' || map.type === 'stack_trace' || map.type === 'bloom_filter' || map.type === 'unsupported') {
+      throw new ManifestError(`${where(obj, cfg, sub)}: map "${mapName}" is a ${map.unsupported?.kernelType ?? map.type}; it has no entries to set`);
+    }
+    if (map.type === 'prog_array') {
+      entries.forEach((e, i) => out.push(progArraySlot(obj, objectIndex, cfg, map, `${sub}/${i}`, e.key, e.value)));
+      continue;
     }
     if (map.readOnly) throw new ManifestError(`${where(obj, cfg, sub)}: "${mapName}" is read-only global data; set its variables under "rodata"`);
     entries.forEach((e, i) => {
@@ -124,6 +129,59 @@ function encodeMapInit(obj: ObjectSpec, objectIndex: number, cfg: ObjectConfig |
 }
 
 /**
+ * A prog_array slot: the key is the index, the value a program of the same object, by name
+ * (`"handle_open"`, what libbpf users set through the program's fd) or by index in the
+ * object's program list. The agent stores the program's index.
+ */
+function progArraySlot(obj: ObjectSpec, objectIndex: number, cfg: ObjectConfig | undefined, map: MapSpec, sub: string, key: InitValue, value: InitValue): LoadRequest['mapInit'][number] {
+  if (typeof key !== 'number' || !Number.isInteger(key) || key < 0 || key >= map.maxEntries) {
+    throw new ManifestError(`${where(obj, cfg, `${sub}/key`)}: a prog_array slot is an index 0..${map.maxEntries - 1}`);
+  }
+  const names = obj.programs.map((p) => p.name);
+  let index = -1;
+  if (typeof value === 'string') index = names.indexOf(value);
+  else if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < names.length) index = value;
+  if (index < 0) {
+    const unsupported = typeof value === 'string' ? obj.unsupported.find((u) => u.name === value) : undefined;
+    const why = unsupported ? `"${value}" cannot run here: ${unsupported.reason}` : `no program ${JSON.stringify(value)} in ${obj.path}`;
+    throw new ManifestError(`${where(obj, cfg, `${sub}/value`)}: ${why} (a prog_array slot holds a program: ${names.join(', ') || 'none'})`);
+  }
+  const k = new Uint8Array(4);
+  const v = new Uint8Array(4);
+  new DataView(k.buffer).setUint32(0, key, true);
+  new DataView(v.buffer).setUint32(0, index, true);
+  return { object: objectIndex, map: map.index, key: b64(k), value: b64(v) };
+}
+
+/** The prog_array slots an object declares itself (`.values = { [0] = &prog }`), before the manifest's. */
+function declaredSlots(obj: ObjectSpec, objectIndex: number): LoadRequest['mapInit'] {
+  const out: LoadRequest['mapInit'] = [];
+  for (const m of obj.maps) {
+    for (const d of m.declaredSlots ?? []) {
+      const index = obj.programs.findIndex((p) => p.name === d.program);
+      if (index < 0) continue; // a program that cannot run here: the refusal says so
+      const k = new Uint8Array(4);
+      const v = new Uint8Array(4);
+      new DataView(k.buffer).setUint32(0, d.slot, true);
+      new DataView(v.buffer).setUint32(0, index, true);
+      out.push({ object: objectIndex, map: m.index, key: b64(k), value: b64(v) });
+    }
+  }
+  return out;
+}
+
+/** Programs a prog_array slot of `init` points at: tail-call targets, which need no attach point of their own. */
+export function tailCallTargets(obj: ObjectSpec, objectIndex: number, init: LoadRequest['mapInit']): Set<string> {
+  const out = new Set<string>();
+  for (const e of init) {
+    if (e.object !== objectIndex || obj.maps[e.map]?.type !== 'prog_array') continue;
+    const p = obj.programs[Buffer.from(e.value, 'base64').readUInt32LE(0)];
+    if (p) out.add(p.name);
+  }
+  return out;
+}
+
+/**
  * Builds the agent's LoadRequest. `perObject[i]` configures `objects[i]` (missing entries =
  * no configuration, which is how CLI-only runs call this: `buildLoadRequest(objects, [])`).
  * Throws ManifestError naming the object, program and what to write when a program has no
@@ -136,6 +194,9 @@ export function buildLoadRequest(objects: ObjectSpec[], perObject: ObjectConfig[
   for (const [oi, obj] of objects.entries()) {
     const cfg = perObject[oi];
     const configured = cfg?.programs ?? {};
+    // Slots first: a program only reached through bpf_tail_call needs no attach point.
+    const slots = [...declaredSlots(obj, oi), ...encodeMapInit(obj, oi, cfg)];
+    const targets = tailCallTargets(obj, oi, slots);
     for (const name of Object.keys(configured)) {
       if (!obj.programs.some((p) => p.name === name)) {
         const unsupported = obj.unsupported.find((u) => u.name === name);
@@ -148,6 +209,7 @@ export function buildLoadRequest(objects: ObjectSpec[], perObject: ObjectConfig[
       if (pc?.disabled) continue;
       const cli = cliTargets.find((t) => t.program === prog.name && (t.object === undefined || t.object === oi));
       const attach = cli?.attach ?? pc?.attach ?? prog.attach;
+      if (!attach && targets.has(prog.name)) continue;
       if (!attach) {
         const why = prog.attachNote ? `${prog.attachNote}. ` : '';
         const fix = cfg?.source
@@ -159,9 +221,17 @@ export function buildLoadRequest(objects: ObjectSpec[], perObject: ObjectConfig[
       const link: ProgramLink = { object: oi, program: prog.name, attach: { ...attach } };
       if (pc?.cookie !== undefined) link.cookie = pc.cookie;
       links.push(link);
+      // Further attach points (a manifest list): more links to the same program, so one
+      // loaded copy runs on each and its maps are shared, as with several libbpf links.
+      if (!cli) {
+        for (const m of pc?.more ?? []) {
+          checkKprobeAttach(obj, cfg, prog.name, prog.section, m.attach);
+          links.push({ object: oi, program: prog.name, attach: { ...m.attach }, ...(m.cookie !== undefined ? { cookie: m.cookie } : {}) });
+        }
+      }
     }
     outObjects.push(patchGlobals(obj, cfg));
-    mapInit.push(...encodeMapInit(obj, oi, cfg));
+    mapInit.push(...slots);
   }
   return { objects: outObjects, links, mapInit };
 }

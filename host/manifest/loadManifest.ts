@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import Ajv, { type ErrorObject } from 'ajv';
 import type { AttachSpec } from '../../protocol/spec.js';
+import { syscallTracepointProblem } from '../../protocol/syscalls.js';
 import schema from './manifest.schema.json';
 import { ManifestError, manifestError, pointerKey } from './errors.js';
 import type { InitValue, Manifest, MapEntryConfig, MetricsManifest, ObjectConfig, OutputConfig, ProgramConfig, Target } from './types.js';
@@ -12,7 +13,9 @@ import type { InitValue, Manifest, MapEntryConfig, MetricsManifest, ObjectConfig
 /** The manifest as the schema guarantees it (before paths are resolved). */
 interface RawProgram {
   disabled?: boolean;
-  type?: 'uprobe' | 'uretprobe' | 'uprobe_override' | 'syscall';
+  type?: 'uprobe' | 'uretprobe' | 'uprobe_override' | 'syscall' | 'usdt';
+  provider?: string;
+  probe?: string;
   binary?: string;
   symbol?: string;
   offset?: number;
@@ -23,8 +26,8 @@ interface RawProgram {
 }
 interface RawManifest {
   target?: { spawn?: string[]; env?: Record<string, string>; cwd?: string; pid?: number };
-  objects: { path: string; programs?: Record<string, RawProgram>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
-  output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string>; metrics?: MetricsManifest };
+  objects: { path: string; programs?: Record<string, RawProgram | RawProgram[]>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
+  output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string>; syscalls?: string[]; maps?: string[]; timestamps?: boolean; metrics?: MetricsManifest };
 }
 
 // Compiled once per process: the schema is fixed.
@@ -149,11 +152,16 @@ function toTarget(file: string, dir: string, raw: NonNullable<RawManifest['targe
   return t;
 }
 
-function toProgram(dir: string, raw: RawProgram): ProgramConfig {
+function toProgram(file: string, pointer: string, dir: string, raw: RawProgram): ProgramConfig {
   const cfg: ProgramConfig = { disabled: raw.disabled === true };
   if (raw.cookie !== undefined) cfg.cookie = String(raw.cookie);
   if (raw.type === 'syscall') {
+    const problem = raw.syscall === '*' ? null : syscallTracepointProblem(raw.syscall!);
+    if (problem !== null) throw manifestError(file, `${pointer}/syscall`, problem);
     cfg.attach = { kind: 'syscall', phase: raw.phase!, syscall: raw.syscall! };
+  } else if (raw.type === 'usdt') {
+    const binary = /^\.\.?\//.test(raw.binary!) ? path.resolve(dir, raw.binary!) : raw.binary!;
+    cfg.attach = { kind: 'usdt', binary, provider: raw.provider!, name: raw.probe! };
   } else if (raw.type !== undefined) {
     const mode = raw.type === 'uprobe' ? 'entry' : raw.type === 'uretprobe' ? 'return' : 'override';
     const a: AttachSpec = { kind: 'uprobe', mode };
@@ -168,8 +176,15 @@ function toProgram(dir: string, raw: RawProgram): ProgramConfig {
 }
 
 function toOutput(raw: RawManifest['output']): OutputConfig {
-  const out: OutputConfig = { json: raw?.json ?? false, histograms: [...(raw?.histograms ?? [])], records: { ...(raw?.records ?? {}) } };
+  const out: OutputConfig = {
+    json: raw?.json ?? false,
+    histograms: [...(raw?.histograms ?? [])],
+    records: { ...(raw?.records ?? {}) },
+    syscalls: [...(raw?.syscalls ?? [])],
+    timestamps: raw?.timestamps ?? false,
+  };
   if (raw?.interval !== undefined) out.interval = raw.interval;
+  if (raw?.maps !== undefined) out.maps = [...raw.maps];
   if (raw?.metrics !== undefined) out.metrics = structuredClone(raw.metrics);
   return out;
 }
@@ -186,13 +201,25 @@ export function manifestFromJson(file: string, json: unknown): Manifest {
     const abs = resolveUnder(dir, o.path);
     requireFile(file, `${pointer}/path`, abs, 'object');
     const programs: Record<string, ProgramConfig> = {};
-    for (const [name, p] of Object.entries(o.programs ?? {})) programs[name] = toProgram(dir, p);
+    for (const [name, p] of Object.entries(o.programs ?? {})) {
+      const at = `${pointer}/programs/${pointerKey(name)}`;
+      if (!Array.isArray(p)) {
+        programs[name] = toProgram(file, at, dir, p);
+        continue;
+      }
+      // A list: one program on several attach points.
+      const [first, ...rest] = p.map((x, k) => toProgram(file, `${at}/${k}`, dir, x));
+      programs[name] = { ...first, more: rest.map((r) => ({ attach: r.attach!, ...(r.cookie !== undefined ? { cookie: r.cookie } : {}) })) };
+    }
     return { path: abs, programs, rodata: { ...(o.rodata ?? {}) }, maps: { ...(o.maps ?? {}) }, source: { file, pointer } };
   });
   for (const [i, o] of json.objects.entries()) {
     for (const [name, p] of Object.entries(o.programs ?? {})) {
-      const b = p.binary;
-      if (b !== undefined && /^\.\.?\//.test(b)) requireFile(file, `/objects/${i}/programs/${pointerKey(name)}/binary`, path.resolve(dir, b), 'binary');
+      (Array.isArray(p) ? p : [p]).forEach((x, k) => {
+        const b = x.binary;
+        const at = `/objects/${i}/programs/${pointerKey(name)}${Array.isArray(p) ? `/${k}` : ''}/binary`;
+        if (b !== undefined && /^\.\.?\//.test(b)) requireFile(file, at, path.resolve(dir, b), 'binary');
+      });
     }
   }
   const m: Manifest = { file, dir, objects, output: toOutput(json.output) };

@@ -19,6 +19,8 @@ export interface ProgramConfig {
   attach?: AttachSpec;
   /** Passed through to ProgramLink.cookie (bpf_get_attach_cookie). */
   cookie?: string;
+  /** Further attach points when the manifest gives a list: the same program (one copy, its maps shared) runs on each. */
+  more?: { attach: AttachSpec; cookie?: string }[];
 }
 
 export interface MapEntryConfig {
@@ -44,6 +46,12 @@ export interface OutputConfig {
   histograms: string[];
   /** Ring buffer / perf map name → BTF struct name of its records. */
   records: Record<string, string>;
+  /** Maps whose integer keys are syscall numbers, printed by name. */
+  syscalls: string[];
+  /** Only these maps and globals in map prints. */
+  maps?: string[];
+  /** A time column on records. */
+  timestamps: boolean;
   /** Prometheus metrics (shape checked by the schema; names against the objects in host/metrics/planMetrics.ts). */
   metrics?: MetricsManifest;
 }

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'net';
 import { Registry } from 'prom-client';
 import type { MapDump, ProgramStats } from '../../protocol/messages.js';
 import type { ObjectSpec } from '../../protocol/spec.js';
-import { decodeAll } from '../output/mapText.js';
+import { decodeAll, type MapPrintOptions } from '../output/mapText.js';
 import { mapFamilies, type Family, type LabelDecoders } from './mapFamilies.js';
 import { MetricsConfigError, type MetricsConfig } from './metricsConfig.js';
 
@@ -16,7 +16,7 @@ export interface MetricsSource {
   maps(): Promise<MapDump[]>;
   stats(): Promise<{ programs: ProgramStats[]; droppedRecords: number }>;
   /** Symbols of addresses in the target (for the `symbol` decoder); null where none. */
-  symbolize(addresses: bigint[]): Promise<(string | null)[]>;
+  symbolize(addresses: bigint[]): Promise<string[]>;
 }
 
 /** Symbols kept between scrapes; beyond this many the cache starts over (long runs stay bounded). */
@@ -25,8 +25,8 @@ const MAX_CACHED_SYMBOLS = 100_000;
 export interface MetricsServerOptions {
   config: MetricsConfig;
   objects: ObjectSpec[];
-  /** Maps drawn as histograms whatever their name (output.histograms). */
-  histograms: string[];
+  /** How maps decode (output.histograms, output.syscalls), as in the printed dumps. */
+  print: MapPrintOptions;
   /** Syscall number → name (the `syscall` decoder). */
   syscallName(nr: number): string | undefined;
   /** Tells the user once about maps that cannot be exported, or series dropped. */
@@ -135,7 +135,7 @@ export class MetricsServer {
       return (this.snapshot ??= { at: Date.now(), families: [] });
     }
     const { config } = this.opts;
-    const decoded = decodeAll(this.opts.objects, dumps, { histograms: this.opts.histograms });
+    const decoded = decodeAll(this.opts.objects, dumps, this.opts.print);
     const misses = new Set<bigint>();
     const decoders: LabelDecoders = {
       syscallName: this.opts.syscallName,
@@ -150,7 +150,7 @@ export class MetricsServer {
     if (misses.size > 0) {
       // Addresses are resolved in the target (it knows its modules) once each, then cached.
       const wanted = [...misses];
-      const names = await source.symbolize(wanted).catch(() => wanted.map(() => null));
+      const names: (string | null)[] = await source.symbolize(wanted).catch(() => wanted.map(() => null));
       if (this.symbols.size + wanted.length > MAX_CACHED_SYMBOLS) this.symbols.clear();
       wanted.forEach((a, i) => this.symbols.set(a, names[i] ?? null));
       out = families();

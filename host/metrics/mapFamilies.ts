@@ -145,7 +145,8 @@ export function mapFamilies(decoded: DecodedMap[], opts: FamilyOptions): MapFami
   const skipped: string[] = [];
   for (const m of decoded) {
     const cfg = opts.maps[m.name];
-    if (cfg?.disabled) continue;
+    // Stack maps hold frames, not quantities: their counts live in the map that keys by stack id.
+    if (cfg?.disabled || m.kind === 'stacks') continue;
     const scale = cfg?.scale ?? 1;
     const type: MetricKind = cfg?.type ?? (m.kind === 'hist' ? 'histogram' : 'gauge');
     const help = cfg?.help ?? `bpftime-ts map ${m.name}`;

@@ -8,9 +8,9 @@
 import type { Writable } from 'stream';
 import type { AgentEvent, MapDump, ProgramStats } from '../../protocol/messages.js';
 import type { ObjectSpec } from '../../protocol/spec.js';
-import { formatRecord } from './formatValue.js';
 import { decodeAll, mapText } from './mapText.js';
-import { decodeRecord, findStruct } from './records.js';
+import { decodeRecord, findStruct, recordTypeId } from './records.js';
+import { RecordTable } from './recordTable.js';
 import type { JsonValue } from './jsonValue.js';
 
 export interface EventPrinterOptions {
@@ -21,6 +21,41 @@ export interface EventPrinterOptions {
   histograms?: string[];
   /** Ring buffer / perf map name → struct name of its records (manifest output.records). */
   records?: Record<string, string>;
+  /** Maps whose integer keys are syscall numbers (manifest output.syscalls; `*syscall*` maps anyway). */
+  syscalls?: string[];
+  /** Only these maps and globals in map prints (--maps). */
+  maps?: string[];
+  /** A time column on records (--timestamps), like libbpf-tools' -T. */
+  timestamps?: boolean;
+}
+
+/**
+ * Names in output options that match nothing in the objects: a misspelt one would silently
+ * print nothing (or hex) for the whole run, so the CLI refuses it before attaching.
+ */
+export function unknownOutputName(objects: ObjectSpec[], o: Pick<EventPrinterOptions, 'records' | 'histograms' | 'syscalls' | 'maps'>): string | null {
+  const names = new Set<string>();
+  for (const obj of objects) {
+    for (const m of obj.maps) {
+      names.add(m.name);
+      for (const v of m.origin === 'rodata' ? [] : m.vars ?? []) names.add(v.name);
+    }
+  }
+  for (const [mapName, struct] of Object.entries(o.records ?? {})) {
+    const owners = objects.filter((x) => x.maps.some((m) => m.name === mapName));
+    if (owners.length === 0) return `output.records: no map "${mapName}" in the loaded objects`;
+    for (const x of owners) if (!x.btf || findStruct(x.btf, struct) === undefined) return `output.records: ${x.path} has no BTF or DWARF struct "${struct}" for records of "${mapName}"`;
+  }
+  for (const [what, list] of [['output.histograms', o.histograms], ['output.syscalls', o.syscalls], ['--maps', o.maps]] as const) {
+    for (const n of list ?? []) if (!names.has(n)) return `${what}: no map or global "${n}" in the loaded objects (${[...names].filter((x) => !x.startsWith('.')).join(', ') || 'none'})`;
+  }
+  return null;
+}
+
+/** Wall-clock time of day as libbpf-tools print it (strftime %H:%M:%S). */
+export function timeOfDay(ms: number): string {
+  const d = new Date(ms);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((x) => String(x).padStart(2, '0')).join(':');
 }
 
 type PrintkEvent = Extract<AgentEvent, { type: 'printk' }>;
@@ -31,15 +66,15 @@ export class EventPrinter {
 
   constructor(private readonly opts: EventPrinterOptions) {
     this.out = opts.out ?? process.stdout;
-    // A misspelt struct name would silently print hex for the whole run: refuse it up front.
-    for (const [mapName, struct] of Object.entries(opts.records ?? {})) {
-      const owners = opts.objects.filter((o) => o.maps.some((m) => m.name === mapName));
-      if (owners.length === 0) throw new Error(`output.records: no map "${mapName}" in the loaded objects`);
-      for (const o of owners) {
-        if (!o.btf || findStruct(o.btf, struct) === undefined) throw new Error(`output.records: ${o.path} has no BTF struct "${struct}" for records of "${mapName}"`);
-      }
-    }
+    const bad = unknownOutputName(opts.objects, opts);
+    if (bad !== null) throw new Error(bad);
+    const recordMaps = opts.objects.reduce((n, o) => n + o.maps.filter((m) => m.type === 'ringbuf' || m.type === 'perf_event_array').length, 0);
+    this.prefixRecords = recordMaps > 1;
   }
+
+  private readonly tables = new Map<string, RecordTable>();
+  /** Rows start with the map's name when more than one map carries records. */
+  private readonly prefixRecords: boolean;
 
   private line(obj: unknown): void {
     this.out.write(JSON.stringify(obj) + '\n');
@@ -64,16 +99,30 @@ export class EventPrinter {
 
   record(ev: RecordEvent): void {
     const { map, data } = this.decode(ev);
-    if (this.opts.json) this.line({ type: 'event', map, data });
-    else this.out.write(`${map}: ${formatRecord(data)}\n`);
+    const time = this.opts.timestamps ? timeOfDay(ev.timeMs ?? Date.now()) : null;
+    if (this.opts.json) {
+      this.line(time !== null ? { type: 'event', time, map, data } : { type: 'event', map, data });
+      return;
+    }
+    const key = `${ev.object}/${ev.map}`;
+    let table = this.tables.get(key);
+    if (!table) {
+      const obj = this.opts.objects[ev.object];
+      const typeId = obj ? recordTypeId(obj, ev.map, Buffer.from(ev.data, 'base64').length, this.opts.records?.[map]) : undefined;
+      table = new RecordTable(obj?.btf ?? null, typeId, this.prefixRecords ? `${map}: ` : '', time !== null);
+      this.tables.set(key, table);
+    }
+    for (const row of table.rows(data, time)) this.out.write(`${row}\n`);
   }
 
   /** Map contents; `header` (e.g. a timestamp for --interval) precedes them. Empty maps print nothing. */
   maps(dumps: MapDump[], header?: string): void {
-    const decoded = decodeAll(this.opts.objects, dumps, { histograms: this.opts.histograms });
+    const decoded = decodeAll(this.opts.objects, dumps, { histograms: this.opts.histograms, syscalls: this.opts.syscalls, only: this.opts.maps });
     if (this.opts.json) {
-      const maps: Record<string, { key?: JsonValue; value: JsonValue }[]> = {};
-      for (const m of decoded) maps[m.name] = m.entries.map((e) => (e.key === null ? { value: e.value } : { key: e.key, value: e.value }));
+      const maps: Record<string, { key?: JsonValue; value: JsonValue; name?: string }[]> = {};
+      for (const m of decoded) {
+        maps[m.name] = m.entries.map((e) => (e.key === null ? { value: e.value } : e.keyName !== undefined ? { key: e.key, name: e.keyName, value: e.value } : { key: e.key, value: e.value }));
+      }
       this.line(header !== undefined ? { type: 'maps', time: header, maps } : { type: 'maps', maps });
       return;
     }

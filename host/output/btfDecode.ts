@@ -39,6 +39,25 @@ function isCharType(btf: BtfSpec, id: number): boolean {
   return t !== undefined && t.kind === 'int' && t.size === 1 && (t.char || t.name === 'char');
 }
 
+/** Any other 1-byte integer: __u8, __s8, unsigned char. */
+function isByteType(btf: BtfSpec, id: number): boolean {
+  const t = typeAt(btf, stripQualifiers(btf, id));
+  return t !== undefined && t.kind === 'int' && t.size === 1 && !t.bool;
+}
+
+/**
+ * The text a byte buffer holds: printable ASCII or UTF-8 up to its first NUL (whatever
+ * follows it, as bpf_probe_read_user_str leaves it), or null when it holds something else.
+ */
+export function byteText(bytes: Uint8Array): string | null {
+  const nul = bytes.indexOf(0);
+  const text = nul < 0 ? bytes : bytes.subarray(0, nul);
+  if (text.length === 0) return nul === 0 ? '' : null;
+  for (const b of text) if (b < 0x20 || b === 0x7f) return null;
+  const s = Buffer.from(text).toString('utf8');
+  return s.includes('\ufffd') ? null : s;
+}
+
 /** Follows typedef/const/volatile/restrict/type_tag. */
 export function stripQualifiers(btf: BtfSpec, id: number): number {
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
@@ -114,6 +133,9 @@ function decode(btf: BtfSpec, id: number, bytes: Uint8Array, depth: number, bitO
     }
     case 'array': {
       if (isCharType(btf, t.type)) return cString(bytes.subarray(0, t.nelems));
+      // u8[] / s8[] buffers (paths, names, payloads): text when they hold text, as a
+      // libbpf-tools loader's %s shows them, else memory-order hex rather than a list.
+      if (isByteType(btf, t.type)) return byteText(bytes.subarray(0, t.nelems)) ?? hexBytes(bytes.subarray(0, t.nelems));
       const elem = sizeOf(btf, t.type, depth + 1);
       const out: JsonValue[] = [];
       for (let i = 0; i < t.nelems; i++) out.push(decode(btf, t.type, bytes.subarray(i * elem, (i + 1) * elem), depth + 1));

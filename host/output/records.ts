@@ -3,7 +3,7 @@
 
 import type { BtfSpec } from '../../protocol/btf.js';
 import type { ObjectSpec } from '../../protocol/spec.js';
-import { decodeValue, hexBytes } from './btfDecode.js';
+import { btfSizeOf, decodeValue, hexBytes } from './btfDecode.js';
 import type { JsonValue } from './jsonValue.js';
 
 /** Id of the named struct (or union/typedef to one) `name`, or undefined. */
@@ -26,14 +26,34 @@ export function structBySize(btf: BtfSpec, size: number): number | undefined {
 }
 
 /**
- * Decodes one record from map `mapIndex` of `obj`. `pref` is a struct name (manifest
- * output.records); without it a struct whose size equals the record's length is used when
- * unique, else the bytes come back as hex.
+ * The struct a record of `length` bytes from map `mapIndex` is: the one named `pref`
+ * (manifest output.records); else the struct the programs writing to that map keep their
+ * records in (MapSpec.recordTypes, from DWARF: `struct event *e = bpf_ringbuf_reserve(...)`,
+ * a stack `struct event e` passed to bpf_perf_event_output) when exactly one has the
+ * record's size; else the one named struct of that size in the object.
  */
-export function decodeRecord(obj: ObjectSpec, mapIndex: number, data: Uint8Array, pref?: string): JsonValue {
-  void mapIndex; // Records carry no per-map BTF; the map only selects `pref` at the caller.
+export function recordTypeId(obj: ObjectSpec, mapIndex: number, length: number, pref?: string): number | undefined {
   const btf = obj.btf;
-  if (!btf) return hexBytes(data);
-  const id = pref !== undefined ? findStruct(btf, pref) : structBySize(btf, data.length);
-  return id === undefined ? hexBytes(data) : decodeValue(btf, id, data);
+  if (!btf) return undefined;
+  if (pref !== undefined) return findStruct(btf, pref);
+  const candidates = obj.maps[mapIndex]?.recordTypes ?? [];
+  const fits = candidates.filter((id) => btfSizeOf(btf, id) === length);
+  if (new Set(fits).size === 1) return fits[0];
+  const bySize = structBySize(btf, length);
+  if (bySize !== undefined) return bySize;
+  // Variable-length records (sslsniff sends its struct cut after the bytes it filled):
+  // the writers' one struct, when the record is a prefix of it.
+  if (candidates.length === 1 && btfSizeOf(btf, candidates[0]) > length) return candidates[0];
+  return undefined;
+}
+
+/** Decodes one record from map `mapIndex` of `obj` (see recordTypeId); hex when no type fits. */
+export function decodeRecord(obj: ObjectSpec, mapIndex: number, data: Uint8Array, pref?: string): JsonValue {
+  const id = recordTypeId(obj, mapIndex, data.length, pref);
+  if (id === undefined || !obj.btf) return hexBytes(data);
+  const size = btfSizeOf(obj.btf, id);
+  if (data.length >= size) return decodeValue(obj.btf, id, data);
+  const padded = new Uint8Array(size); // the fields past the record's end read as zero
+  padded.set(data);
+  return decodeValue(obj.btf, id, padded);
 }

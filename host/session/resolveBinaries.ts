@@ -10,7 +10,7 @@ import { SessionError } from './SessionError';
 export function resolveBinaries<T extends Pick<LoadRequest, 'objects' | 'links'>>(req: T, baseDir: string): T {
   const links = req.links.map((link) => {
     const a = link.attach;
-    if (a.kind !== 'uprobe' || a.binary === undefined || !a.binary.includes('/')) return link;
+    if ((a.kind !== 'uprobe' && a.kind !== 'usdt') || a.binary === undefined || !a.binary.includes('/')) return link;
     const abs = path.resolve(baseDir, a.binary);
     if (!fs.existsSync(abs)) {
       const obj = req.objects[link.object];

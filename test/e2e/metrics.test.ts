@@ -134,7 +134,7 @@ describe('Prometheus metrics', () => {
       expect(byNr.map((r) => r.metric.syscall).sort()).toEqual(['close', 'open', 'read', 'write']);
       for (const r of byNr) expect(Number(r.value[1])).toBe(CALLS / 4);
       const byIp = await query(p.port, 'bpftime_by_ip');
-      expect(byIp.map((r) => [r.metric.function, Number(r.value[1])])).toEqual([['metrics_target!work', CALLS]]);
+      expect(byIp.map((r) => [r.metric.function, Number(r.value[1])])).toEqual([['work', CALLS]]);
       expect(value(await query(p.port, 'bpftime_program_hits_total'), { program: 'on_work' })).toBe(CALLS);
 
       cli.kill('SIGINT');

@@ -83,9 +83,10 @@ describe('the native path (programs that need no JS run from the callouts)', () 
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/count_syscalls → raw_syscalls:sys_enter .*native path/);
     expect(r.stdout).toMatch(new RegExp(`^\\d+\\t${tmp.replace(/[/.]/g, '\\$&')}$`, 'm'));
-    expect(mapValue(r.stdout, 'syscalls', '231')).toBe(1); // exit_group
-    expect(mapValue(r.stdout, 'syscalls', '257')).toBeGreaterThan(0); // openat
-    expect(mapValue(r.stdout, 'syscalls', '1')).toBe(1); // the one write of its result
+    // A map named for syscalls prints its keys as syscall names.
+    expect(mapValue(r.stdout, 'syscalls', 'exit_group')).toBe(1);
+    expect(mapValue(r.stdout, 'syscalls', 'openat')).toBeGreaterThan(0);
+    expect(mapValue(r.stdout, 'syscalls', 'write')).toBe(1); // the one write of its result
   });
 
   test('a faulting native program is reported with its name and pc, disabled, and the target goes on', async () => {

@@ -41,7 +41,7 @@ function harness(opts: Parameters<typeof fakeEnv>[0] = {}): Harness {
 describe('registry', () => {
   test('SUPPORTED_HELPERS names match the kernel table', () => {
     for (const [id, name] of SUPPORTED_HELPERS) expect(helperName(id)).toBe(name);
-    expect(SUPPORTED_HELPERS.size).toBe(31);
+    expect(SUPPORTED_HELPERS.size).toBe(36);
   });
 });
 
@@ -301,7 +301,7 @@ describe('records', () => {
     const bytes = new Uint8Array(16);
     bytes.set(u64(0x1122334455667788n));
     bytes.set(u64(7n), 8);
-    expect(ev[0]).toEqual({ type: 'record', object: 2, map: 3, cpu: 1, data: Buffer.from(bytes).toString('base64') });
+    expect(ev[0]).toEqual({ type: 'record', object: 2, map: 3, cpu: 1, data: Buffer.from(bytes).toString('base64'), timeMs: expect.any(Number) });
     // ringbuf_output copies directly
     t.env.vm.write(t.scratch, new Uint8Array([1, 2, 3]));
     expect(t.run(`mov %r2, %r1\nlddw %r1, ${h(m.handle)}\nmov %r3, 3\nmov %r4, 0\ncall 130\nexit`)).toBe(0n);

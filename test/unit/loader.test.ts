@@ -1,8 +1,10 @@
 import { execFileSync } from 'child_process';
+import * as os from 'os';
 import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type ObjectSpec, type ProgramSpec } from '../../protocol/spec';
 import { loadObject, loadObjectFromBytes } from '../../host/loader/loadObject';
 import { LoaderError } from '../../host/loader/errors';
 import { sectionAttach } from '../../host/loader/sections';
+import { describeRefusal, refusals } from '../../host/loader/refusals';
 import { helperName } from '../../protocol/helperNames';
 import { bpfObjectPath } from '../support/paths';
 import { decode, elfOf, fixtureBytes } from '../support/loaderElf';
@@ -273,9 +275,41 @@ describe('loader: tracepoints, legacy maps, override, unsupported', () => {
     expect(u.kmulti.reason).toMatch(/kprobe\.multi/);
   });
 
-  test('unsupported map type names the map', () => {
-    expect(() => load('loader_badmap')).toThrow(LoaderError);
-    expect(() => load('loader_badmap')).toThrow('loader_badmap.bpf.o: section ".maps": map "my_stack": unsupported map type 23 (stack)');
+  test('what a run cannot provide is recorded, not thrown: every map, helper and extern at once', () => {
+    const o = load('loader_badmap');
+    expect(o.maps.find((m) => m.name === 'my_socks')).toMatchObject({ type: 'unsupported', unsupported: { kernelType: 'sockmap', reason: expect.stringMatching(/sockets are kernel objects/) } });
+    expect(o.maps.find((m) => m.name === 'my_queue')).toMatchObject({ type: 'queue', keySize: 0, valueSize: 8 });
+    expect(prog(o, 'wants_kernel').unresolvedExterns).toEqual([
+      { name: 'bpf_prog_active', reason: '__ksym extern bpf_prog_active names a kernel symbol' },
+      { name: 'CONFIG_HZ', reason: '__kconfig extern CONFIG_HZ is not known here (declare it __weak to read 0)' },
+    ]);
+    expect(prog(o, 'wants_kfunc').unresolvedExterns).toEqual([{ name: 'bpf_cast_to_kern_ctx', reason: 'kfunc bpf_cast_to_kern_ctx() is a kernel function' }]);
+    expect(prog(o, 'uses_queue').unresolvedExterns).toBeUndefined();
+    expect(refusals(o).map(describeRefusal)).toEqual([
+      'map "my_socks": map type 15 (sockmap) is not supported: sockets are kernel objects',
+      'map "no_prealloc_flag": an lpm_trie needs map_flags BPF_F_NO_PREALLOC (the kernel refuses it without)',
+      'program "wants_kernel": calls get_current_task (#35), which bpftime-ts does not provide',
+      'program "wants_kernel": __ksym extern bpf_prog_active names a kernel symbol',
+      'program "wants_kernel": __kconfig extern CONFIG_HZ is not known here (declare it __weak to read 0)',
+      'program "wants_kfunc": kfunc bpf_cast_to_kern_ctx() is a kernel function',
+    ]);
+  });
+
+  test('__kconfig externs we answer live in a read-only .kconfig map; weak unknown ones read 0', () => {
+    const o = load('loader_badmap');
+    const k = o.maps.find((m) => m.name === '.kconfig')!;
+    expect(k).toMatchObject({ origin: 'rodata', readOnly: true, type: 'array', maxEntries: 1 });
+    const data = Buffer.from(k.initialData!, 'base64');
+    const at = (name: string) => k.vars!.find((v) => v.name === name)!;
+    const [maj, min] = os.release().split('.').map(Number);
+    expect(data.readUInt32LE(at('LINUX_KERNEL_VERSION').offset) >> 8).toBe((maj << 8) + min);
+    expect(data[at('LINUX_HAS_BPF_COOKIE').offset]).toBe(1);
+    expect(data.readInt32LE(at('CONFIG_MAYBE').offset)).toBe(0);
+    expect(k.vars!.map((v) => v.name)).not.toContain('CONFIG_HZ');
+    // The program reads them through lddw PSEUDO_MAP_VALUE into that map.
+    const insns = decode(prog(o, 'uses_queue').code).filter((i) => i.opcode === 0x18 && i.src === 2);
+    expect(insns.every((i) => i.imm === k.index)).toBe(true);
+    expect(insns.length).toBe(3);
   });
 });
 
@@ -289,6 +323,8 @@ describe('section names', () => {
     ['uprobe/bin:func+0x10', { kind: 'uprobe', mode: 'entry', binary: 'bin', symbol: 'func', offset: 16 }],
     ['uprobe.s/bin:f', { kind: 'uprobe', mode: 'entry', binary: 'bin', symbol: 'f' }],
     ['uprobe/libc.so.6:malloc@GLIBC_2.2.5', { kind: 'uprobe', mode: 'entry', binary: 'libc.so.6', symbol: 'malloc@GLIBC_2.2.5' }],
+    ['uprobe/SSL_read', { kind: 'uprobe', mode: 'entry', symbol: 'SSL_read' }],
+    ['uretprobe/do_handshake', { kind: 'uprobe', mode: 'return', symbol: 'do_handshake' }],
     ['tracepoint/syscalls/sys_enter_execve', { kind: 'syscall', phase: 'enter', syscall: 'execve' }],
     ['tp/syscalls/sys_exit_read', { kind: 'syscall', phase: 'exit', syscall: 'read' }],
     ['tp/raw_syscalls/sys_enter', { kind: 'syscall', phase: 'enter', syscall: '*' }],
@@ -297,7 +333,7 @@ describe('section names', () => {
   });
 
   test('null attach with a note', () => {
-    for (const s of ['uprobe', 'uretprobe', 'kprobe/do_sys_open', 'kretprobe/x', 'uprobe/nocolon']) {
+    for (const s of ['uprobe', 'uretprobe', 'kprobe/do_sys_open', 'kretprobe/x', 'uprobe/a:', 'uprobe/:b']) {
       const r = sectionAttach(s);
       expect(r.ok).toBe(true);
       if (r.ok) {
@@ -313,7 +349,7 @@ describe('section names', () => {
   });
 
   test('unsupported', () => {
-    for (const s of ['xdp', 'socket', 'fentry/x', 'kprobe.multi/x', 'tracepoint/sched/sched_switch', 'raw_tp/sys_enter', 'usdt/a:b:c', 'cgroup_skb/ingress', 'weird']) {
+    for (const s of ['xdp', 'socket', 'fentry/x', 'kprobe.multi/x', 'tracepoint/sched/sched_switch', 'raw_tp/sys_enter', 'usdt.x/a:b:c', 'cgroup_skb/ingress', 'weird']) {
       const r = sectionAttach(s);
       expect(r.ok).toBe(false);
     }

@@ -3,7 +3,7 @@ import { loadObjectFromBytes } from '../../host/loader/loadObject';
 import { LoaderError } from '../../host/loader/errors';
 import { copy, elfOf, fixtureBytes, prng, setU32 } from '../support/loaderElf';
 
-const FIXTURES = ['loader_maps_globals', 'loader_kprobe_vmlinux', 'loader_tracepoint', 'loader_legacy', 'loader_core', 'loader_override', 'loader_callbacks'];
+const FIXTURES = ['loader_maps_globals', 'loader_kprobe_vmlinux', 'loader_tracepoint', 'loader_legacy', 'loader_core', 'loader_override', 'loader_callbacks', 'output_dwarf'];
 const ITERATIONS = 1000;
 const INTERESTING = [0, 1, 7, 8, 0x7f, 0x80, 0xff, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffff8];
 
@@ -32,7 +32,7 @@ describe('loader fuzz: only LoaderError, never a hang', () => {
     const shoff = Number(view.getBigUint64(40, true));
     const regions = [{ offset: 0, size: 64 }, { offset: shoff, size: elf.sections.length * 64 }];
     for (const s of elf.sections) {
-      if (s.type === 2 || s.type === 9 || s.type === 4 || s.name === '.BTF' || s.name === '.BTF.ext' || s.name === '.maps' || s.flags & 4) {
+      if (s.type === 2 || s.type === 9 || s.type === 4 || s.name === '.BTF' || s.name === '.BTF.ext' || s.name === '.maps' || s.name.startsWith('.debug_') || s.flags & 4) {
         regions.push({ offset: s.offset, size: s.size });
       }
     }

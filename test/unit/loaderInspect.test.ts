@@ -56,11 +56,23 @@ describe('inspect command', () => {
     expect(j.unsupported).toEqual([]);
   });
 
-  test('errors: one line on stderr, the load-failure exit code (3)', async () => {
+  test('everything a run would refuse is listed at once', async () => {
     const r = await run([bpfObjectPath('loader_badmap')]);
-    expect(r.code).toBe(3);
-    expect(r.out).toBe('');
-    expect(r.err).toBe('error: loader_badmap.bpf.o: section ".maps": map "my_stack": unsupported map type 23 (stack); supported: hash, array, prog_array, perf_event_array, percpu_hash, percpu_array, lru_hash, lru_percpu_hash, ringbuf\n');
+    expect(r.code).toBeUndefined();
+    expect(r.out).toMatch(/my_socks\s+sockmap \(unsupported\)/);
+    expect(r.out).toMatch(/a run refuses \(6\):/);
+    expect(r.out).toContain('  program "wants_kfunc": kfunc bpf_cast_to_kern_ctx() is a kernel function');
+    const j = JSON.parse((await run([bpfObjectPath('loader_badmap'), '--json'])).out);
+    expect(j.refusals).toHaveLength(6);
+    expect(j.refusals[0]).toEqual({ kind: 'map', name: 'my_socks', reason: 'map type 15 (sockmap) is not supported: sockets are kernel objects' });
+  });
+
+  test('an override an attach type would ignore is a warning', async () => {
+    const r = await run([bpfObjectPath('cli_override_bare')]);
+    expect(r.out).toMatch(/warning: program "\w+" calls bpf_override_return: attach it with type "uprobe_override"/);
+  });
+
+  test('errors: one line on stderr, the load-failure exit code (3)', async () => {
     const m = await run(['/nonexistent.bpf.o']);
     expect(m.code).toBe(3);
     expect(m.err).toBe('error: /nonexistent.bpf.o: cannot read file (ENOENT)\n');

@@ -48,7 +48,7 @@ const build = (doc: unknown) => {
 describe('loadManifest: validation', () => {
   test('wrong program type names the JSON path and the choices', () => {
     const f = write(base({}, { programs: { on_add: { type: 'kprobe', binary: './victim', symbol: 'x' } } }));
-    expect(errorOf(() => loadManifest(f))).toBe(`${f}: /objects/0/programs/on_add/type: must be one of "uprobe", "uretprobe", "uprobe_override", "syscall"`);
+    expect(errorOf(() => loadManifest(f))).toBe(`${f}: /objects/0/programs/on_add/type: must be one of "uprobe", "uretprobe", "uprobe_override", "syscall", "usdt"`);
   });
   test('wrong JSON types', () => {
     expect(errorOf(() => loadManifest(write({ objects: 'x' })))).toMatch(/: \/objects: must be an array$/);
@@ -66,6 +66,13 @@ describe('loadManifest: validation', () => {
     expect(errorOf(() => loadManifest(p({ type: 'syscall', phase: 'enter' })))).toMatch(/on_open: missing required property "syscall"$/);
     expect(errorOf(() => loadManifest(p({ type: 'uprobe', binary: './victim' })))).toMatch(/on_open: a uprobe needs "binary" with "symbol" and\/or "offset", or an "address"$/);
     expect(errorOf(() => loadManifest(p({ symbol: 'x' })))).toMatch(/on_open: "symbol" needs "type"$/);
+  });
+  test('syscall names are checked against the x86-64 table (either spelling of renamed ones)', () => {
+    const p = (prog: unknown) => write(base({}, { programs: { on_open: prog } }));
+    expect(errorOf(() => loadManifest(p({ type: 'syscall', phase: 'enter', syscall: 'opnat' })))).toMatch(/\/objects\/0\/programs\/on_open\/syscall: no x86-64 syscall "opnat"$/);
+    for (const name of ['umount', 'umount2', 'newstat', 'stat']) {
+      expect(loadManifest(p({ type: 'syscall', phase: 'enter', syscall: name })).objects[0].programs.on_open.attach).toEqual({ kind: 'syscall', phase: 'enter', syscall: name });
+    }
   });
   test('missing files and bad JSON', () => {
     expect(errorOf(() => loadManifest(path.join(dir, 'nope.json')))).toMatch(/nope.json: cannot read manifest: no such file$/);
@@ -89,7 +96,7 @@ describe('loadManifest: typed values and paths', () => {
     expect(m.objects[0].programs.on_bare.attach).toEqual({ kind: 'uprobe', mode: 'return', binary: path.join(dir, 'victim'), symbol: 'f' });
     expect(m.objects[0].programs.on_kp.attach).toEqual({ kind: 'uprobe', mode: 'entry', binary: 'libc.so.6', symbol: 'malloc', offset: 4 });
     expect(m.objects[0].programs.on_open.attach).toEqual({ kind: 'syscall', phase: 'exit', syscall: '*' });
-    expect(m.output).toEqual({ json: false, interval: 1, histograms: ['latency'], records: { events: 'event' } });
+    expect(m.output).toEqual({ json: false, interval: 1, histograms: ['latency'], records: { events: 'event' }, syscalls: [], timestamps: false });
   });
   test('spawn by bare name stays a PATH lookup; pid target', () => {
     expect(loadManifest(write(base({ target: { spawn: ['ls', '-l'] } }))).target).toEqual({ kind: 'spawn', argv: ['ls', '-l'] });
@@ -195,4 +202,46 @@ test('address excludes binary/symbol; syscall excludes uprobe fields', () => {
   expect(errorOf(() => loadManifest(p({ type: 'uprobe', address: '0x10', binary: './victim' })))).toMatch(/on_open: "address" is absolute: do not combine it with binary\/symbol\/offset$/);
   expect(errorOf(() => loadManifest(p({ type: 'syscall', phase: 'enter', syscall: 'read', symbol: 'x' })))).toMatch(/on_open: a syscall program takes "phase" and "syscall", not binary\/symbol\/offset\/address$/);
   expect(errorOf(() => loadManifest(p({ type: 'uprobe', binary: './victim', symbol: 'f', phase: 'enter' })))).toMatch(/on_open: "phase" and "syscall" belong to type "syscall"$/);
+});
+
+describe('prog_array slots and programs on several attach points', () => {
+  const tc = loadObject(bpfObjectPath('manifest_tailcall'));
+  const idxOf = (name: string) => tc.programs.findIndex((p) => p.name === name);
+  const slot = (e: { key: string; value: string }) => [Buffer.from(e.key, 'base64').readUInt32LE(0), Buffer.from(e.value, 'base64').readUInt32LE(0)];
+
+  test('declarative .values and manifest entries (by name or index) fill the slots; targets need no attach point', () => {
+    const req = buildLoadRequest([tc], [{ path: tc.path, programs: {}, rodata: {}, maps: { filled: [{ key: 0, value: 'handle_a' }, { key: 3, value: idxOf('handle_b') }] } }]);
+    expect(req.links.map((l) => l.program)).toEqual(['dispatch']);
+    const declared = tc.maps.find((m) => m.name === 'declared')!.index;
+    const filled = tc.maps.find((m) => m.name === 'filled')!.index;
+    expect(req.mapInit.filter((e) => e.map === declared).map(slot)).toEqual([[2, idxOf('handle_b')]]);
+    expect(req.mapInit.filter((e) => e.map === filled).map(slot)).toEqual([[0, idxOf('handle_a')], [3, idxOf('handle_b')]]);
+  });
+
+  test('bad slots name the JSON path', () => {
+    const f = write({ target: { spawn: ['./victim'] }, objects: [{ path: tc.path, maps: { filled: [{ key: 9, value: 'handle_a' }] } }] });
+    const m = loadManifest(f);
+    expect(errorOf(() => buildLoadRequest([tc], m.objects))).toBe(`${f}: /objects/0/maps/filled/0/key: a prog_array slot is an index 0..3`);
+    const g = write({ target: { spawn: ['./victim'] }, objects: [{ path: tc.path, maps: { filled: [{ key: 1, value: 'nosuch' }] } }] });
+    expect(errorOf(() => buildLoadRequest([tc], loadManifest(g).objects))).toMatch(/\/objects\/0\/maps\/filled\/0\/value: no program "nosuch" .* \(a prog_array slot holds a program: /);
+  });
+
+  test('a list of attach points: one link each, cookies per point', () => {
+    const f = write(base({}, {
+      programs: {
+        ...okPrograms,
+        on_bare: [
+          { type: 'uprobe', binary: './victim', symbol: 'f', cookie: 1 },
+          { type: 'uretprobe', binary: './victim', symbol: 'g', cookie: 2 },
+          { type: 'syscall', phase: 'enter', syscall: 'read' },
+        ],
+      },
+    }));
+    const m = loadManifest(f);
+    const req = buildLoadRequest(m.objects.map((o) => loadObject(o.path)), m.objects);
+    expect(req.links.filter((l) => l.program === 'on_bare').map((l) => [l.attach.kind, l.cookie])).toEqual([['uprobe', '1'], ['uprobe', '2'], ['syscall', undefined]]);
+    expect(req.links.filter((l) => l.program === 'on_bare')[1].attach).toMatchObject({ mode: 'return', symbol: 'g' });
+    const bad = write(base({}, { programs: { ...okPrograms, on_bare: [{ type: 'uprobe', binary: './victim', symbol: 'f' }, { binary: './victim' }] } }));
+    expect(errorOf(() => loadManifest(bad))).toMatch(/\/objects\/0\/programs\/on_bare\/1/);
+  });
 });

@@ -93,13 +93,26 @@ describe('records', () => {
     const ev = { type: 'record' as const, object: 0, map: mapOf('events').index, cpu: 0, data: b64(eventBytes()) };
     const h = capture();
     h.p.record(ev);
-    expect(h.text()).toBe('events: pid=123 ret=-2 comm=bash big=18446744073709551615 st=ST_RUN flags=5 mode=3 delta=-7 arr=[1,2,3]\n');
+    h.p.record(ev);
+    // libbpf-tools style: a header once, columns as wide as the header or the type needs.
+    expect(h.text()).toBe(
+      'PID     RET     COMM             BIG          ST      FLAGS MODE DELTA ARR\n' +
+        '123     -2      bash             18446744073709551615 ST_RUN  5     3    -7    [1,2,3]\n' +
+        '123     -2      bash             18446744073709551615 ST_RUN  5     3    -7    [1,2,3]\n',
+    );
+    const t = capture({ timestamps: true });
+    t.p.record({ ...ev, timeMs: new Date(2026, 0, 2, 3, 4, 5).getTime() });
+    expect(t.text().split('\n')[0]).toMatch(/^TIME     PID     RET /);
+    expect(t.text().split('\n')[1]).toMatch(/^03:04:05 123     -2 /);
+    const tj = capture({ json: true, timestamps: true });
+    tj.p.record({ ...ev, timeMs: new Date(2026, 0, 2, 3, 4, 5).getTime() });
+    expect(JSON.parse(tj.text())).toMatchObject({ type: 'event', time: '03:04:05', map: 'events' });
     const j = capture({ json: true, records: { events: 'event' } });
     j.p.record(ev);
     expect(JSON.parse(j.text())).toEqual({ type: 'event', map: 'events', data: eventValue });
   });
   test('unknown record struct is refused up front', () => {
-    expect(() => capture({ records: { events: 'nope' } })).toThrow(/no BTF struct "nope"/);
+    expect(() => capture({ records: { events: 'nope' } })).toThrow(/no BTF or DWARF struct "nope"/);
     expect(() => capture({ records: { nomap: 'event' } })).toThrow(/no map "nomap"/);
   });
 });

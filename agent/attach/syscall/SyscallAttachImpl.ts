@@ -15,7 +15,7 @@ import {
 import type { AttachSpec } from '../../../protocol/spec.js';
 import { CFG, createSyscallFilter, NATIVE, NATIVE_MAX_PROGS, type SyscallFilter } from './syscallFilter.js';
 import { SyscallPrivateData } from './SyscallPrivateData.js';
-import { SYSCALL_SLOTS } from './syscallTable.js';
+import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
 import { ThreadFollower } from './ThreadFollower.js';
 import { hookProcessExit, NR_EXIT_GROUP } from './exitHooks.js';
 import { ENTER_CTX_LEN, EXIT_CTX_LEN, type SyscallHit, type ThreadState } from './threadState.js';
@@ -224,7 +224,7 @@ export class SyscallAttachImpl implements AttachImpl {
   private run(state: ThreadState, perSyscall: readonly EbpfRunCallback[], any: readonly EbpfRunCallback[], record: Uint8Array, len: number): void {
     if (perSyscall.length === 0 && any.length === 0) return;
     // One hit descriptor per thread, reused: this runs on every traced syscall.
-    const hit = state.hit ??= { ctxLen: 0, tid: state.tid, funcIp: 0n, override: null, cpu: undefined, overridden: false, value: 0n };
+    const hit = state.hit ??= { ctxLen: 0, tid: state.tid, funcIp: 0n, override: null, cpu: undefined, overridden: false, value: 0n, userRegs: () => state.userRegs() };
     hit.ctxLen = len;
     hit.cpu = state.cpu();
     hit.overridden = false;

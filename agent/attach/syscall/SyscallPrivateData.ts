@@ -1,6 +1,6 @@
 import type { AttachSpec } from '../../../protocol/spec.js';
 import { AttachError, type AttachPrivateData } from '../../runtime/AttachImpl.js';
-import { syscallNumber } from './syscallTable.js';
+import { syscallByName } from '../../../protocol/syscalls.js';
 
 /**
  * A syscall tracepoint's attach point: enter or exit, and one syscall number or all of
@@ -22,10 +22,10 @@ export class SyscallPrivateData implements AttachPrivateData {
     if (spec.kind !== 'syscall') throw new AttachError(`not a syscall tracepoint: ${JSON.stringify(spec)}`);
     if (spec.phase !== 'enter' && spec.phase !== 'exit') throw new AttachError(`syscall phase must be enter or exit, not ${String(spec.phase)}`);
     if (spec.syscall === '*') return new SyscallPrivateData(spec.phase, null, '*');
-    // The kernel names some tracepoints after a wrapper-free name (sys_enter_newfstatat is
-    // the event of newfstatat); the table already uses the kernel's names.
-    const nr = syscallNumber(spec.syscall);
-    if (nr === undefined) throw new AttachError(`unknown x86-64 syscall ${spec.syscall} (tracepoint syscalls/sys_${spec.phase}_${spec.syscall})`);
-    return new SyscallPrivateData(spec.phase, nr, spec.syscall);
+    // The host refused unknown names already; either spelling (stat / newstat) is accepted,
+    // and the description uses the kernel's tracepoint name.
+    const info = syscallByName(spec.syscall);
+    if (info === undefined) throw new AttachError(`unknown x86-64 syscall ${spec.syscall} (tracepoint syscalls/sys_${spec.phase}_${spec.syscall})`);
+    return new SyscallPrivateData(spec.phase, info.nr, info.tracepoint ?? info.name);
   }
 }

@@ -5,7 +5,7 @@
 // record and call into JS (which takes Frida's JS lock). Unrelated syscalls never leave C.
 
 import { NR_EXIT_GROUP } from './exitHooks.js';
-import { SYSCALL_SLOTS } from './syscallTable.js';
+import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
 import { FORK_GUARD_C, forkGuard } from '../../forkGuard.js';
 
 /** Byte offsets in the shared config block: one enable byte per syscall and phase, then the raw ones. */
@@ -82,6 +82,10 @@ typedef struct {
   gint32 slot;
   gint32 tid;
   gint32 cpu;
+  gint32 pad;
+  guint64 user_ip; /* the syscall instruction and the thread's stack, for bpf_get_stack */
+  guint64 user_sp;
+  guint64 user_bp;
 } ThreadState;
 
 extern volatile guint8 cfg[];
@@ -232,6 +236,9 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
   if (!run_native (0, nr, &ts->enter, sizeof (EnterRecord), &ts->override_set))
   {
     ts->cpu = sched_getcpu (); /* here: a NativeFunction call from JS costs ~0.6 us */
+    ts->user_ip = cpu->rip;
+    ts->user_sp = cpu->rsp;
+    ts->user_bp = cpu->rbp;
     js_enter (ts->slot);
   }
   /*
@@ -261,6 +268,9 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
   if (!run_native (1, nr, &ts->exit, sizeof (ExitRecord), &ts->override_set))
   {
     ts->cpu = sched_getcpu ();
+    ts->user_ip = cpu->rip;
+    ts->user_sp = cpu->rsp;
+    ts->user_bp = cpu->rbp;
     js_exit (ts->slot);
   }
   if (ts->override_set)

@@ -4,7 +4,7 @@
 // be tested on real victims independently of the runtime and the VM.
 
 import { SyscallAttachImpl } from './SyscallAttachImpl.js';
-import { syscallName } from './syscallTable.js';
+import { syscallName } from '../../../protocol/syscalls.js';
 import type { HitInfo } from '../../runtime/AttachImpl.js';
 
 interface Probe {

@@ -22,7 +22,11 @@ export const TS = {
   tid: 116,
   /** CPU the callout ran on, taken in C just before entering JS. */
   cpu: 120,
-  size: 128,
+  /** rip (the syscall instruction), rsp and rbp at the syscall, taken with cpu (stack helpers). */
+  userIp: 128,
+  userSp: 136,
+  userBp: 144,
+  size: 152,
 } as const;
 
 /** The hit descriptor a thread's syscalls reuse (see SyscallAttachImpl.run). */
@@ -56,6 +60,11 @@ export class ThreadState {
   cpu(): number | undefined {
     const cpu = this.view.getInt32(TS.cpu, true);
     return cpu >= 0 ? cpu : undefined;
+  }
+
+  /** The registers a user-stack walk starts from, as the C callout saw them (bpf_get_stack). */
+  userRegs(): { ip: bigint; sp: bigint; bp: bigint } {
+    return { ip: this.view.getBigUint64(TS.userIp, true), sp: this.view.getBigUint64(TS.userSp, true), bp: this.view.getBigUint64(TS.userBp, true) };
   }
 
   /** The syscall number seen at entry (rax before the `syscall`). */

@@ -17,6 +17,7 @@ import { ptRegsFill } from './ptRegsFill.js';
 import { UprobePrivateData } from './UprobePrivateData.js';
 import { forkGuard, type GatedHook } from '../../forkGuard.js';
 import { NativeProbe } from './nativeProbe.js';
+import { trapSites } from './trapSites.js';
 
 interface Entry {
   type: AttachType;
@@ -29,6 +30,8 @@ interface Entry {
   hook: GatedHook | null;
   /** Set when the program runs from a native listener (nativeProbe.ts). */
   probe: NativeProbe | null;
+  /** The USDT semaphore raised while this hook is in (trap hooks). */
+  semaphore: NativePointer | null;
 }
 
 type ArgTypes = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64'];
@@ -64,7 +67,7 @@ export class UprobeAttachImpl implements AttachImpl {
 
   createAttach(callback: EbpfRunCallback, data: AttachPrivateData, type: AttachType): number {
     if (!(data instanceof UprobePrivateData)) throw new AttachError(`uprobe attach given foreign private data (${data.description})`);
-    const entry: Entry = { type, data, callback, address: null, listener: null, replaced: false, hook: null, probe: null };
+    const entry: Entry = { type, data, callback, address: null, listener: null, replaced: false, hook: null, probe: null, semaphore: null };
     const module = data.target.module;
     if (module !== undefined && data.target.address === undefined && findModule(module) === null) {
       // Not loaded yet: hooked when it appears (dlopen). A typo shows up as a warning at the end.
@@ -89,6 +92,9 @@ export class UprobeAttachImpl implements AttachImpl {
     const e = this.entries.get(id);
     if (!e) return;
     this.entries.delete(id);
+    if (e.semaphore) adjustSemaphore(e.semaphore, -1);
+    // A trap hook first stops sending threads into the trampoline, then Interceptor puts the nop back.
+    if (e.data.trap && e.address) trapSites().retire(e.address);
     if (e.listener) e.listener.detach();
     if (e.replaced && e.address) {
       Interceptor.revert(e.address);
@@ -98,6 +104,7 @@ export class UprobeAttachImpl implements AttachImpl {
     // After the listener is gone: waits for threads still running the program natively.
     e.probe?.retire();
     Interceptor.flush();
+    if (e.data.trap && e.address) trapSites().release(e.address);
     if (this.moduleObserver && ![...this.entries.values()].some((x) => x.address === null)) {
       this.moduleObserver.detach();
       this.moduleObserver = null;
@@ -133,6 +140,10 @@ export class UprobeAttachImpl implements AttachImpl {
     const fill = ptRegsFill();
     const cb = e.callback;
     const funcIp = toBig(addr);
+    // USDT sites get a 1-byte breakpoint; the site is registered with the SIGTRAP handler
+    // while Interceptor writes its redirect, before the int3 can be reached.
+    const where: NativePointer | InstrumentationTarget = e.data.trap ? trapSites().target(addr, (t) => trapSites().activate(addr, t)) : addr;
+    if (e.data.trap && e.type !== 'uprobe') throw new AttachError(`${e.data.description}: a USDT site takes an entry probe only`);
     try {
       const runner = services.nativeRunner();
       // Programs that need no JS run from a native listener; the others from JS behind a
@@ -151,7 +162,7 @@ export class UprobeAttachImpl implements AttachImpl {
       } else if (cb.nativeHandle !== undefined && !cb.nativeOverride && runner !== null && e.type !== 'uprobe_override') {
         e.probe = new NativeProbe(runner, cb.nativeHandle);
         const { callbacks, data } = e.probe.listener(e.type === 'uretprobe');
-        e.listener = Interceptor.attach(addr, callbacks, data);
+        e.listener = Interceptor.attach(where, callbacks, data);
       } else if (e.type === 'uprobe' || e.type === 'uretprobe') {
         const atReturn = e.type === 'uretprobe';
         const onHit = (tid: number) => {
@@ -162,7 +173,7 @@ export class UprobeAttachImpl implements AttachImpl {
         };
         const { callbacks, hook } = atReturn ? forkGuard().listener(undefined, onHit) : forkGuard().listener(onHit);
         e.hook = hook;
-        e.listener = Interceptor.attach(addr, callbacks, hook.data);
+        e.listener = Interceptor.attach(where, callbacks, hook.data);
       } else {
         const key = addr.toString();
         if (this.replaced.has(key)) {
@@ -193,6 +204,28 @@ export class UprobeAttachImpl implements AttachImpl {
       throw new AttachError(`cannot hook ${e.data.description} at ${addr}: ${(err as Error).message}`);
     }
     Interceptor.flush();
+    if (e.data.trap) trapSites().awaitCommitted(addr);
     e.address = addr;
+    if (e.data.semaphoreOffset !== undefined) {
+      const m = e.data.target.module !== undefined ? findModule(e.data.target.module) : Process.mainModule;
+      if (m !== null) {
+        e.semaphore = m.base.add(e.data.semaphoreOffset);
+        adjustSemaphore(e.semaphore, 1);
+      }
+    }
+  }
+}
+
+/**
+ * A USDT semaphore is a u16 the program tests before preparing a probe's arguments; the
+ * kernel raises it for each uprobe on the probe (ref_ctr_offset) and so do we, per site.
+ * Not atomic against another tracer's update of the same counter at the same instant.
+ */
+function adjustSemaphore(at: NativePointer, delta: number): void {
+  try {
+    const v = at.readU16();
+    at.writeU16(Math.max(0, Math.min(0xffff, v + delta)));
+  } catch {
+    // unmapped (the library went away): nothing to restore
   }
 }

@@ -7,6 +7,11 @@ import { describeTarget } from './resolveTarget.js';
 export class UprobePrivateData implements AttachPrivateData {
   readonly description: string;
 
+  /** Hook with a 1-byte breakpoint (USDT sites, see trapSites.ts). */
+  trap = false;
+  /** A USDT semaphore to raise while attached: offset from the module's load base. */
+  semaphoreOffset: number | undefined;
+
   constructor(readonly target: HookTarget) {
     this.description = describeTarget(target);
   }
@@ -21,6 +26,9 @@ export class UprobePrivateData implements AttachPrivateData {
     if (spec.binary !== undefined) t.module = spec.binary;
     if (spec.symbol !== undefined) t.symbol = spec.symbol;
     if (spec.offset !== undefined) t.offset = spec.offset;
-    return new UprobePrivateData(t);
+    const d = new UprobePrivateData(t);
+    d.trap = spec.trap === true;
+    d.semaphoreOffset = spec.semaphoreOffset;
+    return d;
   }
 }
