@@ -2,6 +2,7 @@
 // queries the loader needs (sizes, skipping typedefs/qualifiers, finding a DATASEC).
 
 import type { BtfMember, BtfSpec, BtfType } from '../../protocol/btf';
+import { btfTypeAt, btfTypeSize, BtfWalkError, stripModifiers } from '../../protocol/btfWalk';
 import { ByteReader, cString } from './elf';
 import { fail, hex, withContext } from './errors';
 
@@ -197,47 +198,28 @@ function validateRefs(types: BtfType[]): void {
   });
 }
 
+/** The loader's view of the shared walker (protocol/btfWalk.ts): every oddity is a LoaderError. */
+function strictly<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof BtfWalkError) return fail(e.message);
+    throw e;
+  }
+}
+
 export function btfType(spec: BtfSpec, id: number): BtfType {
-  const ty = spec.types[id];
-  if (!ty) fail(`type id ${id} out of range (${spec.types.length} types)`);
-  return ty;
+  return strictly(() => btfTypeAt(spec, id, true)!);
 }
 
 /** Follows typedefs and qualifiers to the underlying type id. */
 export function skipModifiers(spec: BtfSpec, id: number): number {
-  for (let depth = 0; depth < MAX_DEPTH; depth++) {
-    const ty = btfType(spec, id);
-    if (ty.kind === 'typedef' || ty.kind === 'volatile' || ty.kind === 'const' || ty.kind === 'restrict' || ty.kind === 'type_tag') {
-      id = ty.type;
-    } else {
-      return id;
-    }
-  }
-  return fail(`type [${id}]: typedef/qualifier chain too deep (cycle?)`);
+  return strictly(() => stripModifiers(spec, id, true));
 }
 
 /** Size in bytes of a type, as C sizeof. */
-export function typeSize(spec: BtfSpec, id: number, depth = 0): number {
-  if (depth > MAX_DEPTH) fail(`type [${id}]: nesting too deep (cycle?)`);
-  const ty = btfType(spec, skipModifiers(spec, id));
-  switch (ty.kind) {
-    case 'int':
-    case 'enum':
-    case 'struct':
-    case 'union':
-    case 'float':
-    case 'datasec':
-      return ty.size;
-    case 'ptr':
-      return 8;
-    case 'array': {
-      const n = typeSize(spec, ty.type, depth + 1) * ty.nelems;
-      if (!Number.isSafeInteger(n) || n > 0xffffffff) fail(`type [${id}]: array size overflows`);
-      return n;
-    }
-    default:
-      return fail(`type [${id}] (${ty.kind}) has no size`);
-  }
+export function typeSize(spec: BtfSpec, id: number): number {
+  return strictly(() => btfTypeSize(spec, id, true));
 }
 
 export function typeName(spec: BtfSpec, id: number): string {

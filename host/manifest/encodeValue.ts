@@ -2,6 +2,7 @@
 // is one. Shared by rodata patching and initial map entries so both accept the same spellings.
 
 import type { BtfSpec, BtfType } from '../../protocol/btf.js';
+import { btfTypeSize, isCharType, resolveType } from '../../protocol/btfWalk.js';
 import type { InitValue } from './types.js';
 
 const MAX_DEPTH = 32;
@@ -9,30 +10,9 @@ const MAX_DEPTH = 32;
 /** Thrown with a message relative to the value; the caller adds file and JSON path. */
 export class EncodeError extends Error {}
 
-function resolved(btf: BtfSpec | null, id: number): BtfType | undefined {
-  if (!btf || id === 0) return undefined;
-  for (let d = 0; d < MAX_DEPTH; d++) {
-    const t = btf.types[id];
-    if (!t) return undefined;
-    if (t.kind === 'typedef' || t.kind === 'const' || t.kind === 'volatile' || t.kind === 'restrict' || t.kind === 'type_tag') id = t.type;
-    else return t;
-  }
-  return undefined;
-}
-
-function sizeOf(btf: BtfSpec, id: number, depth = 0): number {
-  const t = resolved(btf, id);
-  if (!t || depth > MAX_DEPTH) return 0;
-  if (t.kind === 'int' || t.kind === 'enum' || t.kind === 'struct' || t.kind === 'union' || t.kind === 'float') return t.size;
-  if (t.kind === 'ptr') return 8;
-  if (t.kind === 'array') return sizeOf(btf, t.type, depth + 1) * t.nelems;
-  return 0;
-}
-
-function isChar(btf: BtfSpec, id: number): boolean {
-  const t = resolved(btf, id);
-  return t !== undefined && t.kind === 'int' && t.size === 1 && (t.char || t.name === 'char');
-}
+const resolved = resolveType;
+const sizeOf = (btf: BtfSpec, id: number): number => btfTypeSize(btf, id);
+const isChar = isCharType;
 
 function writeLE(out: Uint8Array, offset: number, size: number, v: bigint): void {
   let u = BigInt.asUintN(size * 8, v);

@@ -2,6 +2,7 @@
 // raw little-endian bytes; BTF is the only description of what they mean.
 
 import type { BtfSpec, BtfType } from '../../protocol/btf.js';
+import { btfTypeSize, isCharType, stripModifiers } from '../../protocol/btfWalk.js';
 import type { JsonValue } from './jsonValue.js';
 
 const MAX_DEPTH = 32;
@@ -33,12 +34,6 @@ function typeAt(btf: BtfSpec, id: number): BtfType | undefined {
   return btf.types[id];
 }
 
-/** C's `char` (and clang marks none of them with the CHAR encoding flag, so the name decides). */
-function isCharType(btf: BtfSpec, id: number): boolean {
-  const t = typeAt(btf, stripQualifiers(btf, id));
-  return t !== undefined && t.kind === 'int' && t.size === 1 && (t.char || t.name === 'char');
-}
-
 /** Any other 1-byte integer: __u8, __s8, unsigned char. */
 function isByteType(btf: BtfSpec, id: number): boolean {
   const t = typeAt(btf, stripQualifiers(btf, id));
@@ -58,15 +53,9 @@ export function byteText(bytes: Uint8Array): string | null {
   return s.includes('\ufffd') ? null : s;
 }
 
-/** Follows typedef/const/volatile/restrict/type_tag. */
+/** Follows typedef/const/volatile/restrict/type_tag (the shared walker, lenient). */
 export function stripQualifiers(btf: BtfSpec, id: number): number {
-  for (let depth = 0; depth < MAX_DEPTH; depth++) {
-    const t = typeAt(btf, id);
-    if (!t) return id;
-    if (t.kind === 'typedef' || t.kind === 'const' || t.kind === 'volatile' || t.kind === 'restrict' || t.kind === 'type_tag') id = t.type;
-    else return id;
-  }
-  return id;
+  return stripModifiers(btf, id);
 }
 
 /** Text of a char array up to the first NUL, as bpftrace prints `char comm[16]`. */
@@ -94,24 +83,8 @@ function decodeEnum(t: Extract<BtfType, { kind: 'enum' }>, bytes: Uint8Array, bi
   return bigToJson(v);
 }
 
-function sizeOf(btf: BtfSpec, id: number, depth: number): number {
-  if (depth > MAX_DEPTH) return 0;
-  const t = typeAt(btf, stripQualifiers(btf, id));
-  if (!t) return 0;
-  switch (t.kind) {
-    case 'int':
-    case 'enum':
-    case 'struct':
-    case 'union':
-    case 'float':
-      return t.size;
-    case 'ptr':
-      return 8;
-    case 'array':
-      return sizeOf(btf, t.type, depth + 1) * t.nelems;
-    default:
-      return 0;
-  }
+function sizeOf(btf: BtfSpec, id: number): number {
+  return btfTypeSize(btf, id);
 }
 
 function decode(btf: BtfSpec, id: number, bytes: Uint8Array, depth: number, bitOffset = 0, bitSize = 0): JsonValue {
@@ -136,7 +109,7 @@ function decode(btf: BtfSpec, id: number, bytes: Uint8Array, depth: number, bitO
       // u8[] / s8[] buffers (paths, names, payloads): text when they hold text, as a
       // libbpf-tools loader's %s shows them, else memory-order hex rather than a list.
       if (isByteType(btf, t.type)) return byteText(bytes.subarray(0, t.nelems)) ?? hexBytes(bytes.subarray(0, t.nelems));
-      const elem = sizeOf(btf, t.type, depth + 1);
+      const elem = sizeOf(btf, t.type);
       const out: JsonValue[] = [];
       for (let i = 0; i < t.nelems; i++) out.push(decode(btf, t.type, bytes.subarray(i * elem, (i + 1) * elem), depth + 1));
       return out;
@@ -151,7 +124,7 @@ function decode(btf: BtfSpec, id: number, bytes: Uint8Array, depth: number, bitO
           // Bitfields: take the bytes from the containing byte on and let the int decoder shift.
           v = decode(btf, m.type, bytes.subarray(byteOff), depth + 1, m.offsetBits % 8, m.bitfieldSize);
         } else {
-          const size = sizeOf(btf, m.type, depth + 1);
+          const size = sizeOf(btf, m.type);
           v = decode(btf, m.type, bytes.subarray(byteOff, byteOff + size), depth + 1);
         }
         // Anonymous struct/union members: their fields are reachable by name in C, so flatten.
@@ -176,7 +149,7 @@ export function decodeValue(btf: BtfSpec | null, typeId: number, bytes: Uint8Arr
 
 /** Byte size of a BTF type, 0 when it has none (the output layer never throws on odd BTF). */
 export function btfSizeOf(btf: BtfSpec, typeId: number): number {
-  return sizeOf(btf, typeId, 0);
+  return sizeOf(btf, typeId);
 }
 
 /** True when the type (after typedefs) is an unsigned integer: what histogram bucket keys are. */

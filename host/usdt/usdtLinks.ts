@@ -9,6 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { BtfSpec } from '../../protocol/btf';
+import { resolveType } from '../../protocol/btfWalk';
 import type { LoadRequest, ProgramLink } from '../../protocol/messages';
 import type { MapSpec, ObjectSpec } from '../../protocol/spec';
 import { parseUsdtArgs, type UsdtArgSpec } from './usdtArgs';
@@ -42,8 +43,7 @@ interface Member {
 /** Byte offsets of a struct's members, by name (following typedefs), from BTF. */
 function members(btf: BtfSpec, id: number): Map<string, Member & { type: number }> {
   const out = new Map<string, Member & { type: number }>();
-  let t = btf.types[id];
-  for (let i = 0; t && (t.kind === 'typedef' || t.kind === 'const' || t.kind === 'volatile') && i < 16; i++) t = btf.types[t.type];
+  const t = resolveType(btf, id);
   if (!t || t.kind !== 'struct') return out;
   for (const m of t.members) out.set(m.name, { offset: m.offsetBits / 8, size: 0, type: m.type });
   return out;
