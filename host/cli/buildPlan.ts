@@ -3,7 +3,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import type { EngineSpec, HookTarget } from '../../protocol/messages';
+import type { EngineSpec, HookMechanism, HookTarget } from '../../protocol/messages';
 import type { ObjectSpec } from '../../protocol/spec';
 import { repoRoot } from '../paths';
 import { LoaderError } from '../loader/errors';
@@ -32,6 +32,8 @@ export interface PlanOptions {
   interval?: number;
   durationSec?: number;
   engine: string;
+  /** --hooks; a manifest's "hooks" when absent. */
+  hooks?: HookMechanism;
   /** `--metrics [HOST:]PORT`. */
   metrics?: string;
   /** --maps: only these maps and globals in map prints. */
@@ -93,7 +95,7 @@ export function buildPlan(o: PlanOptions): RunPlan {
     try {
       // Under a manifest, paths in section names are relative to its folder like every other
       // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt).
-      load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine };
+      load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine, ...(o.hooks ? { hooks: o.hooks } : {}) };
     } catch (e) {
       if (e instanceof LoaderError) throw new SessionError(e.message, 'attach');
       throw e;
