@@ -64,6 +64,7 @@ static uint32_t g_env_nregions, g_env_ctx_size, g_env_ctx_flags;
 typedef struct {
   const prog_t *prog;
   uint64_t ctx, ctx_len, fp;
+  uint64_t rec, rec_len; /* the ringbuf record the current helper call was given (verifier) */
 } run_state;
 static VM_TLS run_state g_run;
 static VM_TLS uint32_t g_fault_check, g_fault_region;
@@ -539,6 +540,8 @@ static int owned(const prog_t *p, uint64_t a, uint64_t len, int write, uint64_t 
 }
 
 EXPORT(vm_accessible) int32_t vm_accessible(uint64_t addr, uint64_t len, uint32_t write) {
+  if (g_running && g_in_helper && g_run.rec_len && addr >= g_run.rec && addr - g_run.rec <= g_run.rec_len && len <= g_run.rec_len - (addr - g_run.rec))
+    return 1;
   if (g_running && g_in_helper && g_run.prog) return owned(g_run.prog, addr, len, (int)write, g_run.fp, g_run.ctx, g_run.ctx_len);
   uint64_t lo = write ? g_rw_lo : g_ro_lo;
   return addr >= lo && addr <= g_rw_hi && len <= g_rw_hi - addr;
@@ -886,7 +889,10 @@ dispatch_loop:
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
         g_run.fp = r[10];
+        g_run.rec = r[I->chk];
+        g_run.rec_len = I->chk ? (uint32_t)I->off : 0;
         r[0] = call_helper((uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
+        g_run.rec_len = 0;
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
         DISPATCH_NEXT;

@@ -222,8 +222,23 @@ static int pure_helper(uint32_t id) {
   }
 }
 
-static void helper_call(vctx *v, vstate *st, uint32_t pc, uint32_t id) {
+static void helper_call(vctx *v, vstate *st, uint32_t pc, dinsn *d, uint32_t id) {
   uint32_t dr, sr;
+  /* A ringbuf record passed to the helper (bpf_get_current_comm(e->comm, ..)): the call may
+   * let the helper touch the record's bytes from the pointer on (dinsn chk = the register,
+   * off = the bytes left), which the run-time check of helper buffers cannot know. */
+  if (v->final && d) {
+    d->chk = 0;
+    d->off = 0;
+    for (uint32_t i = 1; i <= 5; i++) {
+      const aval *x = &st->r[i];
+      if (x->kind == AV_RB && !(x->flags & F_VAR) && x->size && x->off >= 0 && x->off < x->size) {
+        d->chk = (uint8_t)i;
+        d->off = (int32_t)(x->size - x->off);
+        break;
+      }
+    }
+  }
   if (helper_writes(id, &dr, &sr)) {
     const aval *dst = &st->r[dr], *sz = sr ? &st->r[sr] : 0;
     if (dst->kind == AV_STACK && !(dst->flags & F_VAR) && sz && (sz->flags & F_CONST) && sz->off > 0 && sz->off <= BPFVM_FRAME_STACK)
@@ -385,9 +400,9 @@ static int32_t run_block(vctx *v, vwork *w, uint32_t pc) {
         else if ((op >= OP_FADD64 && op <= OP_XCHG32)) st.r[d->src / 8] = SCALAR_V;
       }
     } else if (op == OP_CALL) {
-      helper_call(v, &st, pc, (uint32_t)d->imm);
+      helper_call(v, &st, pc, d, (uint32_t)d->imm);
     } else if (op == OP_CALLX) {
-      helper_call(v, &st, pc, 0xffffffffu);
+      helper_call(v, &st, pc, 0, 0xffffffffu);
     } else if (op == OP_CALL_LOCAL || op == OP_BPF_LOOP) {
       local_call(&st);
     } else if (op == OP_EXIT) {
