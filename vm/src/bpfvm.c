@@ -524,17 +524,29 @@ int32_t vm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_
   return 0;
 }
 
-/* Whether [a, a + len) lies inside one region the program owns: the live stack frames (the
- * current one and its callers'), the context, or one element of a value region. */
-static int owned(const prog_t *p, uint64_t a, uint64_t len, int write, uint64_t fp, uint64_t ctx, uint64_t ctx_len) {
+/* Whether [a, a + len) lies inside the one region the program owns that pointer `base`
+ * points into (a == base for helper buffers): a live stack frame (the current one or a
+ * caller's), the context, or one element of a value region. A pointer one past a region's
+ * end with a negative offset (r10 - 8) belongs to that region. */
+static int owned(const prog_t *p, uint64_t base, uint64_t a, uint64_t len, int write, uint64_t fp, uint64_t ctx, uint64_t ctx_len) {
   uint64_t stack_top = g_rw_lo + BPFVM_STACK_BYTES, lo = fp - BPFVM_FRAME_STACK;
-  if (a >= lo && a <= stack_top && len <= stack_top - a) return 1;
-  if (ctx_len && a >= ctx && a - ctx <= ctx_len && len <= ctx_len - (a - ctx)) return !write || !(p->ctx_flags & BPFVM_CTX_RO);
-  for (uint32_t i = 0; i < p->nregions; i++) {
-    const bpfvm_region_t *r = &p->regions[i];
-    if (!(r->flags & BPFVM_REGION_VALUES) || a < r->base || a - r->base >= r->size) continue;
-    if (write && (r->flags & BPFVM_REGION_RO)) return 0;
-    return (a - r->base) % r->stride + len <= r->value_size;
+  uint64_t probe = a < base ? base - 1 : base;
+  if (probe >= lo && probe < stack_top) {
+    uint64_t frame = lo + (probe - lo) / BPFVM_FRAME_STACK * BPFVM_FRAME_STACK;
+    return a >= frame && a - frame <= BPFVM_FRAME_STACK && len <= BPFVM_FRAME_STACK - (a - frame);
+  }
+  if (ctx_len && probe >= ctx && probe - ctx < ctx_len)
+    return a >= ctx && a - ctx <= ctx_len && len <= ctx_len - (a - ctx) && (!write || !(p->ctx_flags & BPFVM_CTX_RO));
+  for (int pass = 0; pass < 2; pass++) {
+    uint64_t q = pass ? probe : base;
+    if (pass && q == base) break;
+    for (uint32_t i = 0; i < p->nregions; i++) {
+      const bpfvm_region_t *r = &p->regions[i];
+      if (!(r->flags & BPFVM_REGION_VALUES) || q < r->base || q - r->base >= r->size) continue;
+      if (write && (r->flags & BPFVM_REGION_RO)) return 0;
+      uint64_t elem = r->base + (q - r->base) / r->stride * r->stride;
+      return a >= elem && a - elem <= r->value_size && len <= r->value_size - (a - elem);
+    }
   }
   return 0;
 }
@@ -542,7 +554,7 @@ static int owned(const prog_t *p, uint64_t a, uint64_t len, int write, uint64_t 
 EXPORT(vm_accessible) int32_t vm_accessible(uint64_t addr, uint64_t len, uint32_t write) {
   if (g_running && g_in_helper && g_run.rec_len && addr >= g_run.rec && addr - g_run.rec <= g_run.rec_len && len <= g_run.rec_len - (addr - g_run.rec))
     return 1;
-  if (g_running && g_in_helper && g_run.prog) return owned(g_run.prog, addr, len, (int)write, g_run.fp, g_run.ctx, g_run.ctx_len);
+  if (g_running && g_in_helper && g_run.prog) return owned(g_run.prog, addr, addr, len, (int)write, g_run.fp, g_run.ctx, g_run.ctx_len);
   uint64_t lo = write ? g_rw_lo : g_ro_lo;
   return addr >= lo && addr <= g_rw_hi && len <= g_rw_hi - addr;
 }
@@ -649,10 +661,11 @@ typedef struct {
 #define LD(T, a)  ({ T v_; __builtin_memcpy(&v_, HP(a), sizeof(T)); v_; })
 #define ST(T, a, v) do { T v_ = (T)(v); __builtin_memcpy(HP(a), &v_, sizeof(T)); } while (0)
 /* The run-time half of isolation: the check the verifier chose for this instruction. */
-static inline int mem_ok(const dinsn *I, const prog_t *cur, uint64_t a, uint32_t sz, int write, uint64_t fp, uint64_t ctx, uint64_t ctx_len) {
+static inline int mem_ok(const dinsn *I, const prog_t *cur, uint64_t base, uint64_t a, uint32_t sz, int write, uint64_t fp, uint64_t ctx, uint64_t ctx_len) {
   switch (I->chk) {
   case CHK_NULL: return a >= BPFVM_ARENA_VADDR;
-  case CHK_STACK: return a - (fp - BPFVM_FRAME_STACK) <= BPFVM_FRAME_STACK - sz;
+  case CHK_STACK: return a - (fp + (uint64_t)BPFVM_FRAME_STACK * MEM_AUX(I) - BPFVM_FRAME_STACK) <= BPFVM_FRAME_STACK - sz;
+  case CHK_RECORD: return 0;
   case CHK_CTX: return ctx_len >= sz && a - ctx <= ctx_len - sz;
   case CHK_ELEM: {
     const bpfvm_region_t *r = &cur->regions[MEM_AUX(I)];
@@ -663,13 +676,13 @@ static inline int mem_ok(const dinsn *I, const prog_t *cur, uint64_t a, uint32_t
     uint64_t lo = write ? g_rw_lo : g_ro_lo;
     return a - lo <= (g_rw_hi - lo) - sz;
   }
-  default: return owned(cur, a, sz, write, fp, ctx, ctx_len);
+  default: return owned(cur, base, a, sz, write, fp, ctx, ctx_len);
   }
 }
-#define CHECK_MEM(a, sz, w) \
-  if (UNLIKELY(I->chk) && UNLIKELY(!mem_ok(I, cur, (a), (sz), (w), r[10], ctx, ctx_len))) { fault_addr = (a); goto fault_mem; }
-#define CHECK_LD(a, sz) CHECK_MEM(a, sz, 0)
-#define CHECK_ST(a, sz) CHECK_MEM(a, sz, 1)
+#define CHECK_MEM(b, a, sz, w) \
+  if (UNLIKELY(I->chk) && UNLIKELY(!mem_ok(I, cur, (b), (a), (sz), (w), r[10], ctx, ctx_len))) { fault_addr = (a); goto fault_mem; }
+#define CHECK_LD(a, sz) CHECK_MEM(REG(I->src), a, sz, 0)
+#define CHECK_ST(a, sz) CHECK_MEM(REG(I->dst), a, sz, 1)
 #define CHARGE(newseg) do { budget -= (int64_t)(I - seg) + 1; seg = (newseg); } while (0)
 #define TAKE() do { const dinsn *T_ = code + I->off; if (T_ <= I) { CHARGE(T_); if (UNLIKELY(budget < 0)) goto fault_budget; } ip = T_; } while (0)
 

@@ -30,11 +30,12 @@ enum {
 enum bpfvm_check {
   CHK_NONE = 0,  /* proven in bounds at load time */
   CHK_NULL = 1,  /* proven in bounds unless the pointer is NULL (a map value or ringbuf record) */
-  CHK_STACK = 2, /* within the current frame: [r10 - 512, r10) */
+  CHK_STACK = 2, /* within frame aux above the current one (0: [r10 - 512, r10)) */
   CHK_CTX = 3,   /* within the context: [ctx, ctx + ctx_len) */
   CHK_ELEM = 4,  /* within one value of region aux (a map's values) */
   CHK_OWNED = 5, /* pointer of unknown origin: within some region this program owns */
   CHK_ARENA = 6, /* isolation compiled out (BPFVM_NO_ISOLATION, benchmarks only): whole arena */
+  CHK_RECORD = 7, /* a ringbuf record at an unknown offset: its bounds are not known at run time */
 };
 
 typedef struct {

@@ -15,7 +15,8 @@ enum { AV_SCALAR = 0, AV_TOP, AV_STACK, AV_CTX, AV_MAP, AV_RB };
 typedef struct {
   uint8_t kind, flags;
   uint16_t region; /* AV_MAP / AV_RB: index into prog_t.regions */
-  uint32_t id;     /* AV_MAP / AV_RB: 1 + pc of the helper call that produced it (0: lddw) */
+  uint32_t id;     /* AV_MAP / AV_RB: 1 + pc of the helper call that produced it (0: lddw);
+                    * AV_STACK: frame level (0: own frame, 1: the caller's, ...) */
   uint32_t size;   /* AV_RB: bytes reserved (0: unknown) */
   uint32_t pad;
   int64_t off;     /* pointer: offset from the region's start (stack: from r10); scalar: value */
@@ -86,21 +87,25 @@ static int32_t check_access(vctx *v, vstate *st, uint32_t pc, dinsn *d, uint32_t
     }
     break;
   case AV_TOP: break;
-  case AV_STACK:
+  case AV_STACK: {
+    /* Offsets are from the own r10; frame level L spans [512 * (L - 1), 512 * L). */
+    int64_t lo = (int64_t)BPFVM_FRAME_STACK * ((int64_t)b->id - 1), hi = lo + BPFVM_FRAME_STACK;
+    aux = b->id;
     if (b->flags & F_VAR) { chk = CHK_STACK; break; }
-    if (a < -(int64_t)BPFVM_FRAME_STACK || a + sz > 0) {
+    if (a < lo || a + sz > hi) {
       if (v->final) {
         bpfvm_load_error(pc, write ? "invalid write to stack R" : "invalid read from stack R", 1, breg, 0, " off=");
         bpfvm_msg_num(a);
         bpfvm_msg_cat(" size=");
         bpfvm_msg_num(sz);
-        bpfvm_msg_cat(" (the frame is [r10-512, r10))");
+        bpfvm_msg_cat(b->id ? " (a caller's frame)" : " (the frame is [r10-512, r10))");
         return -1;
       }
       break;
     }
     chk = CHK_NONE;
     break;
+  }
   case AV_CTX:
     if (write && (v->p->ctx_flags & BPFVM_CTX_RO)) VFAIL(pc, "cannot write into ctx (read-only context) R", 1, breg, 0, 0);
     chk = CHK_CTX;
@@ -142,7 +147,7 @@ static int32_t check_access(vctx *v, vstate *st, uint32_t pc, dinsn *d, uint32_t
     break;
   }
   case AV_RB:
-    if ((b->flags & F_VAR) || b->size == 0) break; /* no bounds known: only owned regions (none for records) */
+    if ((b->flags & F_VAR) || b->size == 0) { chk = CHK_RECORD; break; } /* no bounds known at run time */
     if (a < 0 || a + sz > b->size) {
       if (v->final) {
         bpfvm_load_error(pc, "invalid access to ringbuf record off=", 0, 0, 0, 0);
@@ -174,6 +179,7 @@ static void slots_to(vstate *st, aval val, int only_ptrs) {
 
 /* Stack effects of a store of `sz` bytes through `b` + off (`val`: the stored register, or 0). */
 static void stack_store(vstate *st, const aval *b, int64_t off, uint32_t sz, const aval *val) {
+  if (b->kind == AV_STACK && b->id) return; /* a caller's frame: the caller forgets its slots after the call */
   if (b->kind == AV_TOP || (b->kind == AV_STACK && (b->flags & F_VAR))) {
     slots_to(st, TOP_V, 1); /* may hit any slot: spilled pointers lose their provenance */
     return;
@@ -189,7 +195,7 @@ static void stack_store(vstate *st, const aval *b, int64_t off, uint32_t sz, con
 /* The value an 8-byte (or smaller) load through `b` + off produces. */
 static aval stack_load(const vstate *st, const aval *b, int64_t off, uint32_t sz) {
   if (sz != 8) return SCALAR_V;
-  if (b->kind == AV_TOP || (b->kind == AV_STACK && (b->flags & F_VAR))) return TOP_V; /* maybe a spill */
+  if (b->kind == AV_TOP || (b->kind == AV_STACK && ((b->flags & F_VAR) || b->id))) return TOP_V; /* maybe a spill */
   if (b->kind != AV_STACK) return SCALAR_V; /* pointers stored anywhere else reload as scalars */
   int64_t a = b->off + off;
   if ((a & 7) || a < -(int64_t)BPFVM_FRAME_STACK || a + 8 > 0) return SCALAR_V;
@@ -403,7 +409,25 @@ static int32_t run_block(vctx *v, vwork *w, uint32_t pc) {
       helper_call(v, &st, pc, d, (uint32_t)d->imm);
     } else if (op == OP_CALLX) {
       helper_call(v, &st, pc, 0, 0xffffffffu);
-    } else if (op == OP_CALL_LOCAL || op == OP_BPF_LOOP) {
+    } else if (op == OP_CALL_LOCAL) {
+      /* The callee starts with the arguments as seen from its own frame: a pointer into a
+       * frame of level L here is one into level L + 1 there, 512 bytes further up. */
+      vstate callee;
+      for (int i = 0; i < 11; i++) callee.r[i] = TOP_V;
+      for (int i = 1; i <= 5; i++) {
+        aval x = st.r[i];
+        if (x.kind == AV_STACK) {
+          if (x.id >= BPFVM_MAX_FRAMES - 1) x = TOP_V;
+          else { x.id++; if (!(x.flags & F_VAR)) x.off += BPFVM_FRAME_STACK; }
+        }
+        callee.r[i] = x;
+      }
+      aval sp = {AV_STACK, 0, 0, 0, 0, 0, 0};
+      callee.r[10] = sp;
+      for (int i = 0; i < NSLOTS; i++) callee.s[i] = SCALAR_V;
+      if (join_into(w, (uint32_t)d->off, &callee) < 0) return -1;
+      local_call(&st);
+    } else if (op == OP_BPF_LOOP) {
       local_call(&st);
     } else if (op == OP_EXIT) {
       return 0;
@@ -459,8 +483,7 @@ int32_t bpfvm_verify(prog_t *p) {
       w.leader[d->off] = 1;
       if (pc + 1 < n) w.leader[pc + 1] = 1;
     } else if (d->op == OP_CALL_LOCAL) {
-      w.leader[d->off] = 1;
-      entry[d->off] = 1;
+      w.leader[d->off] = 1; /* its entry state comes from the call sites */
     } else if (d->op == OP_LDDW && d->chk == 1) {
       uint32_t t = (uint32_t)(d->imm & 0xffffffffu);
       if (t < n) { w.leader[t] = 1; entry[t] = 1; }

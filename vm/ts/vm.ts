@@ -77,7 +77,7 @@ export interface LoadOptions {
 export const REGION_BYTES = 32;
 const REGION_FLAGS = { readOnly: 1, values: 2, ringbuf: 4 } as const;
 /** enum bpfvm_check (vm/src/bpfvm_internal.h): which run-time check failed. */
-const CHECK_NULL = 1, CHECK_STACK = 2, CHECK_CTX = 3, CHECK_ELEM = 4, CHECK_OWNED = 5, CHECK_FOREIGN_MAP = 100;
+const CHECK_NULL = 1, CHECK_STACK = 2, CHECK_CTX = 3, CHECK_ELEM = 4, CHECK_OWNED = 5, CHECK_RECORD = 7;
 
 /** The regions as the C struct array vm_set_load_env takes. */
 export function encodeRegions(regions: readonly VmRegion[]): Uint8Array {
@@ -387,9 +387,6 @@ export class BpfVm {
       case 'tail_call':
         return new VmFault(kind, pc, `${where}: tail call to program ${addr} failed (invalid handle or more than 33 chained tail calls) in ${name}`, addr);
       default:
-        if (exp.vm_fault_check() === CHECK_FOREIGN_MAP) {
-          return new VmFault(kind, pc, `${where}: helper call in ${name} names map handle ${addr}, which is not a map of this program's object`, addr);
-        }
         return new VmFault(kind, pc, `${where}: helper call failed in ${name}` + (addr ? ` (helper id ${addr} not registered)` : ''), addr || undefined);
     }
   }
@@ -400,8 +397,12 @@ export class BpfVm {
     switch (check) {
       case CHECK_NULL:
         return 'NULL pointer (a map lookup or ringbuf reservation that returned NULL)';
-      case CHECK_STACK:
-        return 'outside the stack frame [r10-512, r10)';
+      case CHECK_STACK: {
+        const level = this.exp.vm_fault_region();
+        return level === 0 ? 'outside the stack frame [r10-512, r10)' : `outside the stack frame of the caller ${level} level(s) up`;
+      }
+      case CHECK_RECORD:
+        return 'a ringbuf record at an offset not known at load time (record bounds are checked only for constant offsets)';
       case CHECK_CTX:
         return 'outside the context';
       case CHECK_ELEM: {
