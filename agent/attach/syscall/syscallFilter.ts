@@ -7,6 +7,7 @@
 import { NR_EXIT_GROUP } from './exitHooks.js';
 import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
 import { FORK_GUARD_C, forkGuard } from '../../forkGuard.js';
+import { hotCallback } from '../../hotCallback.js';
 
 /** Byte offsets in the shared config block: one enable byte per syscall and phase, then the raw ones. */
 export const CFG = {
@@ -331,8 +332,8 @@ export function createSyscallFilter(
   const cfgBlock = Memory.alloc(CFG.size);
   const nativeBlock = Memory.alloc(NATIVE.size);
   const jsNativeFault = new NativeCallback(onNativeFault, 'void', ['uint', 'int']);
-  const jsEnter = new NativeCallback(onEnter, 'void', ['int']);
-  const jsExit = new NativeCallback(onExit, 'void', ['int']);
+  const jsEnter = hotCallback(onEnter, 'void', ['int']);
+  const jsExit = hotCallback(onExit, 'void', ['int']);
   const jsProcessExit = new NativeCallback(onProcessExit, 'void', ['int', 'int']);
   const cm = new CModule(SOURCE, {
     cfg: cfgBlock,
