@@ -17,6 +17,7 @@ import type { MetricsConfig } from '../metrics/metricsConfig';
 import { MetricsConfigError } from '../metrics/metricsConfig';
 import { MetricsServer } from '../metrics/MetricsServer';
 import { EXIT } from './exitCodes';
+import { signalName, watchAfterDetach, type TargetFate } from '../session/targetFate';
 
 export interface OutputOptions {
   json: boolean;
@@ -87,6 +88,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   let finalStats: { programs: ProgramStats[]; droppedRecords: number; pending: string[] } | null = null;
   let interval: NodeJS.Timeout | null = null;
   let metrics: MetricsServer | null = null;
+  let printResults: () => void = () => undefined;
   try {
     if (plan.metrics) {
       // Bound before anything is spawned or attached: a port in use fails with the target untouched.
@@ -136,6 +138,17 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     s.on('log', (level, text) => reporter.debug(`agent ${level}: ${text}`));
     s.on('output', (fd, data) => (fd === 2 ? process.stderr : process.stdout).write(data));
     s.on('ended', () => stop({ kind: 'ended' }));
+    let printed = false;
+    printResults = () => {
+      if (printed) return;
+      printed = true;
+      if (plan.count.length) reporter.hitCounts(counts);
+      if (finalMaps) printer.maps(finalMaps);
+      if (finalStats) {
+        printer.stats(finalStats.programs, finalStats.droppedRecords);
+        for (const p of finalStats.pending) reporter.warn(`${p}: never attached: its library was not loaded while we were attached`);
+      }
+    };
 
     for (const w of plan.warnings ?? []) reporter.warn(w);
     reporter.status(`attaching to ${s.label}`);
@@ -189,14 +202,22 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         finalStats = await s.call<typeof finalStats>('stats').catch(() => finalStats);
       }
       await s.detach();
-      reporter.status(`detached from pid ${s.pid}`);
+      const fate = await detachedFate(s);
+      if (fate.kind === 'running') reporter.status(`detached from pid ${s.pid}`);
+      else if (fate.kind === 'exited') reporter.status(`${s.label} exited with status ${fate.status} as we detached`);
+      else {
+        printResults();
+        reporter.error(
+          fate.kind === 'killed'
+            ? `${s.label} was killed by ${signalName(fate.signal)} during or right after the detach`
+            : fate.kind === 'crashed'
+              ? `${s.label} crashed during the detach: ${fate.summary}`
+              : `${s.label} ended during or right after the detach (its exit status is not known)`,
+        );
+        return EXIT.LOST;
+      }
     }
-    if (plan.count.length) reporter.hitCounts(counts);
-    if (finalMaps) printer.maps(finalMaps);
-    if (finalStats) {
-      printer.stats(finalStats.programs, finalStats.droppedRecords);
-      for (const p of finalStats.pending) reporter.warn(`${p}: never attached: its library was not loaded while we were attached`);
-    }
+    printResults();
 
     if (why.kind === 'ended') {
       const end = await s.waitForEnd();
@@ -258,4 +279,12 @@ function processRuns(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The target's fate after a detach we asked for: Frida's own report of a crash first, then /proc. */
+async function detachedFate(s: Session): Promise<TargetFate | { kind: 'crashed'; summary: string }> {
+  const fate = await watchAfterDetach(s.pid);
+  const end = s.endInfoOrNull;
+  if (end?.crash) return { kind: 'crashed', summary: end.crash };
+  return fate;
 }
