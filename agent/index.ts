@@ -16,10 +16,13 @@ const events = new EventQueue();
 let counter: HitCounter | null = null;
 let runtime: Runtime | null = null;
 
+let syscallImpl: SyscallAttachImpl | null = null;
+
 function newRuntime(): Runtime {
   const rt = new Runtime(events);
   rt.registerAttachImpl(new UprobeAttachImpl());
-  rt.registerAttachImpl(new SyscallAttachImpl());
+  syscallImpl = new SyscallAttachImpl();
+  rt.registerAttachImpl(syscallImpl);
   return rt;
 }
 
@@ -68,6 +71,7 @@ const api: AgentRpc = {
   },
   load(request: LoadRequest): AttachResult[] {
     runtime ??= newRuntime();
+    syscallImpl?.setMechanism(request.syscalls ?? 'stalker');
     if (request.batchSize) events.setBatchSize(request.batchSize);
     const results = runtime.load(request);
     exitMonitor.rearm();
