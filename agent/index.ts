@@ -15,13 +15,13 @@ import * as proc from './runtime/fridaProcessInfo.js';
 const events = new EventQueue();
 let counter: HitCounter | null = null;
 let runtime: Runtime | null = null;
-let syscalls: SyscallAttachImpl | null = null;
+let syscallImpl: SyscallAttachImpl | null = null;
 
 function newRuntime(): Runtime {
   const rt = new Runtime(events);
   rt.registerAttachImpl(new UprobeAttachImpl());
-  syscalls = new SyscallAttachImpl();
-  rt.registerAttachImpl(syscalls);
+  syscallImpl = new SyscallAttachImpl();
+  rt.registerAttachImpl(syscallImpl);
   return rt;
 }
 
@@ -70,6 +70,7 @@ const api: AgentRpc = {
   },
   load(request: LoadRequest): AttachResult[] {
     runtime ??= newRuntime();
+    syscallImpl?.setMechanism(request.syscalls ?? 'stalker');
     if (request.batchSize) events.setBatchSize(request.batchSize);
     const results = runtime.load(request);
     exitMonitor.rearm();
@@ -93,7 +94,7 @@ const api: AgentRpc = {
     // Let V8 collect the wasm instance now, while the script is whole (see README: a
     // script torn down with a live wasm instance has crashed the target).
     (globalThis as unknown as { gc?: () => void }).gc?.();
-    return { blockedThreads: syscalls?.blockedAtDetach ?? 0 };
+    return { blockedThreads: syscallImpl?.blockedAtDetach ?? 0 };
   },
 };
 

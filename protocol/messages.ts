@@ -77,6 +77,8 @@ export interface LoadRequest {
   mapInit: { object: number; map: number; key: string; value: string }[];
   /** Maximum events per batch before the agent flushes early. */
   batchSize?: number;
+  /** How syscall tracepoints reach the syscalls: Stalker callouts (default) or rewritten sites. */
+  syscalls?: 'rewrite' | 'stalker';
 }
 
 export type AgentEvent =
