@@ -80,6 +80,16 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // `… | head -1`: the reader went away. Stop printing, detach, and end the way a Unix tool
+  // killed by SIGPIPE does (status 141, nothing more said). Node ignores SIGPIPE and reports
+  // EPIPE on the stream instead; every later write fails too and is dropped here.
+  let stdoutClosed = false;
+  const onStdoutError = (err: NodeJS.ErrnoException) => {
+    if (stdoutClosed || err.code !== 'EPIPE') return;
+    stdoutClosed = true;
+    stop({ kind: 'signal', signal: 'SIGPIPE' });
+  };
+  process.stdout.on('error', onStdoutError);
 
   let backend: FridaBackend | null = null;
   let session: Session | null = null;
@@ -203,6 +213,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
       }
       await s.detach();
       const fate = await detachedFate(s);
+      if (stdoutClosed && (fate.kind === 'running' || fate.kind === 'exited')) return EXIT.BROKEN_PIPE;
       if (fate.kind === 'running') reporter.status(`detached from pid ${s.pid}`);
       else if (fate.kind === 'exited') reporter.status(`${s.label} exited with status ${fate.status} as we detached`);
       else {
@@ -256,6 +267,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     if (interval) clearInterval(interval);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // Not removed: writes still queued in the closed stream fail after we return.
     if (session) await session.detach();
     if (backend) await backend.close();
     if (metrics) await metrics.close();

@@ -72,8 +72,8 @@ function explain(err: unknown, target: string): SessionError {
   return new SessionError(`${target}: ${message}`, 'attach');
 }
 
-/** How long a detach waits for Frida to unload the agent's script (normally well under 100 ms). */
-const UNLOAD_WAIT_MS = 1500;
+/** How long a detach waits for Frida to unload the agent's script (normally well under 100 ms; more on a loaded machine). */
+const UNLOAD_WAIT_MS = 5000;
 
 export class Session extends EventEmitter {
   pid = 0;
