@@ -2,7 +2,7 @@
 // the host through rpc.exports (typed by AgentRpc in protocol/messages.ts). Attach
 // implementations register with the runtime here, so the runtime never imports them.
 
-import type { AgentInfo, AgentRpc, AttachResult, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
+import type { AgentInfo, AgentRpc, AttachResult, DetachResult, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
 import { SyscallAttachImpl } from './attach/syscall/SyscallAttachImpl.js';
 import { UprobeAttachImpl } from './attach/uprobe/UprobeAttachImpl.js';
 import { EventQueue } from './events.js';
@@ -15,7 +15,6 @@ import * as proc from './runtime/fridaProcessInfo.js';
 const events = new EventQueue();
 let counter: HitCounter | null = null;
 let runtime: Runtime | null = null;
-
 let syscallImpl: SyscallAttachImpl | null = null;
 
 function newRuntime(): Runtime {
@@ -83,7 +82,7 @@ const api: AgentRpc = {
   mapDump: (): MapDump[] => runtime?.mapDump() ?? [],
   stats: () => ({ programs: runtime?.stats() ?? [], droppedRecords: events.droppedTotal, pending: runtime?.pending() ?? [] }),
   symbolize: (addresses: string[]) => addresses.map((a) => proc.symbolize(BigInt(a))),
-  detachAll(): void {
+  detachAll(): DetachResult {
     counter?.detachAll();
     runtime?.detachAll();
     runtime = null;
@@ -95,6 +94,7 @@ const api: AgentRpc = {
     // Let V8 collect the wasm instance now, while the script is whole (see README: a
     // script torn down with a live wasm instance has crashed the target).
     (globalThis as unknown as { gc?: () => void }).gc?.();
+    return { blockedThreads: syscallImpl?.blockedAtDetach ?? 0 };
   },
 };
 

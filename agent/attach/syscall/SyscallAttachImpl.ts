@@ -15,7 +15,7 @@ import {
 import type { AttachSpec } from '../../../protocol/spec.js';
 import { CFG, createSyscallFilter, NATIVE, NATIVE_MAX_PROGS, type SyscallFilter } from './syscallFilter.js';
 import { SyscallPrivateData } from './SyscallPrivateData.js';
-import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
+import { SYSCALL_SLOTS, syscallName } from '../../../protocol/syscalls.js';
 import { ThreadFollower } from './ThreadFollower.js';
 import { SyscallRewriter } from './rewrite/SyscallRewriter.js';
 import { hookProcessExit, NR_EXIT_GROUP } from './exitHooks.js';
@@ -35,6 +35,8 @@ export class SyscallAttachImpl implements AttachImpl {
   readonly attachTypes: readonly AttachType[] = ['syscall_tracepoint'];
   private services!: AttachServices;
   private nextId = 1;
+  /** Threads left inside a syscall they entered under Stalker when the last attach went (see ThreadFollower.stop). */
+  blockedAtDetach = 0;
   private readonly entries = new Map<number, Entry>();
   /** Rebuilt on every attach/detach; index = syscall number. */
   private enterSets: (readonly EbpfRunCallback[])[] = [];
@@ -92,7 +94,14 @@ export class SyscallAttachImpl implements AttachImpl {
       for (const l of this.exitListeners.splice(0)) l.detach();
     }
     if (this.entries.size === 0 && this.follower) {
-      this.follower.stop();
+      const blocked = this.follower.stop();
+      this.blockedAtDetach += blocked.length;
+      for (const b of blocked) {
+        this.services.log(
+          'warn',
+          `thread ${b.tid} is blocked in ${syscallName(b.nr)}(): hooks are off, but Frida's agent stays in the target until that call returns`,
+        );
+      }
       // Its state blocks must outlive it: a thread that was inside a syscall when it was
       // unfollowed still runs that block's on_exit callout, which reads (and, with an
       // override set, writes rax from) its block. Freed, they gave a victim's getpid and
@@ -138,7 +147,8 @@ export class SyscallAttachImpl implements AttachImpl {
       return;
     }
     if (!this.follower) {
-      this.follower = new ThreadFollower(this.filterOrCreate().transform);
+      const filter = this.filterOrCreate();
+      this.follower = new ThreadFollower(filter.transform, () => filter.syscallBlocks());
       this.follower.start();
       this.exitListeners = hookProcessExit(this.filterOrCreate().onProcessExit);
       for (const f of this.follower.failures) this.services.log('warn', `syscall tracing misses ${f}`);

@@ -25,6 +25,9 @@ const CFG_TID_OFFSET = CFG.tidOffset;
 import { NATIVE } from './nativeDispatch.js';
 export { NATIVE, NATIVE_MAX_PROGS } from './nativeDispatch.js';
 const CFG_ANY_ENTER = CFG.anyEnter;
+
+/** Blocks with a syscall remembered for detach (more are possible only in huge programs; they leave Stalker later). */
+export const MAX_SYSCALL_BLOCKS = 4096;
 const CFG_ENTER = CFG.enter;
 
 const SOURCE = `
@@ -68,7 +71,7 @@ typedef struct {
   gint32 slot;
   gint32 tid;
   gint32 cpu;
-  gint32 pad;
+  volatile gint32 in_syscall; /* between on_enter and on_exit: blocked threads hold Stalker's code */
   guint64 user_ip; /* the syscall instruction and the thread's stack, for bpf_get_stack */
   guint64 user_sp;
   guint64 user_bp;
@@ -132,6 +135,7 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
 
   ts->nr = nr;
   ts->override_set = 0;
+  ts->in_syscall = 1;
   if (!wanted (nr, ${CFG.enter}, ${CFG.anyEnter}) || !own_thread (ts) || js_forbidden (ts->tid))
     return;
   ts->enter.ent.pid = ts->tid;
@@ -164,6 +168,7 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
   ThreadState * ts = user_data;
   gint64 nr = ts->nr;
 
+  ts->in_syscall = 0;
   if (ts->override_set)
   {
     cpu->rax = (guint64) ts->override_value;
@@ -189,15 +194,40 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
   }
 }
 
+/*
+ * Start addresses of the blocks that hold a bracketed syscall (see BLOCKS in TS). Stalker
+ * links hot blocks straight to each other, so a thread in a loop never passes through
+ * its dispatcher again and never notices Stalker.unfollow(); invalidating these blocks at
+ * detach sends it through the dispatcher at its next syscall, where it leaves Stalker.
+ */
+extern volatile gint syscall_blocks_count;
+extern gpointer syscall_blocks[];
+
+static void
+remember_block (gpointer start)
+{
+  gint i, n = syscall_blocks_count;
+  for (i = 0; i < n && i < ${MAX_SYSCALL_BLOCKS}; i++)
+    if (syscall_blocks[i] == start)
+      return;
+  i = g_atomic_int_add (&syscall_blocks_count, 1);
+  if (i < ${MAX_SYSCALL_BLOCKS})
+    syscall_blocks[i] = start;
+}
+
 void
 transform (GumStalkerIterator * iterator, GumStalkerOutput * output, gpointer user_data)
 {
   const cs_insn * insn;
+  gpointer block_start = NULL;
 
   while (gum_stalker_iterator_next (iterator, &insn))
   {
+    if (block_start == NULL)
+      block_start = GSIZE_TO_POINTER (insn->address);
     if (insn->id == X86_INS_SYSCALL)
     {
+      remember_block (block_start);
       gum_stalker_iterator_put_callout (iterator, on_enter, user_data, NULL);
       gum_stalker_iterator_keep (iterator);
       gum_stalker_iterator_put_callout (iterator, on_exit, user_data, NULL);
@@ -222,6 +252,8 @@ export interface SyscallFilter {
   readonly onProcessExit: NativePointer;
   /** The native run table (see NATIVE); change it only between quiesce() and activate(). */
   readonly native: NativePointer;
+  /** Start addresses of the translated blocks that contain a syscall (for Stalker.invalidate at detach). */
+  syscallBlocks(): NativePointer[];
   /** Stops new native runs and waits until no callout is inside one. */
   quiesce(): void;
   /** Lets callouts use the native table again. */
@@ -241,6 +273,8 @@ export function createSyscallFilter(
 ): SyscallFilter & { keepAlive: unknown[] } {
   const cfgBlock = Memory.alloc(CFG.size);
   const nativeBlock = Memory.alloc(NATIVE.size);
+  const blocksCount = Memory.alloc(8);
+  const blocks = Memory.alloc(MAX_SYSCALL_BLOCKS * Process.pointerSize);
   const jsNativeFault = new NativeCallback(onNativeFault, 'void', ['uint', 'int']);
   const jsEnter = new NativeCallback(onEnter, 'void', ['int']);
   const jsExit = new NativeCallback(onExit, 'void', ['int']);
@@ -255,6 +289,8 @@ export function createSyscallFilter(
     js_native_fault: jsNativeFault,
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
     sched_getcpu: Module.getGlobalExportByName('sched_getcpu'),
+    syscall_blocks_count: blocksCount,
+    syscall_blocks: blocks,
   });
   new DataView(ArrayBuffer.wrap(cfgBlock, CFG.size)).setInt32(CFG.tidOffset, findTidOffset(), true);
   // Exclusive: the table is JS's to change while it holds the JS lock.
@@ -266,9 +302,18 @@ export function createSyscallFilter(
     cfgBlock,
     onProcessExit: cm.on_process_exit,
     native: nativeBlock,
+    syscallBlocks(): NativePointer[] {
+      const n = Math.min(blocksCount.readS32(), MAX_SYSCALL_BLOCKS);
+      const out: NativePointer[] = [];
+      for (let i = 0; i < n; i++) {
+        const p = blocks.add(i * Process.pointerSize).readPointer();
+        if (!p.isNull()) out.push(p);
+      }
+      return out;
+    },
     quiesce: () => void quiesce(),
     activate: () => void activate(),
-    keepAlive: [cm, cfgBlock, nativeBlock, jsEnter, jsExit, jsProcessExit, jsNativeFault],
+    keepAlive: [cm, cfgBlock, nativeBlock, blocksCount, blocks, jsEnter, jsExit, jsProcessExit, jsNativeFault],
   };
 }
 
