@@ -6,6 +6,7 @@
 
 import type { Helper, VmCore, VmCoreFactory } from '../../vm/ts/vm.js';
 import type { NativeHashApi } from '../maps/NativeHashMap.js';
+import { hotCallback } from '../hotCallback.js';
 
 // Keep the JS lock across calls: programs call helpers (JS) back on the same thread, and
 // another thread must not run a program on the VM's global state in between. Exceptions
@@ -77,7 +78,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
 
   const big = (v: UInt64 | Int64 | number): bigint => BigInt(v.toString());
   const u64 = (v: bigint): UInt64 => uint64(BigInt.asUintN(64, v).toString());
-  const callbacks: NativeCallback<'int64', ['uint64', 'uint64', 'uint64', 'uint64', 'uint64']>[] = [];
+  const callbacks: NativePointer[] = [];
   let failure: HelperFailure | null = null;
 
   const builtins = new Set(NATIVE_BUILTIN_HELPERS.filter((id) => (useBuiltinHelper(id) as number) === 1));
@@ -97,7 +98,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         // Helpers the library has in C (NATIVE_BUILTIN_HELPERS) never call back into JS.
         if (!callbacks[id] && !builtins.has(id)) {
           // Convert only the arguments the helper declares, as the wasm core does.
-          callbacks[id] = new NativeCallback(
+          callbacks[id] = hotCallback(
             (a, b, c, d, e) => {
               const h = helpers[id];
               try {

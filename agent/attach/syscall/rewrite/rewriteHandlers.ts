@@ -13,6 +13,7 @@
 
 import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
 import { FORK_GUARD_C } from '../../../forkGuard.js';
+import { hotCallback } from '../../../hotCallback.js';
 import { CFG } from '../syscallFilter.js';
 import { NATIVE_DISPATCH_C, NATIVE_DISPATCH_C_TYPES } from '../nativeDispatch.js';
 import { TS } from '../threadState.js';
@@ -275,7 +276,7 @@ export function createRewriteHandlers(
   const key = Memory.alloc(4);
   const keyCreate = new NativeFunction(Module.getGlobalExportByName('pthread_key_create'), 'int', ['pointer', 'pointer']);
   if (keyCreate(key, NULL) !== 0) throw new Error('pthread_key_create failed');
-  const jsHit = new NativeCallback(onHit, 'void', ['pointer', 'int']);
+  const jsHit = hotCallback(onHit, 'void', ['pointer', 'int']);
   const jsFault = new NativeCallback(onNativeFault, 'void', ['uint', 'int']);
   const cm = new CModule(SOURCE, {
     cfg,
