@@ -26,13 +26,16 @@
 
 import { rel32, stubPage } from './stubs.js';
 import { immortalPagesNear } from './immortalPages.js';
+import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
 
 export const CHUNK = {
   size: 0x10000,
   enterCell: 0,
   exitCell: 8,
   flags: 64,
-  code: 1024,
+  /** Per-number enable bytes (SYSCALL_SLOTS) for sites whose number comes in rax. */
+  nrTable: 1024,
+  code: 2048,
   slot: 96,
   sites: 640,
 } as const;
@@ -57,6 +60,57 @@ export class TrampolineChunk {
 
   get full(): boolean {
     return this.used >= CHUNK.sites;
+  }
+
+  /** This chunk's per-number table (see CHUNK.nrTable). */
+  get nrTable(): NativePointer {
+    return this.base.add(CHUNK.nrTable);
+  }
+
+  /**
+   * The trampoline of a site whose number comes in rax: `copy` bytes (one instruction) at
+   * `site` run first, then the syscall at site + copy. Same slow path, but the number is
+   * pushed before the enter call and stays on the stack across the syscall, so the exit
+   * handler knows it (rax then holds the result); nothing else of ours is there.
+   */
+  addDynamic(site: NativePointer, copy: number, index: number): { code: NativePointer } {
+    const i = this.used++;
+    const code = this.base.add(CHUNK.code + i * CHUNK.slot);
+    this.base.add(CHUNK.flags + i).writeU8(0);
+    const back = site.add(copy + 2);
+    const out: number[] = [...new Uint8Array(site.readByteArray(copy)!)];
+    const at = () => code.add(out.length);
+    const imm32 = (v: number) => {
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setUint32(0, v >>> 0, true);
+      return [...b];
+    };
+    out.push(0x48, 0x3d, ...imm32(SYSCALL_SLOTS - 1)); // cmp $SLOTS-1,%rax
+    const ja = out.length;
+    out.push(0x77, 0x00); // ja slow
+    out.push(0x4c, 0x8d, 0x1d, ...rel32(at().add(3 + 4), this.nrTable)); // lea nrTable(%rip),%r11
+    out.push(0x41, 0x80, 0x3c, 0x03, 0x00); // cmpb $0,(%r11,%rax,1)
+    const jne = out.length;
+    out.push(0x75, 0x00); // jne slow
+    out.push(0x0f, 0x05); // syscall
+    out.push(0xe9, ...rel32(at().add(1 + 4), back));
+    out[ja + 1] = out.length - (ja + 2);
+    out[jne + 1] = out.length - (jne + 2);
+    out.push(0x48, 0x8d, 0x64, 0x24, 0x80); // lea -0x80(%rsp),%rsp
+    out.push(0x50); // push %rax: the number, for the exit handler
+    out.push(0x68, ...imm32(index)); // push $index
+    out.push(0xff, 0x15, ...rel32(at().add(2 + 4), this.base.add(CHUNK.enterCell)));
+    out.push(0x48, 0x8d, 0x64, 0x24, 0x08); // lea 8(%rsp),%rsp: drop the index, keep the number
+    out.push(0x4d, 0x85, 0xdb); // test %r11,%r11
+    out.push(0x75, 0x02); // jne +2
+    out.push(0x0f, 0x05); // syscall
+    out.push(0x68, ...imm32(index)); // push $index
+    out.push(0xff, 0x15, ...rel32(at().add(2 + 4), this.base.add(CHUNK.exitCell)));
+    out.push(0x48, 0x8d, 0xa4, 0x24, 0x90, 0x00, 0x00, 0x00); // lea 0x90(%rsp),%rsp
+    out.push(0xe9, ...rel32(at().add(1 + 4), back));
+    if (out.length > CHUNK.slot) throw new Error('trampoline too long');
+    code.writeByteArray(out);
+    return { code };
   }
 
   /** Writes the trampoline for the site at `site` (its mov) with global index `index`; returns T and its flag byte. */
