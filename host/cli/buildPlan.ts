@@ -32,6 +32,8 @@ export interface PlanOptions {
   interval?: number;
   durationSec?: number;
   engine: string;
+  /** `--syscalls rewrite|stalker`; the manifest's `syscalls` when absent. */
+  syscalls?: string;
   /** `--metrics [HOST:]PORT`. */
   metrics?: string;
   /** --maps: only these maps and globals in map prints. */
@@ -94,6 +96,8 @@ export function buildPlan(o: PlanOptions): RunPlan {
       // Under a manifest, paths in section names are relative to its folder like every other
       // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt).
       load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine };
+      const syscalls = o.syscalls ?? manifest?.syscalls;
+      if (syscalls === 'rewrite' || syscalls === 'stalker') load.syscalls = syscalls;
     } catch (e) {
       if (e instanceof LoaderError) throw new SessionError(e.message, 'attach');
       throw e;

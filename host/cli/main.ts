@@ -51,6 +51,7 @@ function withCommonOptions(cmd: Command): Command {
     .option('-T, --timestamps', 'a time column (HH:MM:SS) on ring-buffer and perf records, like libbpf-tools -T')
     .option('--duration <seconds>', 'detach after this many seconds and let the target go on', positiveNumber('--duration'))
     .option('--metrics <[host:]port>', 'serve the maps as Prometheus metrics on http://HOST:PORT/metrics while attached (host defaults to 127.0.0.1)')
+    .addOption(new Option('--syscalls <mechanism>', 'how syscall tracepoints reach syscalls: Stalker callouts, or rewritten syscall sites (faster, see README)').choices(['stalker', 'rewrite']))
     .addOption(new Option('--engine <engine>', 'eBPF engine in the target: the interpreter built natively, or to wasm').choices(['native', 'wasm']).default('native'))
     .option('-v, --verbose', 'diagnostics on stderr');
 }
@@ -68,6 +69,7 @@ async function runWith(target: TargetSpec | undefined, o: Record<string, unknown
       interval: o.interval as number | undefined,
       durationSec: o.duration as number | undefined,
       engine: o.engine as string,
+      syscalls: o.syscalls as string | undefined,
       metrics: o.metrics as string | undefined,
       maps: o.maps as string[] | undefined,
       timestamps: !!o.timestamps,
