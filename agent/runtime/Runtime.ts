@@ -424,6 +424,13 @@ export class Runtime {
     return out;
   }
 
+  /** Hits that ran on the JS path (native-path hits are counted by the VM instead). */
+  jsHits(): number {
+    let n = 0;
+    for (const p of this.programs.values()) n += p.hits;
+    return n;
+  }
+
   stats(): ProgramStats[] {
     return [...this.programs.values()]
       .filter((p) => this.attachments.some((a) => a.program === p))
