@@ -193,11 +193,14 @@ export class SyscallRewriter {
 
   private refreshSome(sites: Site[]): void {
     const cfg = this.filter.cfg;
-    const any = cfg[CFG.anyEnter] !== 0 || cfg[CFG.anyExit] !== 0;
+    // Bit 0: some enter program wants this number, bit 1: some exit program (trampolines.ts).
+    const anyEnter = cfg[CFG.anyEnter] !== 0;
+    const anyExit = cfg[CFG.anyExit] !== 0;
+    const bits = (nr: number) => (anyEnter || cfg[CFG.enter + nr] !== 0 ? 1 : 0) | (anyExit || cfg[CFG.exit + nr] !== 0 ? 2 : 0);
     const table = new Array<number>(SYSCALL_SLOTS);
-    for (let nr = 0; nr < SYSCALL_SLOTS; nr++) table[nr] = any || cfg[CFG.enter + nr] !== 0 || cfg[CFG.exit + nr] !== 0 ? 1 : 0;
+    for (let nr = 0; nr < SYSCALL_SLOTS; nr++) table[nr] = bits(nr);
     for (const c of this.chunks) c.nrTable.writeByteArray(table);
-    for (const s of sites) s.flag?.writeU8(any || (s.nr < SYSCALL_SLOTS && (cfg[CFG.enter + s.nr] !== 0 || cfg[CFG.exit + s.nr] !== 0)) ? 1 : 0);
+    for (const s of sites) s.flag?.writeU8(s.nr < SYSCALL_SLOTS ? bits(s.nr) : (anyEnter ? 1 : 0) | (anyExit ? 2 : 0));
   }
 
   /** Sites of an unloaded module: its memory may be reused, so never write there again. */
