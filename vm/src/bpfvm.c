@@ -621,9 +621,9 @@ static inline uint32_t map_arg(uint32_t id) {
 
 static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
   uint64_t v;
-  uint32_t ma = map_arg(id);
+  uint32_t ma;
   /* Another object's map (or no map): the helper's error for a bad map, and nothing touched. */
-  if (ma && g_run.prog->nregions && !owns_handle(ma == 1 ? a : b))
+  if (g_run.prog->nregions && (ma = map_arg(id)) && !owns_handle(ma == 1 ? a : b))
     return id == 1 || id == 195 || id == 131 ? 0 : (uint64_t)-22; /* NULL / -EINVAL */
   if (id == BPFVM_HELPER_MAP_LOOKUP && g_narray_maps && array_lookup(a, b, &v)) return v;
 #ifndef __wasm__
@@ -679,8 +679,15 @@ static inline int mem_ok(const dinsn *I, const prog_t *cur, uint64_t base, uint6
   default: return owned(cur, base, a, sz, write, fp, ctx, ctx_len);
   }
 }
+/* The context check is inlined (variable offsets into the context are the common checked
+ * access: pt_regs, tracepoint records, the benchmark's memory loop); ctx_tag is CHK_CTX when
+ * ctx_len >= 8, so that ctx_len - sz cannot wrap, and no check value otherwise. */
 #define CHECK_MEM(b, a, sz, w) \
-  if (UNLIKELY(I->chk) && UNLIKELY(!mem_ok(I, cur, (b), (a), (sz), (w), r[10], ctx, ctx_len))) { fault_addr = (a); goto fault_mem; }
+  if (UNLIKELY(I->chk)) { \
+    if (LIKELY(I->chk == ctx_tag)) { \
+      if (UNLIKELY((a) - ctx > ctx_len - (sz))) { fault_addr = (a); goto fault_mem; } \
+    } else if (UNLIKELY(!mem_ok(I, cur, (b), (a), (sz), (w), r[10], ctx, ctx_len))) { fault_addr = (a); goto fault_mem; } \
+  }
 #define CHECK_LD(a, sz) CHECK_MEM(REG(I->src), a, sz, 0)
 #define CHECK_ST(a, sz) CHECK_MEM(REG(I->dst), a, sz, 1)
 #define CHARGE(newseg) do { budget -= (int64_t)(I - seg) + 1; seg = (newseg); } while (0)
@@ -718,6 +725,7 @@ static int32_t run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
   const dinsn *code = cur->code;
   uint32_t prog_len = cur->len;
   const dinsn *ip = code, *I = code, *seg = code;
+  const uint32_t ctx_tag = ctx_len >= 8 ? CHK_CTX : 0x100;
   run_state saved_run = g_run;
   g_run.prog = cur;
   g_run.ctx = ctx;
@@ -902,10 +910,12 @@ dispatch_loop:
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
         g_run.fp = r[10];
-        g_run.rec = r[I->chk];
-        g_run.rec_len = I->chk ? (uint32_t)I->off : 0;
+        if (UNLIKELY(I->chk)) {
+          g_run.rec = r[I->chk];
+          g_run.rec_len = (uint32_t)I->off;
+        }
         r[0] = call_helper((uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
-        g_run.rec_len = 0;
+        if (UNLIKELY(I->chk)) g_run.rec_len = 0;
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
         DISPATCH_NEXT;
