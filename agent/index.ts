@@ -2,12 +2,13 @@
 // the host through rpc.exports (typed by AgentRpc in protocol/messages.ts). Attach
 // implementations register with the runtime here, so the runtime never imports them.
 
-import type { AgentInfo, AgentRpc, AttachResult, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
+import type { AgentInfo, AgentRpc, AttachResult, DetachResult, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
 import { SyscallAttachImpl } from './attach/syscall/SyscallAttachImpl.js';
 import { UprobeAttachImpl } from './attach/uprobe/UprobeAttachImpl.js';
 import { EventQueue } from './events.js';
 import { ExitMonitor } from './exitMonitor.js';
 import { HitCounter } from './hitCounter.js';
+import { keepHeapSmall } from './heapKeeper.js';
 import { drainInterceptor } from './interceptorDrain.js';
 import { Runtime } from './runtime/Runtime.js';
 import * as proc from './runtime/fridaProcessInfo.js';
@@ -15,11 +16,13 @@ import * as proc from './runtime/fridaProcessInfo.js';
 const events = new EventQueue();
 let counter: HitCounter | null = null;
 let runtime: Runtime | null = null;
+let syscallImpl: SyscallAttachImpl | null = null;
 
 function newRuntime(): Runtime {
   const rt = new Runtime(events);
   rt.registerAttachImpl(new UprobeAttachImpl());
-  rt.registerAttachImpl(new SyscallAttachImpl());
+  syscallImpl = new SyscallAttachImpl();
+  rt.registerAttachImpl(syscallImpl);
   return rt;
 }
 
@@ -31,6 +34,9 @@ const exitMonitor = new ExitMonitor(events, () => ({
   droppedRecords: events.droppedTotal,
   pending: runtime?.pending() ?? [],
 }));
+
+// Only hits that ran in JS make garbage; native-path hits are counted by the VM and skipped here.
+keepHeapSmall(() => runtime?.jsHits() ?? 0);
 
 function probeCModule(): boolean {
   try {
@@ -68,6 +74,7 @@ const api: AgentRpc = {
   },
   load(request: LoadRequest): AttachResult[] {
     runtime ??= newRuntime();
+    syscallImpl?.setMechanism(request.syscalls ?? 'stalker');
     if (request.batchSize) events.setBatchSize(request.batchSize);
     const results = runtime.load(request);
     exitMonitor.rearm();
@@ -79,7 +86,7 @@ const api: AgentRpc = {
   mapDump: (): MapDump[] => runtime?.mapDump() ?? [],
   stats: () => ({ programs: runtime?.stats() ?? [], droppedRecords: events.droppedTotal, pending: runtime?.pending() ?? [] }),
   symbolize: (addresses: string[]) => addresses.map((a) => proc.symbolize(BigInt(a))),
-  detachAll(): void {
+  detachAll(): DetachResult {
     counter?.detachAll();
     runtime?.detachAll();
     runtime = null;
@@ -91,6 +98,7 @@ const api: AgentRpc = {
     // Let V8 collect the wasm instance now, while the script is whole (see README: a
     // script torn down with a live wasm instance has crashed the target).
     (globalThis as unknown as { gc?: () => void }).gc?.();
+    return { blockedThreads: syscallImpl?.blockedAtDetach ?? 0 };
   },
 };
 

@@ -18,14 +18,31 @@ interceptor_drained (void)
 }
 `;
 
-let drained: NativeFunction<number, []> | null = null;
+let drained: NativeFunction<number, []> | null | undefined;
 let module: CModule | null = null;
+
+/**
+ * Frida 17.25's CModule runtime neither declares nor links gum_interceptor_obtain/flush
+ * ("unresolved reference"), so the poll is not always available. Then: commit pending
+ * changes and stay quiet for a moment, which measured 0 crashes in 120 detaches
+ * (../shared notes, frida-hooks.md §2); the script's own unload flushes again.
+ */
+const QUIET_MS = 50;
 
 /** Polls until Interceptor has no trampoline in use, for at most `timeoutMs`; false on timeout. */
 export function drainInterceptor(timeoutMs = 2000): boolean {
+  if (drained === undefined) {
+    try {
+      module = new CModule(SOURCE);
+      drained = new NativeFunction(module.interceptor_drained, 'int', [], { scheduling: 'exclusive' });
+    } catch {
+      drained = null;
+    }
+  }
   if (drained === null) {
-    module = new CModule(SOURCE);
-    drained = new NativeFunction(module.interceptor_drained, 'int', [], { scheduling: 'exclusive' });
+    Interceptor.flush();
+    Thread.sleep(QUIET_MS / 1000);
+    return true;
   }
   const end = Date.now() + timeoutMs;
   for (;;) {

@@ -88,6 +88,8 @@ export interface LoadRequest {
   mapInit: { object: number; map: number; key: string; value: string }[];
   /** Maximum events per batch before the agent flushes early. */
   batchSize?: number;
+  /** How syscall tracepoints reach the syscalls: Stalker callouts (default) or rewritten sites. */
+  syscalls?: 'rewrite' | 'stalker';
 }
 
 export type AgentEvent =
@@ -121,6 +123,10 @@ export function isAgentBatch(payload: unknown): payload is AgentBatch {
 }
 
 /** rpc.exports of the agent; method names are what the host calls. */
+export interface DetachResult {
+  blockedThreads: number;
+}
+
 export interface AgentRpc {
   ping(): AgentInfo;
   /** Foundation-level hit counting on named functions (`--count`), no eBPF involved. */
@@ -137,6 +143,9 @@ export interface AgentRpc {
   stats(): { programs: ProgramStats[]; droppedRecords: number; pending: string[] };
   /** Each address (hex) as stacks print it: `symbol+offset`, else `module+0xoffset`, else the address. */
   symbolize(addresses: string[]): string[];
-  /** Remove every hook this agent installed; idempotent. */
-  detachAll(): void;
+  /**
+   * Remove every hook this agent installed; idempotent. `blockedThreads`: threads still
+   * inside a syscall they entered under Stalker; Frida unloads the agent only once they return.
+   */
+  detachAll(): DetachResult;
 }

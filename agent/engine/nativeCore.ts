@@ -6,6 +6,7 @@
 
 import type { Helper, VmCore, VmCoreFactory } from '../../vm/ts/vm.js';
 import type { NativeHashApi } from '../maps/NativeHashMap.js';
+import { hotCallback } from '../hotCallback.js';
 
 // Keep the JS lock across calls: programs call helpers (JS) back on the same thread, and
 // another thread must not run a program on the VM's global state in between. Exceptions
@@ -40,9 +41,9 @@ class HelperFailure {
 }
 
 export function loadNativeVm(libraryPath: string): NativeVm {
-  const lib = Module.load(libraryPath);
+  const lib = openPrivateCopy(libraryPath);
   const fn = <R extends NativeFunctionReturnType, A extends NativeFunctionArgumentType[] | []>(name: string, ret: R, args: A) =>
-    new NativeFunction(lib.getExportByName(name), ret, args, EXCLUSIVE);
+    new NativeFunction(lib.symbol(name), ret, args, EXCLUSIVE);
 
   const vmInit = fn('vm_init', 'int', ['uint', 'uint']);
   const vmRegisterHelper = fn('vm_register_helper', 'void', ['uint']);
@@ -51,6 +52,10 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const hostPtr = fn('bpfvm_host_ptr', 'pointer', ['uint64']);
   const vmLoad = fn('vm_load', 'int', ['pointer', 'uint']);
   const vmErrMsg = fn('vm_err_msg', 'pointer', []);
+  const vmSetLoadEnv = fn('vm_set_load_env', 'int', ['pointer', 'uint', 'uint', 'uint']);
+  const vmAccessible32 = fn('vm_accessible32', 'int', ['uint', 'uint', 'uint']);
+  const vmFaultCheck = fn('vm_fault_check', 'uint', []);
+  const vmFaultRegion = fn('vm_fault_region', 'uint', []);
   const vmRun = fn('vm_run', 'int', ['uint', 'uint64', 'uint64']);
   const vmSetBudget = fn('vm_set_budget', 'void', ['uint64']);
   const vmResult = fn('vm_result', 'uint64', []);
@@ -77,7 +82,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
 
   const big = (v: UInt64 | Int64 | number): bigint => BigInt(v.toString());
   const u64 = (v: bigint): UInt64 => uint64(BigInt.asUintN(64, v).toString());
-  const callbacks: NativeCallback<'int64', ['uint64', 'uint64', 'uint64', 'uint64', 'uint64']>[] = [];
+  const callbacks: NativePointer[] = [];
   let failure: HelperFailure | null = null;
 
   const builtins = new Set(NATIVE_BUILTIN_HELPERS.filter((id) => (useBuiltinHelper(id) as number) === 1));
@@ -97,7 +102,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         // Helpers the library has in C (NATIVE_BUILTIN_HELPERS) never call back into JS.
         if (!callbacks[id] && !builtins.has(id)) {
           // Convert only the arguments the helper declares, as the wasm core does.
-          callbacks[id] = new NativeCallback(
+          callbacks[id] = hotCallback(
             (a, b, c, d, e) => {
               const h = helpers[id];
               try {
@@ -130,6 +135,14 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         mem.writeByteArray(prog.buffer.slice(prog.byteOffset, prog.byteOffset + prog.byteLength) as ArrayBuffer);
         return vmLoad(mem, n) as number;
       },
+      setLoadEnv(regions: Uint8Array, n: number, ctxSize: number, ctxFlags: number): number {
+        const mem = Memory.alloc(Math.max(8, regions.length));
+        mem.writeByteArray(regions.buffer.slice(regions.byteOffset, regions.byteOffset + regions.byteLength) as ArrayBuffer);
+        return vmSetLoadEnv(mem, n, ctxSize, ctxFlags) as number;
+      },
+      vm_accessible32: (addr: number, len: number, write: number) => vmAccessible32(addr, len, write) as number,
+      vm_fault_check: () => vmFaultCheck() as number,
+      vm_fault_region: () => vmFaultRegion() as number,
       errorMessage(): string {
         const p = vmErrMsg();
         return p.isNull() ? 'out of memory' : p.readUtf8String() ?? '';
@@ -164,8 +177,8 @@ export function loadNativeVm(libraryPath: string): NativeVm {
 
   return {
     factory,
-    runWithCtx: lib.getExportByName('vm_run_with_ctx'),
-    runWithOverride: lib.getExportByName('vm_run_with_override'),
+    runWithCtx: lib.symbol('vm_run_with_ctx'),
+    runWithOverride: lib.symbol('vm_run_with_override'),
     nativeHits: (handle) => Number(vmNativeHits(handle)),
     hash: {
       register: (handle, keySize, valueSize, max, values) => vmRegisterHashMap(u64(handle), keySize, valueSize, max, values) as number,
@@ -174,16 +187,71 @@ export function loadNativeVm(libraryPath: string): NativeVm {
     },
     unload(): void {
       vmFini();
-      // Module.load took one reference; drop it so the library leaves the process.
-      const dlopen = new NativeFunction(Module.getGlobalExportByName('dlopen'), 'pointer', ['pointer', 'int'], EXCLUSIVE);
-      const dlclose = new NativeFunction(Module.getGlobalExportByName('dlclose'), 'int', ['pointer'], EXCLUSIVE);
-      const RTLD_NOW = 2;
-      const RTLD_NOLOAD = 4;
-      const handle = dlopen(Memory.allocUtf8String(lib.path), RTLD_NOW | RTLD_NOLOAD);
-      if (!handle.isNull()) {
-        dlclose(handle); // the reference dlopen(NOLOAD) just took
-        dlclose(handle); // Module.load's
-      }
+      lib.close();
+    },
+  };
+}
+
+interface PrivateLibrary {
+  symbol(name: string): NativePointer;
+  /** dlclose: the copy leaves the process (call only once nothing can run its code). */
+  close(): void;
+}
+
+let copies = 0;
+
+/**
+ * dlopen()s a private copy of the library: its bytes in a fresh memfd, opened through
+ * /proc/self/fd. The dynamic loader shares one instance per file (same device and inode),
+ * so two sessions on one process that both dlopen'd vm/build/libbpfvm.so would run on one
+ * set of VM globals and corrupt each other's programs (measured: the target died 5 of 5).
+ * A memfd is a new inode every time, so each session gets its own globals and TLS, and
+ * nothing is left on disk. The memfd's name keeps "libbpfvm" visible in /proc/PID/maps.
+ */
+function openPrivateCopy(libraryPath: string): PrivateLibrary {
+  const bytes = File.readAllBytes(libraryPath);
+  const sym = (name: string) => Module.getGlobalExportByName(name);
+  const memfdCreate = new NativeFunction(sym('memfd_create'), 'int', ['pointer', 'uint'], EXCLUSIVE);
+  const write = new NativeFunction(sym('write'), 'int64', ['int', 'pointer', 'uint64'], EXCLUSIVE);
+  const close = new NativeFunction(sym('close'), 'int', ['int'], EXCLUSIVE);
+  const dlopen = new NativeFunction(sym('dlopen'), 'pointer', ['pointer', 'int'], EXCLUSIVE);
+  const dlsym = new NativeFunction(sym('dlsym'), 'pointer', ['pointer', 'pointer'], EXCLUSIVE);
+  const dlclose = new NativeFunction(sym('dlclose'), 'int', ['pointer'], EXCLUSIVE);
+  const dlerror = new NativeFunction(sym('dlerror'), 'pointer', [], EXCLUSIVE);
+  const MFD_CLOEXEC = 1;
+  const RTLD_NOW = 2;
+
+  const name = `libbpfvm-${Process.id}-${Date.now().toString(36)}-${copies++}.so`;
+  const fd = memfdCreate(Memory.allocUtf8String(name), MFD_CLOEXEC) as number;
+  if (fd < 0) throw new Error(`cannot copy ${libraryPath}: memfd_create failed`);
+  let handle: NativePointer;
+  try {
+    const buf = Memory.alloc(bytes.byteLength);
+    buf.writeByteArray(bytes);
+    let done = 0;
+    while (done < bytes.byteLength) {
+      const n = Number(write(fd, buf.add(done), bytes.byteLength - done));
+      if (n <= 0) throw new Error(`cannot copy ${libraryPath}: write to memfd failed`);
+      done += n;
+    }
+    handle = dlopen(Memory.allocUtf8String(`/proc/self/fd/${fd}`), RTLD_NOW);
+    if (handle.isNull()) {
+      const why = dlerror();
+      throw new Error(`cannot load ${libraryPath}: ${why.isNull() ? 'dlopen failed' : why.readUtf8String()}`);
+    }
+  } finally {
+    close(fd); // the mapping keeps the copy alive; no descriptor of ours stays open
+  }
+  let open = true;
+  return {
+    symbol(symbolName: string): NativePointer {
+      const p = dlsym(handle, Memory.allocUtf8String(symbolName));
+      if (p.isNull()) throw new Error(`${libraryPath}: no symbol ${symbolName}`);
+      return p;
+    },
+    close(): void {
+      if (open) dlclose(handle);
+      open = false;
     },
   };
 }

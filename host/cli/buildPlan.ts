@@ -32,8 +32,10 @@ export interface PlanOptions {
   interval?: number;
   durationSec?: number;
   engine: string;
-  /** --hooks; a manifest's "hooks" when absent. */
+  /** --hooks interceptor|inline. */
   hooks?: HookMechanism;
+  /** `--syscalls rewrite|stalker`; the manifest's `syscalls` when absent. */
+  syscalls?: string;
   /** `--metrics [HOST:]PORT`. */
   metrics?: string;
   /** --maps: only these maps and globals in map prints. */
@@ -95,7 +97,10 @@ export function buildPlan(o: PlanOptions): RunPlan {
     try {
       // Under a manifest, paths in section names are relative to its folder like every other
       // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt).
-      load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine, ...(o.hooks ? { hooks: o.hooks } : {}) };
+      load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine };
+      if (o.hooks) load.hooks = o.hooks;
+      const syscalls = o.syscalls ?? manifest?.syscalls;
+      if (syscalls === 'rewrite' || syscalls === 'stalker') load.syscalls = syscalls;
     } catch (e) {
       if (e instanceof LoaderError) throw new SessionError(e.message, 'attach');
       throw e;

@@ -11,4 +11,6 @@ export const EXIT = {
   LOST: 4,
   /** Interrupted before attaching finished (the shell convention for SIGINT). */
   INTERRUPTED: 130,
+  /** Our stdout was closed (`| head -1`): detached quietly, as a tool killed by SIGPIPE reports. */
+  BROKEN_PIPE: 141,
 } as const;

@@ -17,6 +17,7 @@ import type { MetricsConfig } from '../metrics/metricsConfig';
 import { MetricsConfigError } from '../metrics/metricsConfig';
 import { MetricsServer } from '../metrics/MetricsServer';
 import { EXIT } from './exitCodes';
+import { signalName, watchAfterDetach, type TargetFate } from '../session/targetFate';
 
 export interface OutputOptions {
   json: boolean;
@@ -79,6 +80,16 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // `… | head -1`: the reader went away. Stop printing, detach, and end the way a Unix tool
+  // killed by SIGPIPE does (status 141, nothing more said). Node ignores SIGPIPE and reports
+  // EPIPE on the stream instead; every later write fails too and is dropped here.
+  let stdoutClosed = false;
+  const onStdoutError = (err: NodeJS.ErrnoException) => {
+    if (stdoutClosed || err.code !== 'EPIPE') return;
+    stdoutClosed = true;
+    stop({ kind: 'signal', signal: 'SIGPIPE' });
+  };
+  process.stdout.on('error', onStdoutError);
 
   let backend: FridaBackend | null = null;
   let session: Session | null = null;
@@ -87,6 +98,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   let finalStats: { programs: ProgramStats[]; droppedRecords: number; pending: string[] } | null = null;
   let interval: NodeJS.Timeout | null = null;
   let metrics: MetricsServer | null = null;
+  let printResults: () => void = () => undefined;
   try {
     if (plan.metrics) {
       // Bound before anything is spawned or attached: a port in use fails with the target untouched.
@@ -136,6 +148,17 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     s.on('log', (level, text) => reporter.debug(`agent ${level}: ${text}`));
     s.on('output', (fd, data) => (fd === 2 ? process.stderr : process.stdout).write(data));
     s.on('ended', () => stop({ kind: 'ended' }));
+    let printed = false;
+    printResults = () => {
+      if (printed) return;
+      printed = true;
+      if (plan.count.length) reporter.hitCounts(counts);
+      if (finalMaps) printer.maps(finalMaps);
+      if (finalStats) {
+        printer.stats(finalStats.programs, finalStats.droppedRecords);
+        for (const p of finalStats.pending) reporter.warn(`${p}: never attached: its library was not loaded while we were attached`);
+      }
+    };
 
     for (const w of plan.warnings ?? []) reporter.warn(w);
     reporter.status(`attaching to ${s.label}`);
@@ -189,14 +212,23 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         finalStats = await s.call<typeof finalStats>('stats').catch(() => finalStats);
       }
       await s.detach();
-      reporter.status(`detached from pid ${s.pid}`);
+      const fate = await detachedFate(s);
+      if (stdoutClosed && (fate.kind === 'running' || fate.kind === 'exited')) return EXIT.BROKEN_PIPE;
+      if (fate.kind === 'running') reporter.status(`detached from pid ${s.pid}`);
+      else if (fate.kind === 'exited') reporter.status(`${s.label} exited with status ${fate.status} as we detached`);
+      else {
+        printResults();
+        reporter.error(
+          fate.kind === 'killed'
+            ? `${s.label} was killed by ${signalName(fate.signal)} during or right after the detach`
+            : fate.kind === 'crashed'
+              ? `${s.label} crashed during the detach: ${fate.summary}`
+              : `${s.label} ended during or right after the detach (its exit status is not known)`,
+        );
+        return EXIT.LOST;
+      }
     }
-    if (plan.count.length) reporter.hitCounts(counts);
-    if (finalMaps) printer.maps(finalMaps);
-    if (finalStats) {
-      printer.stats(finalStats.programs, finalStats.droppedRecords);
-      for (const p of finalStats.pending) reporter.warn(`${p}: never attached: its library was not loaded while we were attached`);
-    }
+    printResults();
 
     if (why.kind === 'ended') {
       const end = await s.waitForEnd();
@@ -235,6 +267,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     if (interval) clearInterval(interval);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // Not removed: writes still queued in the closed stream fail after we return.
     if (session) await session.detach();
     if (backend) await backend.close();
     if (metrics) await metrics.close();
@@ -258,4 +291,12 @@ function processRuns(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The target's fate after a detach we asked for: Frida's own report of a crash first, then /proc. */
+async function detachedFate(s: Session): Promise<TargetFate | { kind: 'crashed'; summary: string }> {
+  const fate = await watchAfterDetach(s.pid);
+  const end = s.endInfoOrNull;
+  if (end?.crash) return { kind: 'crashed', summary: end.crash };
+  return fate;
 }

@@ -25,6 +25,7 @@ interface RawProgram {
   cookie?: string | number;
 }
 interface RawManifest {
+  syscalls?: 'rewrite' | 'stalker';
   target?: { spawn?: string[]; env?: Record<string, string>; cwd?: string; pid?: number };
   objects: { path: string; programs?: Record<string, RawProgram | RawProgram[]>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
   output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string>; syscalls?: string[]; maps?: string[]; timestamps?: boolean; metrics?: MetricsManifest };
@@ -223,6 +224,7 @@ export function manifestFromJson(file: string, json: unknown): Manifest {
     }
   }
   const m: Manifest = { file, dir, objects, output: toOutput(json.output) };
+  if (json.syscalls) m.syscalls = json.syscalls;
   if (json.target) m.target = toTarget(file, dir, json.target);
   return m;
 }

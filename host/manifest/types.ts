@@ -85,4 +85,6 @@ export interface Manifest {
   target?: Target;
   objects: ObjectConfig[];
   output: OutputConfig;
+  /** How syscall tracepoints are reached (`--syscalls`, which wins when given). */
+  syscalls?: 'rewrite' | 'stalker';
 }

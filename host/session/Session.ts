@@ -7,9 +7,10 @@ import * as fs from 'fs';
 import { BackendError, FridaBackend, FridaScript, FridaSession } from '../backend/FridaBackend';
 import { agentBundle } from '../paths';
 import { withTimeout } from '../withTimeout';
-import { AgentBatch, AgentEvent, AgentInfo, EXIT_ACK, isAgentBatch } from '../../protocol/messages';
+import { AgentBatch, AgentEvent, AgentInfo, DetachResult, EXIT_ACK, isAgentBatch } from '../../protocol/messages';
 import { resolveProgram } from './resolveProgram';
 import { SessionError } from './SessionError';
+import { TargetClaim } from './targetLock';
 
 export { SessionError };
 
@@ -71,11 +72,16 @@ function explain(err: unknown, target: string): SessionError {
   return new SessionError(`${target}: ${message}`, 'attach');
 }
 
+/** How long a detach waits for Frida to unload the agent's script (normally well under 100 ms; more on a loaded machine). */
+const UNLOAD_WAIT_MS = 5000;
+
 export class Session extends EventEmitter {
   pid = 0;
   info: AgentInfo | null = null;
   script: FridaScript | null = null;
   private fridaSession: FridaSession | null = null;
+  /** This CLI's claim on the target: one Frida runtime per process (targetLock.ts). */
+  private claim: TargetClaim | null = null;
   private spawned = false;
   private resumed = false;
   private exitStatus: number | null = null;
@@ -104,6 +110,11 @@ export class Session extends EventEmitter {
     return this.endedFlag;
   }
 
+  /** How the session ended, once it has (a detach we asked for ends it too). */
+  get endInfoOrNull(): SessionEnd | null {
+    return this.endInfo;
+  }
+
   /** Spawns (suspended) or finds the target, injects the agent and checks it answers. */
   async start(): Promise<void> {
     const bundle = this.bundle;
@@ -127,6 +138,7 @@ export class Session extends EventEmitter {
         }
         this.pid = this.target.pid;
       }
+      this.claim = await TargetClaim.acquire(this.pid);
       this.backend.onLost((why) => this.end(why, null, true));
       this.fridaSession = await this.backend.attach(this.pid);
       this.fridaSession.onDetached((reason, crash) => {
@@ -206,17 +218,29 @@ export class Session extends EventEmitter {
    */
   detach(): Promise<void> {
     this.detaching ??= (async () => {
+      let lingering = false;
       if (!this.endedFlag && this.script) {
-        await withTimeout(this.script.call('detachAll').catch(() => undefined), 5000);
-        await withTimeout(this.script.unload().catch(() => undefined), 5000);
+        const res = await withTimeout(this.script.call<DetachResult>('detachAll').catch(() => undefined), 5000);
+        // Frida finishes an unload only once every thread has left Stalker's code; one
+        // blocked in a syscall it entered while followed leaves when that call returns
+        // (the agent said which). The hooks are off already: do not wait for it.
+        const unloaded = await withTimeout(
+          this.script.unload().then(
+            () => true,
+            () => true,
+          ),
+          (res?.blockedThreads ?? 0) > 0 ? 100 : UNLOAD_WAIT_MS,
+        );
+        lingering = unloaded === undefined;
       }
       if (this.fridaSession && !this.endedFlag) {
-        await withTimeout(this.fridaSession.detach().catch(() => undefined), 5000);
+        await withTimeout(this.fridaSession.detach().catch(() => undefined), lingering ? 200 : 5000);
       }
       // A spawned target that never ran is ours to clean up; one that ran keeps running.
       if (this.spawned && !this.resumed && this.pid) {
         await withTimeout(this.backend.kill(this.pid).catch(() => undefined), 3000);
       }
+      this.claim?.release();
     })();
     return this.detaching;
   }

@@ -8,7 +8,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../support/cli';
+import { runCli, startCli, waitForOutput } from '../support/cli';
 import { bpfObjectPath, victimPath } from '../support/paths';
 import { attachHarness, spawnWithHarness, startLoopVictim, type Stats } from '../support/syscallHarness';
 import { isAlive, mapsOnceUnmapped } from '../support/victim';
@@ -206,20 +206,24 @@ describe('running victim', () => {
   ])('CLI attach with %s while 5 threads run it, detach after --duration: every syscall result stays right', async (_name, object, map, program) => {
     const v = await startLoopVictim(victim, ['loop', '4', okPath, denyPath]);
     try {
-      const cli = runCli(['attach', '--pid', String(v.child.pid), '-o', bpfObjectPath(object), '--duration', '1']);
-      // The detach completes once every thread has left Stalker's code; the main thread
-      // waits in read() on stdin, so wake it once the duration is over.
-      await new Promise((r) => setTimeout(r, 1800));
+      const cli = startCli(['attach', '--pid', String(v.child.pid), '-o', bpfObjectPath(object), '--duration', '1']);
+      // Wake the main thread (it waits in read() on stdin) while it is followed: it makes
+      // syscalls under Stalker and goes back into read() there.
+      await waitForOutput(cli, (t) => / installed in pid/.test(t), 20000);
       await v.send('signal', /signalled handled=5/);
-      const r = await cli;
+      const r = await cli.result;
       expect(r.code).toBe(0);
       expect(r.stderr).toContain('detached');
       const opens = Number(new RegExp(`@${map}\\[257\\]: (\\d+)`).exec(r.stdout)?.[1]);
       expect(opens).toBeGreaterThan(100);
       expect(r.stdout).toMatch(new RegExp(`${program} [1-9]\\d* hits, 0 faults`));
+      // The main thread went back into read() while followed: it returns through Stalker's
+      // code, so the agent (not the hooks) stays until it does, and the CLI says so.
+      expect(r.stderr).toContain(`thread ${v.child.pid} is blocked in read()`);
+      await v.send('signal', /signalled handled=10/);
       expect(await mapsOnceUnmapped(v.child.pid!, /frida|libbpfvm/)).not.toMatch(/frida|libbpfvm/);
       await v.send('quit', /done .*\n/);
-      expect(v.output()).toMatch(/done iters=\d+ denied=0 opened=[1-9]\d* bad=0 signals=5/);
+      expect(v.output()).toMatch(/done iters=\d+ denied=0 opened=[1-9]\d* bad=0 signals=10/);
       expect(await v.exit).toBe(0);
     } finally {
       if (v.child.exitCode === null) v.child.kill('SIGKILL');

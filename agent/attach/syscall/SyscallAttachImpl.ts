@@ -15,8 +15,9 @@ import {
 import type { AttachSpec } from '../../../protocol/spec.js';
 import { CFG, createSyscallFilter, NATIVE, NATIVE_MAX_PROGS, type SyscallFilter } from './syscallFilter.js';
 import { SyscallPrivateData } from './SyscallPrivateData.js';
-import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
+import { SYSCALL_SLOTS, syscallName } from '../../../protocol/syscalls.js';
 import { ThreadFollower } from './ThreadFollower.js';
+import { SyscallRewriter } from './rewrite/SyscallRewriter.js';
 import { hookProcessExit, NR_EXIT_GROUP } from './exitHooks.js';
 import { ENTER_CTX_LEN, EXIT_CTX_LEN, type SyscallHit, type ThreadState } from './threadState.js';
 
@@ -27,11 +28,15 @@ interface Entry {
 
 const NONE: readonly EbpfRunCallback[] = [];
 
+export type SyscallMechanismName = 'stalker' | 'rewrite';
+
 export class SyscallAttachImpl implements AttachImpl {
   readonly name = 'syscall';
   readonly attachTypes: readonly AttachType[] = ['syscall_tracepoint'];
   private services!: AttachServices;
   private nextId = 1;
+  /** Threads left inside a syscall they entered under Stalker when the last attach went (see ThreadFollower.stop). */
+  blockedAtDetach = 0;
   private readonly entries = new Map<number, Entry>();
   /** Rebuilt on every attach/detach; index = syscall number. */
   private enterSets: (readonly EbpfRunCallback[])[] = [];
@@ -47,9 +52,17 @@ export class SyscallAttachImpl implements AttachImpl {
   private readonly retiredFollowers: ThreadFollower[] = [];
   private faultLogged = false;
   private exitListeners: InvocationListener[] = [];
+  /** How syscalls are reached: Stalker callouts, or rewritten sites (rewrite/). */
+  private mechanism: SyscallMechanismName = 'stalker';
+  private rewriter: SyscallRewriter | null = null;
 
   init(services: AttachServices): void {
     this.services = services;
+  }
+
+  /** Picks the mechanism for the next first attach (a running one is kept until the last detach). */
+  setMechanism(mechanism: SyscallMechanismName): void {
+    this.mechanism = mechanism;
   }
 
   createPrivateData(spec: AttachSpec): AttachPrivateData {
@@ -74,8 +87,21 @@ export class SyscallAttachImpl implements AttachImpl {
   detachById(id: number): void {
     if (!this.entries.delete(id)) return;
     this.rebuild();
+    if (this.entries.size === 0 && this.rewriter) {
+      this.rewriter.stop();
+      for (const f of this.rewriter.failures) this.services.log('warn', `syscall rewrite: ${f}`);
+      this.rewriter = null; // its trampolines and stubs stay mapped for good
+      for (const l of this.exitListeners.splice(0)) l.detach();
+    }
     if (this.entries.size === 0 && this.follower) {
-      this.follower.stop();
+      const blocked = this.follower.stop();
+      this.blockedAtDetach += blocked.length;
+      for (const b of blocked) {
+        this.services.log(
+          'warn',
+          `thread ${b.tid} is blocked in ${syscallName(b.nr)}(): hooks are off, but Frida's agent stays in the target until that call returns`,
+        );
+      }
       // Its state blocks must outlive it: a thread that was inside a syscall when it was
       // unfollowed still runs that block's on_exit callout, which reads (and, with an
       // override set, writes rax from) its block. Freed, they gave a victim's getpid and
@@ -89,10 +115,19 @@ export class SyscallAttachImpl implements AttachImpl {
   describeAttach(id: number): string | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
+    if (this.rewriter) {
+      const native = e.callback.nativeHandle !== undefined && this.services.nativeRunner() !== null;
+      return `${e.data.description} (rewrite, ${this.rewriter.siteCount} sites${native ? ', native path' : ''})`;
+    }
     const n = this.follower?.followedTids().length ?? 0;
     // Native when its syscalls' other programs are too (see rebuildNative).
     const native = e.callback.nativeHandle !== undefined && this.services.nativeRunner() !== null;
     return `${e.data.description} (stalker, ${n} thread${n === 1 ? '' : 's'} followed${native ? ', native path' : ''})`;
+  }
+
+  /** Per-module site coverage of the rewrite mechanism (for tests and diagnostics). */
+  rewriteCoverage(): unknown[] {
+    return this.rewriter?.coverage ?? [];
   }
 
   /** Thread ids currently under Stalker (for tests and diagnostics). */
@@ -101,8 +136,19 @@ export class SyscallAttachImpl implements AttachImpl {
   }
 
   private ensureFollowing(): void {
+    if (this.mechanism === 'rewrite') {
+      if (this.rewriter || this.follower) return;
+      const rewriter = new SyscallRewriter(this.filterOrCreate(), (state, phase) => this.dispatchState(state, phase), (handle, status) => this.services.nativeRunner()?.fault(handle, status));
+      rewriter.start();
+      this.rewriter = rewriter;
+      // _exit's exit_group is `mov %esi,%eax; syscall`, no rewritable pair: the hook stays.
+      this.exitListeners = hookProcessExit(this.filterOrCreate().onProcessExit);
+      for (const f of rewriter.failures) this.services.log('warn', `syscall rewrite: ${f}`);
+      return;
+    }
     if (!this.follower) {
-      this.follower = new ThreadFollower(this.filterOrCreate().transform);
+      const filter = this.filterOrCreate();
+      this.follower = new ThreadFollower(filter.transform, () => filter.syscallBlocks());
       this.follower.start();
       this.exitListeners = hookProcessExit(this.filterOrCreate().onProcessExit);
       for (const f of this.follower.failures) this.services.log('warn', `syscall tracing misses ${f}`);
@@ -145,6 +191,7 @@ export class SyscallAttachImpl implements AttachImpl {
     }
     cfg[CFG.anyEnter] = this.anyEnter.length ? 1 : 0;
     cfg[CFG.anyExit] = this.anyExit.length ? 1 : 0;
+    this.rewriter?.refreshFlags();
     this.rebuildNative();
   }
 
@@ -196,17 +243,22 @@ export class SyscallAttachImpl implements AttachImpl {
 
   /** sys_enter_exit_group from the _exit() hook (see exitHooks.ts). */
   private processExit(tid: number, status: number): void {
-    const follower = this.follower;
+    const follower = this.follower ?? this.rewriter;
     if (!follower || (this.enterSets[NR_EXIT_GROUP].length === 0 && this.anyEnter.length === 0)) return;
     const state = follower.stateOf(tid);
     state.fillEnter(NR_EXIT_GROUP, [BigInt(status)]);
-    this.dispatch(state.slot, 'enter');
+    if (this.rewriter) this.rewriter.busy(() => this.dispatchState(state, 'enter'));
+    else this.dispatchState(state, 'enter');
   }
 
   /** Called from the C callouts (under the JS lock) when something is attached to this syscall. */
   private dispatch(slot: number, phase: 'enter' | 'exit'): void {
     const state = this.follower?.states[slot];
-    if (!state) return;
+    if (state) this.dispatchState(state, phase);
+  }
+
+  /** Runs the programs for the syscall recorded in `state` (either mechanism's JS path). */
+  private dispatchState(state: ThreadState, phase: 'enter' | 'exit'): void {
     try {
       const nr = state.nr();
       const inRange = nr >= 0 && nr < SYSCALL_SLOTS;

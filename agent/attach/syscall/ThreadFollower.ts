@@ -35,7 +35,11 @@ export class ThreadFollower {
   /** Start hooks of threads still waiting to reach __libc_start_main. */
   private readonly pendingStarts = new Set<InvocationListener>();
 
-  constructor(private readonly transform: NativePointer) {}
+  constructor(
+    private readonly transform: NativePointer,
+    /** Translated blocks holding a syscall (SyscallFilter.syscallBlocks). */
+    private readonly syscallBlocks: () => NativePointer[] = () => [],
+  ) {}
 
   get active(): boolean {
     return this.observer !== null;
@@ -85,7 +89,12 @@ export class ThreadFollower {
     });
   }
 
-  stop(): void {
+  /**
+   * Unfollows every thread; returns the threads still inside a syscall they entered under
+   * Stalker (blocked in read(), poll(), ...). Each returns through Stalker's code and our
+   * exit callout, so Frida keeps the agent (not the hooks) in the target until it does.
+   */
+  stop(): { tid: number; nr: number }[] {
     if (this.observer) {
       forkGuard().setObserving(false, 0);
       this.observer.detach();
@@ -93,15 +102,39 @@ export class ThreadFollower {
     }
     for (const l of this.pendingStarts) l.detach();
     this.pendingStarts.clear();
-    for (const tid of this.byTid.keys()) {
+    const tids = [...this.byTid.keys()];
+    for (const tid of tids) {
       try {
         Stalker.unfollow(tid);
       } catch {
         // Already gone.
       }
     }
+    // unfollow() only marks a running thread; it leaves at its next pass through Stalker's
+    // dispatcher, which a thread looping over linked blocks never makes (measured: never,
+    // so the script's unload waited out its 5 s timeout twice and the agent stayed in the
+    // target). Invalidating the blocks that hold a syscall sends each thread through the
+    // dispatcher at its next syscall. A thread blocked in a syscall leaves when it returns.
+    const blocks = this.syscallBlocks();
+    for (const tid of tids) {
+      for (const block of blocks) {
+        try {
+          Stalker.invalidate(tid, block);
+        } catch {
+          // The thread is gone, or never ran that block.
+        }
+      }
+    }
+    const states = [...this.byTid.values()];
     this.byTid.clear();
     Stalker.garbageCollect();
+    // Threads in tight loops pass through a syscall every few µs; give them a moment.
+    let blocked = states.filter((s) => s.inSyscall() && threadAlive(s.tid));
+    for (let waited = 0; blocked.length > 0 && waited < 200; waited += 10) {
+      Thread.sleep(0.01);
+      blocked = blocked.filter((s) => s.inSyscall() && threadAlive(s.tid));
+    }
+    return blocked.map((s) => ({ tid: s.tid, nr: s.nr() }));
   }
 
   /**
@@ -156,6 +189,15 @@ function stoppedByTracer(tid: number): boolean {
     const stat = File.readAllText(`/proc/self/task/${tid}/stat`);
     const state = stat.charAt(stat.lastIndexOf(')') + 2);
     return state === 't' || state === 'T';
+  } catch {
+    return false;
+  }
+}
+
+function threadAlive(tid: number): boolean {
+  try {
+    File.readAllText(`/proc/self/task/${tid}/stat`);
+    return true;
   } catch {
     return false;
   }

@@ -7,6 +7,8 @@
 import { NR_EXIT_GROUP } from './exitHooks.js';
 import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
 import { FORK_GUARD_C, forkGuard } from '../../forkGuard.js';
+import { hotCallback } from '../../hotCallback.js';
+import { NATIVE_DISPATCH_C, NATIVE_DISPATCH_C_TYPES } from './nativeDispatch.js';
 
 /** Byte offsets in the shared config block: one enable byte per syscall and phase, then the raw ones. */
 export const CFG = {
@@ -21,24 +23,12 @@ export const CFG = {
 
 const CFG_TID_OFFSET = CFG.tidOffset;
 
-/** Programs per syscall (and for the raw set) that the native path runs; more go through JS. */
-export const NATIVE_MAX_PROGS = 8;
-/**
- * Layout of the native run table (mirrors NativeTable in the C below): run fn, ctx VM
- * address, enabled-bytes pointer, active, inflight; then progs[2][SLOTS + 1][MAX] (handle
- * + 1, 0 ends a list; index SLOTS is the raw set), then nativeOnly[2][SLOTS].
- */
-export const NATIVE = {
-  run: 0,
-  ctxAddr: 8,
-  enabled: 16,
-  active: 24,
-  inflight: 28,
-  progs: 32,
-  nativeOnly: 32 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2,
-  size: 32 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2 + 2 * SYSCALL_SLOTS,
-} as const;
+import { NATIVE } from './nativeDispatch.js';
+export { NATIVE, NATIVE_MAX_PROGS } from './nativeDispatch.js';
 const CFG_ANY_ENTER = CFG.anyEnter;
+
+/** Blocks with a syscall remembered for detach (more are possible only in huge programs; they leave Stalker later). */
+export const MAX_SYSCALL_BLOCKS = 4096;
 const CFG_ENTER = CFG.enter;
 
 const SOURCE = `
@@ -82,7 +72,7 @@ typedef struct {
   gint32 slot;
   gint32 tid;
   gint32 cpu;
-  gint32 pad;
+  volatile gint32 in_syscall; /* between on_enter and on_exit: blocked threads hold Stalker's code */
   guint64 user_ip; /* the syscall instruction and the thread's stack, for bpf_get_stack */
   guint64 user_sp;
   guint64 user_bp;
@@ -91,20 +81,7 @@ typedef struct {
 extern volatile guint8 cfg[];
 /* forkGuard.ts: js_forbidden() in a forked child and on a thread inside fork(). */
 ${FORK_GUARD_C}
-#define MAXP ${NATIVE_MAX_PROGS}
-typedef gint32 (* RunFn) (guint32 handle, guint64 ctx, const void * src, guint64 len, gint64 * override);
-
-/* Mirrors NATIVE in syscallFilter.ts. */
-typedef struct {
-  RunFn run;
-  guint64 ctx_addr;
-  volatile guint8 * enabled;
-  volatile gint active;
-  volatile gint inflight;
-  guint16 progs[2][SLOTS + 1][MAXP];
-  guint8 native_only[2][SLOTS];
-} NativeTable;
-
+${NATIVE_DISPATCH_C_TYPES}
 extern NativeTable native_table;
 extern void js_native_fault (guint32 handle, gint32 status);
 extern void js_enter (gint32 slot);
@@ -129,71 +106,7 @@ own_thread (const ThreadState * ts)
   return *(gint32 *) ((guint8 *) pthread_self_fn () + off) == ts->tid;
 }
 
-/*
- * The native path: when every program for this syscall (its own and the raw set) calls no
- * JS helper, run them here through the VM's vm_run_with_ctx, without entering JS.
- * Returns 1 when it did. JS changes the table only between native_quiesce() and
- * native_activate(); the inflight count tells quiesce when no callout is still reading it
- * (and, at detach, still calling into the VM library).
- */
-static void
-run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint64 len, gint64 * override, guint32 * fault_h, gint32 * fault_st)
-{
-  int i;
-  for (i = 0; i < MAXP && list[i] != 0; i++)
-  {
-    guint32 h = list[i] - 1;
-    gint32 st;
-    if (!nt->enabled[h])
-      continue;
-    st = nt->run (h, nt->ctx_addr, rec, len, override);
-    if (st != 0 && *fault_st == 0)
-    {
-      *fault_h = h;
-      *fault_st = st;
-    }
-  }
-}
-
-/* override: the thread's {override_set, override_value}, where bpf_override_return writes. */
-static int
-run_native (int phase, gint64 nr, const void * rec, guint64 len, gint64 * override)
-{
-  NativeTable * nt = &native_table;
-  guint32 fault_h = 0;
-  gint32 fault_st = 0;
-  int done = 0;
-  if (!nt->active || nr < 0 || nr >= SLOTS || !nt->native_only[phase][nr])
-    return 0;
-  g_atomic_int_add (&nt->inflight, 1);
-  if (nt->active)
-  {
-    run_native_list (nt, nt->progs[phase][nr], rec, len, override, &fault_h, &fault_st);
-    run_native_list (nt, nt->progs[phase][SLOTS], rec, len, override, &fault_h, &fault_st);
-    done = 1;
-  }
-  g_atomic_int_add (&nt->inflight, -1);
-  /* Outside the inflight window: JS may be quiescing under the JS lock. */
-  if (fault_st != 0)
-    js_native_fault (fault_h, fault_st);
-  return done;
-}
-
-void
-native_quiesce (void)
-{
-  if (native_table.active)
-    g_atomic_int_add (&native_table.active, -1); /* locked: a full fence before the reads below */
-  while (native_table.inflight != 0)
-    ;
-}
-
-void
-native_activate (void)
-{
-  g_atomic_int_add (&native_table.active, 1);
-}
-
+${NATIVE_DISPATCH_C}
 /* Interceptor listener on _exit(): reports sys_enter_exit_group (see exitHooks.ts). */
 void
 on_process_exit (GumInvocationContext * ic)
@@ -223,6 +136,7 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
 
   ts->nr = nr;
   ts->override_set = 0;
+  ts->in_syscall = 1;
   if (!wanted (nr, ${CFG.enter}, ${CFG.anyEnter}) || !own_thread (ts) || js_forbidden (ts->tid))
     return;
   ts->enter.ent.pid = ts->tid;
@@ -255,6 +169,7 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
   ThreadState * ts = user_data;
   gint64 nr = ts->nr;
 
+  ts->in_syscall = 0;
   if (ts->override_set)
   {
     cpu->rax = (guint64) ts->override_value;
@@ -280,15 +195,40 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
   }
 }
 
+/*
+ * Start addresses of the blocks that hold a bracketed syscall (see BLOCKS in TS). Stalker
+ * links hot blocks straight to each other, so a thread in a loop never passes through
+ * its dispatcher again and never notices Stalker.unfollow(); invalidating these blocks at
+ * detach sends it through the dispatcher at its next syscall, where it leaves Stalker.
+ */
+extern volatile gint syscall_blocks_count;
+extern gpointer syscall_blocks[];
+
+static void
+remember_block (gpointer start)
+{
+  gint i, n = syscall_blocks_count;
+  for (i = 0; i < n && i < ${MAX_SYSCALL_BLOCKS}; i++)
+    if (syscall_blocks[i] == start)
+      return;
+  i = g_atomic_int_add (&syscall_blocks_count, 1);
+  if (i < ${MAX_SYSCALL_BLOCKS})
+    syscall_blocks[i] = start;
+}
+
 void
 transform (GumStalkerIterator * iterator, GumStalkerOutput * output, gpointer user_data)
 {
   const cs_insn * insn;
+  gpointer block_start = NULL;
 
   while (gum_stalker_iterator_next (iterator, &insn))
   {
+    if (block_start == NULL)
+      block_start = GSIZE_TO_POINTER (insn->address);
     if (insn->id == X86_INS_SYSCALL)
     {
+      remember_block (block_start);
       gum_stalker_iterator_put_callout (iterator, on_enter, user_data, NULL);
       gum_stalker_iterator_keep (iterator);
       gum_stalker_iterator_put_callout (iterator, on_exit, user_data, NULL);
@@ -307,10 +247,14 @@ export interface SyscallFilter {
   readonly transform: NativePointer;
   /** Enable bytes (see CFG); written by JS, read by every callout. */
   readonly cfg: Uint8Array;
+  /** The same block as a pointer (the rewrite mechanism's handlers read it too). */
+  readonly cfgBlock: NativePointer;
   /** `void (GumInvocationContext*)` listener for _exit(). */
   readonly onProcessExit: NativePointer;
   /** The native run table (see NATIVE); change it only between quiesce() and activate(). */
   readonly native: NativePointer;
+  /** Start addresses of the translated blocks that contain a syscall (for Stalker.invalidate at detach). */
+  syscallBlocks(): NativePointer[];
   /** Stops new native runs and waits until no callout is inside one. */
   quiesce(): void;
   /** Lets callouts use the native table again. */
@@ -330,9 +274,11 @@ export function createSyscallFilter(
 ): SyscallFilter & { keepAlive: unknown[] } {
   const cfgBlock = Memory.alloc(CFG.size);
   const nativeBlock = Memory.alloc(NATIVE.size);
+  const blocksCount = Memory.alloc(8);
+  const blocks = Memory.alloc(MAX_SYSCALL_BLOCKS * Process.pointerSize);
   const jsNativeFault = new NativeCallback(onNativeFault, 'void', ['uint', 'int']);
-  const jsEnter = new NativeCallback(onEnter, 'void', ['int']);
-  const jsExit = new NativeCallback(onExit, 'void', ['int']);
+  const jsEnter = hotCallback(onEnter, 'void', ['int']);
+  const jsExit = hotCallback(onExit, 'void', ['int']);
   const jsProcessExit = new NativeCallback(onProcessExit, 'void', ['int', 'int']);
   const cm = new CModule(SOURCE, {
     cfg: cfgBlock,
@@ -344,6 +290,8 @@ export function createSyscallFilter(
     js_native_fault: jsNativeFault,
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
     sched_getcpu: Module.getGlobalExportByName('sched_getcpu'),
+    syscall_blocks_count: blocksCount,
+    syscall_blocks: blocks,
   });
   new DataView(ArrayBuffer.wrap(cfgBlock, CFG.size)).setInt32(CFG.tidOffset, findTidOffset(), true);
   // Exclusive: the table is JS's to change while it holds the JS lock.
@@ -352,11 +300,21 @@ export function createSyscallFilter(
   return {
     transform: cm.transform,
     cfg: new Uint8Array(ArrayBuffer.wrap(cfgBlock, CFG.size)),
+    cfgBlock,
     onProcessExit: cm.on_process_exit,
     native: nativeBlock,
+    syscallBlocks(): NativePointer[] {
+      const n = Math.min(blocksCount.readS32(), MAX_SYSCALL_BLOCKS);
+      const out: NativePointer[] = [];
+      for (let i = 0; i < n; i++) {
+        const p = blocks.add(i * Process.pointerSize).readPointer();
+        if (!p.isNull()) out.push(p);
+      }
+      return out;
+    },
     quiesce: () => void quiesce(),
     activate: () => void activate(),
-    keepAlive: [cm, cfgBlock, nativeBlock, jsEnter, jsExit, jsProcessExit, jsNativeFault],
+    keepAlive: [cm, cfgBlock, nativeBlock, blocksCount, blocks, jsEnter, jsExit, jsProcessExit, jsNativeFault],
   };
 }
 

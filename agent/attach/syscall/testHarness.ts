@@ -70,12 +70,13 @@ rpc.exports = {
   threads() {
     return { current: Process.getCurrentThreadId(), mainStat: File.readAllText(`/proc/self/task/${Process.id}/stat`), threads: Process.enumerateThreads().map((t) => ({ id: t.id, name: t.name ?? '' })) };
   },
-  start(probes: Probe[]) {
+  start(probes: Probe[], mechanism: 'stalker' | 'rewrite' = 'stalker') {
+    impl.setMechanism(mechanism);
     for (const p of probes) {
       const data = impl.createPrivateData({ kind: 'syscall', phase: p.phase, syscall: p.syscall });
       ids.push(impl.createAttach((hit) => onHit(p, hit), data, 'syscall_tracepoint'));
     }
-    return { followed: impl.followedThreads(), ids, describe: impl.describeAttach(ids[0]) };
+    return { followed: impl.followedThreads(), ids, describe: impl.describeAttach(ids[0]), coverage: impl.rewriteCoverage() };
   },
   stats,
   reset() {

@@ -22,6 +22,8 @@ export const TS = {
   tid: 116,
   /** CPU the callout ran on, taken in C just before entering JS. */
   cpu: 120,
+  /** gint32, 1 between the enter and exit callouts: the thread is inside a syscall. */
+  inSyscall: 124,
   /** rip (the syscall instruction), rsp and rbp at the syscall, taken with cpu (stack helpers). */
   userIp: 128,
   userSp: 136,
@@ -65,6 +67,11 @@ export class ThreadState {
   /** The registers a user-stack walk starts from, as the C callout saw them (bpf_get_stack). */
   userRegs(): { ip: bigint; sp: bigint; bp: bigint } {
     return { ip: this.view.getBigUint64(TS.userIp, true), sp: this.view.getBigUint64(TS.userSp, true), bp: this.view.getBigUint64(TS.userBp, true) };
+  }
+
+  /** Whether the thread is inside a syscall it entered under Stalker (it returns through our code). */
+  inSyscall(): boolean {
+    return this.view.getInt32(TS.inSyscall, true) !== 0;
   }
 
   /** The syscall number seen at entry (rax before the `syscall`). */
