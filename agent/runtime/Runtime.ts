@@ -15,6 +15,7 @@ import type { EventQueue } from '../events.js';
 import type { HelperEnv } from '../helpers/HelperEnv.js';
 import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.js';
 import { objectRegions } from '../maps/regions.js';
+import { HELPERS, helperId } from '../../protocol/helperTable.js';
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
 import { NativeHashMap } from '../maps/NativeHashMap.js';
@@ -53,9 +54,9 @@ interface LoadedProgram {
  * updates and deletes (native hash maps), bpf_loop, and the helpers its library implements
  * in C (time, task, reads of user memory).
  */
-const VM_RESOLVED_HELPERS = new Set([1, 2, 3, 181, ...NATIVE_BUILTIN_HELPERS]);
+const VM_RESOLVED_HELPERS = new Set([...HELPERS.filter((h) => h.runs === 'vm').map((h) => h.id), ...NATIVE_BUILTIN_HELPERS]);
 /** bpf_override_return: resolved by the VM only in runs that carry an override target. */
-const OVERRIDE_RETURN = 58;
+const OVERRIDE_RETURN = helperId('override_return');
 /** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
 const MAX_PROGRAMS = 4096;
 
@@ -298,7 +299,7 @@ export class Runtime {
     } catch (e) {
       throw new AttachError(`program ${name} (${spec.section}): ${e instanceof Error ? e.message : String(e)}`);
     }
-    native &&= handle < MAX_PROGRAMS && !(usesArray && spec.helpers.some((h) => h === 2 || h === 3));
+    native &&= handle < MAX_PROGRAMS && !(usesArray && spec.helpers.some((h) => h === helperId('map_update_elem') || h === helperId('map_delete_elem')));
     const program: LoadedProgram = { object, spec, handle, hits: 0, faults: 0, disabled: null, native };
     if (native) this.runner!.enabled.add(handle).writeU8(1);
     this.programs.set(key, program);
