@@ -1,5 +1,6 @@
 // Per-hit cost of UPROBE, URETPROBE and UPROBE_OVERRIDE with a counter program, for each
-// engine, against the untraced call measured in the same run. The victim times its own
+// engine and hook mechanism (Frida's Interceptor, the inline engine of agent/hooks, its
+// int3 fallback), against the untraced call measured in the same run. The victim times its own
 // loop (clock_gettime around N calls), so start-up and attach stay out of the numbers.
 // Usage: node dist/bench/uprobe.bench.js [calls] [runs]
 
@@ -24,10 +25,10 @@ function nsPerCall(output: string): number {
   return Number(m[1]);
 }
 
-function manifestFor(program: string): string {
+function manifestFor(program: string, at?: Record<string, unknown>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpftime-ts-bench-'));
   const file = path.join(dir, 'm.json');
-  const programs = Object.fromEntries(PROGRAMS.map((p) => [p, p === program ? {} : { disabled: true }]));
+  const programs = Object.fromEntries(PROGRAMS.map((p) => [p, p === program ? (at ?? {}) : { disabled: true }]));
   fs.writeFileSync(file, JSON.stringify({ objects: [{ path: object, programs }] }));
   return file;
 }
@@ -55,9 +56,17 @@ function main(): void {
       add(`${engine}: UPROBE, hash-map counter`, () => traced(['--engine', engine, '-m', manifestFor('on_entry_hash')]));
       add(`${engine}: UPROBE, hash-map counter with a random key (a JS helper)`, () => traced(['--engine', engine, '-m', manifestFor('on_entry_js')]));
     }
+    const inline = ['--hooks', 'inline'];
+    add('inline: UPROBE, counter', () => traced([...inline, '-m', manifestFor('on_entry')]));
+    add('inline: URETPROBE, counter', () => traced([...inline, '-m', manifestFor('on_return')]));
+    add('inline: UPROBE_OVERRIDE, counter (no override taken)', () => traced([...inline, '-m', manifestFor('on_override')]));
+    add('inline: UPROBE, hash-map counter with a random key (JS path)', () => traced([...inline, '-m', manifestFor('on_entry_js')]));
+    // hot+3 is not a function entry: the inline engine puts an int3 there (kernel-style).
+    add('inline int3 (hot+3): UPROBE, counter', () => traced([...inline, '-m', manifestFor('on_entry', { type: 'uprobe', binary: victim, symbol: 'hot', offset: 3 })]));
   }
   const base = median(untraced);
   console.log(`per-hit cost, ${calls} calls per run, median of ${runs} runs; untraced call: ${base.toFixed(2)} ns\n`);
+  console.log('kernel uprobe: not measured here (no libbpf loader in this repository yet)\n');
   console.log(
     table(
       ['probe', 'ns per call', 'overhead ns per hit', 'vs untraced'],
