@@ -17,6 +17,8 @@ const object = path.join(root, 'test', 'fixtures', 'build', 'bpf', 'bench_hot.bp
 const calls = Number(process.argv[2] ?? 20000);
 const runs = Number(process.argv[3] ?? 5);
 const env = { ...process.env, BPFTIME_TS_BACKEND: process.env.BPFTIME_TS_BACKEND ?? 'sidecar' };
+/** BENCH_ENGINES=native skips the wasm rows (slow: every hit crosses into JS). */
+const ENGINES = (process.env.BENCH_ENGINES ?? 'native,wasm').split(',');
 const PROGRAMS = ['on_entry', 'on_return', 'on_override', 'on_empty', 'on_entry_hash', 'on_entry_js'];
 
 function nsPerCall(output: string): number {
@@ -48,7 +50,7 @@ function main(): void {
   for (let i = 0; i < runs; i++) {
     untraced.push(nsPerCall(execFileSync(victim, [String(calls)], { encoding: 'utf8' })));
     add('Frida floor: --count (native CModule listener, no eBPF)', () => traced(['--count', 'hot']));
-    for (const engine of ['native', 'wasm']) {
+    for (const engine of ENGINES) {
       add(`${engine}: UPROBE, empty program`, () => traced(['--engine', engine, '-m', manifestFor('on_empty')]));
       add(`${engine}: UPROBE, counter`, () => traced(['--engine', engine, '-m', manifestFor('on_entry')]));
       add(`${engine}: URETPROBE, counter`, () => traced(['--engine', engine, '-m', manifestFor('on_return')]));
