@@ -630,11 +630,11 @@ static void init_map_args(void) {
 }
 static inline uint32_t map_arg(uint32_t id) { return id < BPFVM_MAX_HELPERS ? g_map_arg[id] : 0; }
 
-static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+static inline uint64_t call_helper(const prog_t *cur, uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
   uint64_t v;
   uint32_t ma;
   /* Another object's map (or no map): the helper's error for a bad map, and nothing touched. */
-  if (g_run.prog->nregions && (ma = map_arg(id)) && !owns_handle(ma == 1 ? a : b))
+  if (cur->nregions && (ma = map_arg(id)) && !owns_handle(ma == 1 ? a : b))
     return id == BPFVM_HELPER_MAP_LOOKUP_ELEM || id == BPFVM_HELPER_RINGBUF_RESERVE ? 0 : (uint64_t)-22; /* NULL / -EINVAL */
   if (id == BPFVM_HELPER_MAP_LOOKUP_ELEM && g_narray_maps && array_lookup(a, b, &v)) return v;
 #ifndef __wasm__
@@ -912,7 +912,7 @@ dispatch_loop:
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
         g_run.fp = r[10];
-        r[0] = call_helper((uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
+        r[0] = call_helper(cur, (uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
         DISPATCH_NEXT;
@@ -925,7 +925,7 @@ dispatch_loop:
           g_run.rec = r[I->chk];
           g_run.rec_len = (uint32_t)I->off;
         }
-        r[0] = call_helper((uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
+        r[0] = call_helper(cur, (uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
         if (UNLIKELY(I->chk)) g_run.rec_len = 0;
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
