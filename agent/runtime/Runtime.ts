@@ -5,7 +5,7 @@
 // runs the program. Detaching everything restores the process.
 
 import { helperName } from '../../protocol/helperNames.js';
-import type { AttachResult, LoadRequest, MapDump, ProgramStats } from '../../protocol/messages.js';
+import { DEFAULT_HOOK_MECHANISM, type AttachResult, type HookMechanism, type LoadRequest, type MapDump, type ProgramStats } from '../../protocol/messages.js';
 import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type AttachSpec, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
 import { VmFault, VmLoadError } from '../../vm/ts/vm.js';
 import { decodeBase64, encodeBase64 } from '../base64.js';
@@ -106,6 +106,7 @@ export class Runtime {
   /** Map handles whose lookups, updates and deletes the VM resolves (NativeHashMap). */
   private readonly nativeHashMaps = new Set<bigint>();
   private runner: NativeRunner | null = null;
+  private hooks: HookMechanism = DEFAULT_HOOK_MECHANISM;
   droppedRecords = 0;
 
   constructor(private readonly events: EventQueue) {}
@@ -128,6 +129,7 @@ export class Runtime {
       },
       ctxPtr: () => (this.disposed ? null : (this.ctxPtr ??= this.engine!.hostPtr(this.ctxAddr))),
       nativeRunner: () => (this.disposed ? null : this.runner),
+      hookMechanism: () => this.hooks,
       log: (level, text) => {
         this.events.push({ type: 'log', level, text });
         this.events.flush();
@@ -139,6 +141,7 @@ export class Runtime {
     if (this.engine) throw new Error('objects are already loaded in this process; detach first');
     const cpus = proc.cpuCount();
     this.objects = req.objects;
+    this.hooks = req.hooks ?? DEFAULT_HOOK_MECHANISM;
     let rw = CTX_AREA_BYTES + ARENA_SLACK;
     let ro = 64 * 1024;
     for (const o of req.objects) {
