@@ -13,6 +13,8 @@
 // glibc's atfork handlers cannot do this job: they cannot be removed again (glibc exports
 // no __unregister_atfork), so they would outlive the agent's code.
 
+import { hotCallback } from './hotCallback.js';
+
 /** Threads marked as inside fork() at once; a 17th concurrent fork takes over a busy slot. */
 const MAX_FORKING = 16;
 
@@ -292,8 +294,8 @@ class ForkGuard {
 
   /** Interceptor.attach(target, callbacks, hook.data): JS runs only where forkGuard allows it. */
   listener(onEnter?: (tid: number) => void, onLeave?: (tid: number) => void): { callbacks: NativeInvocationListenerCallbacks; hook: GatedHook } {
-    const enter = onEnter ? new NativeCallback(onEnter, 'void', ['int']) : null;
-    const leave = onLeave ? new NativeCallback(onLeave, 'void', ['int']) : null;
+    const enter = onEnter ? hotCallback(onEnter, 'void', ['int']) : null;
+    const leave = onLeave ? hotCallback(onLeave, 'void', ['int']) : null;
     const data = Memory.alloc(2 * Process.pointerSize);
     data.writePointer(enter ?? NULL);
     data.add(Process.pointerSize).writePointer(leave ?? NULL);
@@ -324,7 +326,7 @@ class ForkGuard {
    * runs directly; elsewhere `js(args…, tid)` decides.
    */
   replacement(target: NativePointer, js: ReplacementFn): { replacement: NativePointer; hook: GatedHook } {
-    const cb = new NativeCallback(js, 'uint64', REPLACEMENT_ARGS);
+    const cb = hotCallback(js, 'uint64', REPLACEMENT_ARGS);
     const data = Memory.alloc(2 * Process.pointerSize);
     // Calling the target from inside its own replacement reaches the original code.
     data.writePointer(target);

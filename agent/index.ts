@@ -8,6 +8,7 @@ import { UprobeAttachImpl } from './attach/uprobe/UprobeAttachImpl.js';
 import { EventQueue } from './events.js';
 import { ExitMonitor } from './exitMonitor.js';
 import { HitCounter } from './hitCounter.js';
+import { keepHeapSmall } from './heapKeeper.js';
 import { drainInterceptor } from './interceptorDrain.js';
 import { Runtime } from './runtime/Runtime.js';
 import * as proc from './runtime/fridaProcessInfo.js';
@@ -41,6 +42,9 @@ function snapshot(): FinalSnapshot {
 }
 
 const exitMonitor = new ExitMonitor(events, () => ({ type: 'snapshot', ...snapshot() }));
+
+// Only hits that ran in JS make garbage; native-path hits are counted by the VM and skipped here.
+keepHeapSmall(() => runtime?.jsHits() ?? 0);
 
 function probeCModule(): boolean {
   try {

@@ -1,12 +1,15 @@
-// Syscall tracepoint cost on Stalker: per-syscall overhead on a tight getpid loop and
-// whole-program slowdown on a CPU-bound loop with few syscalls, each against the untraced
-// run and against `strace -f` (ptrace, the usual userspace peer). The victim times its
+// Syscall tracepoint cost on both mechanisms (Stalker, and rewritten syscall sites with
+// --syscalls rewrite): per-syscall overhead on a tight getpid loop and whole-program
+// slowdown on a CPU-bound loop with few syscalls, each against the untraced run, the
+// kernel's own sys_enter_getpid tracepoint with a bpftrace count() (skipped with a message
+// where bpftrace or kernel eBPF is unavailable) and `strace -f` (ptrace, the usual
+// userspace peer), all measured in the same run. The victim times its
 // own loop (clock_gettime is vDSO, no syscall), so start-up and attach are excluded.
 // Programs are the test harness's JS callbacks (agent/attach/syscall/testHarness.ts),
 // which enter JS per hit the way the runtime's run callback does.
 // Usage: node dist/bench/syscall.bench.js [runs]
 
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -40,7 +43,7 @@ function straced(mode: string, n: number): number {
   return elapsed(r.stdout);
 }
 
-async function traced(backend: SidecarBackend, source: string, mode: string, n: number, probes: object[]): Promise<number> {
+async function traced(backend: SidecarBackend, source: string, mode: string, n: number, probes: object[], mechanism = 'stalker'): Promise<number> {
   let out = '';
   const onOut = (_pid: number, _fd: number, d: Buffer) => (out += d.toString());
   backend.onOutput(onOut);
@@ -49,7 +52,7 @@ async function traced(backend: SidecarBackend, source: string, mode: string, n: 
   const done = new Promise<void>((r) => session.onDetached(() => r()));
   const script = await session.createScript(source, { runtime: 'v8', name: 'syscall-bench' });
   await script.load();
-  await script.call('start', [probes]);
+  await script.call('start', [probes, mechanism]);
   await backend.resume(pid);
   await done;
   const deadline = Date.now() + 2000;
@@ -58,12 +61,40 @@ async function traced(backend: SidecarBackend, source: string, mode: string, n: 
 }
 
 /** The same loop under the CLI with a real clang-built counter on sys_enter_getpid. */
-function viaCli(mode: string, n: number, program = 'bench_sys'): number {
+function viaCli(mode: string, n: number, program = 'bench_sys', mechanism = 'stalker'): number {
   const cli = path.join(root, 'bin', 'bpftime-ts');
   const object = path.join(root, 'test', 'fixtures', 'build', 'bpf', `${program}.bpf.o`);
   const env = { ...process.env, BPFTIME_TS_BACKEND: process.env.BPFTIME_TS_BACKEND ?? 'sidecar' };
-  return elapsed(execFileSync(cli, ['spawn', '--json', '-o', object, victim, mode, String(n)], { env, encoding: 'utf8' }));
+  return elapsed(execFileSync(cli, ['spawn', '--json', '--syscalls', mechanism, '-o', object, victim, mode, String(n)], { env, encoding: 'utf8' }));
 }
+
+/**
+ * The same loop while the kernel's sys_enter_getpid tracepoint runs a bpftrace count()
+ * (for every process, as bpftrace does by default). null when bpftrace cannot attach.
+ */
+async function underKernelTracepoint(mode: string, n: number): Promise<number | null> {
+  if (spawnSync('sh', ['-c', 'command -v bpftrace']).status !== 0) return null;
+  const bt = spawn('bpftrace', ['-e', 'tracepoint:syscalls:sys_enter_getpid { @c = count(); }'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  bt.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  bt.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => bt.on('exit', () => r()));
+  const deadline = Date.now() + 20000;
+  while (!/Attaching 1 probe/.test(out) && bt.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!/Attaching 1 probe/.test(out) || bt.exitCode !== null) {
+    bt.kill('SIGKILL');
+    kernelSkip = `bpftrace could not attach: ${out.trim().split('\n').pop()}`;
+    return null;
+  }
+  await new Promise((r) => setTimeout(r, 300)); // attached once it says so, plus a margin
+  try {
+    return untraced(mode, n);
+  } finally {
+    bt.kill('SIGINT');
+    await exited;
+  }
+}
+let kernelSkip = 'bpftrace is not installed (apt-get install bpftrace)';
 
 async function main(): Promise<void> {
   const source = harness();
@@ -85,6 +116,12 @@ async function main(): Promise<void> {
       add('getpid eBPF hash counter', viaCli('getpid', GETPID_N / 4, 'bench_sys_hash'));
       add('getpid eBPF JS-path counter', viaCli('getpid', GETPID_N / 4, 'bench_sys_js'));
       add('cpu eBPF counter', viaCli('cpu', CPU_N));
+      add('rw getpid eBPF counter', viaCli('getpid', GETPID_N, 'bench_sys', 'rewrite'));
+      add('rw getpid eBPF hash counter', viaCli('getpid', GETPID_N, 'bench_sys_hash', 'rewrite'));
+      add('rw getpid program on another syscall', await traced(backend, source, 'getpid', GETPID_N, unrelated, 'rewrite'));
+      add('rw cpu eBPF counter', viaCli('cpu', CPU_N, 'bench_sys', 'rewrite'));
+      const k = await underKernelTracepoint('getpid', GETPID_N);
+      if (k !== null) add('getpid kernel tracepoint', k);
     }
     // strace is ~100 us per syscall: fewer iterations, scaled per call.
     const STRACE_N = 20000;
@@ -105,12 +142,24 @@ async function main(): Promise<void> {
     rows.push(['getpid, eBPF array-map counter on sys_enter_getpid (CLI; native path)', `${bpf.toFixed(0)} ns/call`, `${(bpf / base).toFixed(1)}x`, `+${(bpf - base).toFixed(0)} ns`]);
     rows.push(['getpid, eBPF hash-map counter on sys_enter_getpid (CLI; native path)', `${bpfHash.toFixed(0)} ns/call`, `${(bpfHash / base).toFixed(1)}x`, `+${(bpfHash - base).toFixed(0)} ns`]);
     rows.push(['getpid, eBPF hash-map counter with a random key (CLI; JS path: get_prandom_u32 is JS)', `${bpfJs.toFixed(0)} ns/call`, `${(bpfJs / base).toFixed(1)}x`, `+${(bpfJs - base).toFixed(0)} ns`]);
+    const rw = perCall('rw getpid eBPF counter', GETPID_N);
+    const rwHash = perCall('rw getpid eBPF hash counter', GETPID_N);
+    const rwNone = perCall('rw getpid program on another syscall', GETPID_N);
+    rows.push(['getpid, rewrite: eBPF array-map counter on sys_enter_getpid (CLI; native path)', `${rw.toFixed(0)} ns/call`, `${(rw / base).toFixed(1)}x`, `+${(rw - base).toFixed(0)} ns`]);
+    rows.push(['getpid, rewrite: eBPF hash-map counter on sys_enter_getpid (CLI; native path)', `${rwHash.toFixed(0)} ns/call`, `${(rwHash / base).toFixed(1)}x`, `+${(rwHash - base).toFixed(0)} ns`]);
+    rows.push(['getpid, rewrite: program on an unrelated syscall (no program on getpid)', `${rwNone.toFixed(0)} ns/call`, `${(rwNone / base).toFixed(2)}x`, `${rwNone - base >= 0 ? '+' : ''}${(rwNone - base).toFixed(1)} ns`]);
+    if (m['getpid kernel tracepoint']) {
+      const kern = perCall('getpid kernel tracepoint', GETPID_N);
+      rows.push(['getpid, kernel tracepoint sys_enter_getpid, bpftrace count()', `${kern.toFixed(0)} ns/call`, `${(kern / base).toFixed(1)}x`, `+${(kern - base).toFixed(0)} ns`]);
+    } else {
+      console.log(`kernel tracepoint skipped: ${kernelSkip}`);
+    }
     rows.push(['getpid, strace -f', `${strace.toFixed(0)} ns/call`, `${(strace / base).toFixed(1)}x`, `+${(strace - base).toFixed(0)} ns`]);
     const cpuBase = median(m['cpu untraced']);
-    for (const k of ['cpu untraced', 'cpu program on getpid', 'cpu eBPF counter', 'cpu strace -f']) {
-      rows.push([k.replace('cpu', 'CPU-bound loop,'), `${(median(m[k]) / 1e6).toFixed(1)} ms`, `${(median(m[k]) / cpuBase).toFixed(2)}x`, '-']);
+ for (const k of ['cpu untraced', 'cpu program on getpid', 'cpu eBPF counter', 'rw cpu eBPF counter', 'cpu strace -f']) {
+      rows.push([k.replace('rw cpu', 'cpu rewrite:').replace('cpu', 'CPU-bound loop,'), `${(median(m[k]) / 1e6).toFixed(1)} ms`, `${(median(m[k]) / cpuBase).toFixed(2)}x`, '-']);
     }
-    console.log(`syscall tracepoints on Stalker, median of ${runs} runs (getpid: ${GETPID_N} calls; CPU loop: ${CPU_N} rounds)\n`);
+    console.log(`syscall tracepoints (Stalker unless marked rewrite), median of ${runs} runs (getpid: ${GETPID_N} calls; CPU loop: ${CPU_N} rounds)\n`);
     console.log(table(['run', 'time', 'vs untraced', 'overhead'], rows));
     const lower = (x: number) => ((strace - base) / (x - base)).toFixed(1);
     console.log(`\nper-syscall overhead vs strace: ${lower(bpf)}x lower (eBPF array counter, native path), ${lower(bpfHash)}x lower (eBPF hash counter, native path), ${lower(bpfJs)}x lower (eBPF, JS path), ${lower(ours)}x lower (bare JS callback)`);

@@ -6,6 +6,7 @@
 
 import type { Helper, VmCore, VmCoreFactory } from '../../vm/ts/vm.js';
 import type { NativeHashApi } from '../maps/NativeHashMap.js';
+import { hotCallback } from '../hotCallback.js';
 
 // Keep the JS lock across calls: programs call helpers (JS) back on the same thread, and
 // another thread must not run a program on the VM's global state in between. Exceptions
@@ -51,6 +52,10 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const hostPtr = fn('bpfvm_host_ptr', 'pointer', ['uint64']);
   const vmLoad = fn('vm_load', 'int', ['pointer', 'uint']);
   const vmErrMsg = fn('vm_err_msg', 'pointer', []);
+  const vmSetLoadEnv = fn('vm_set_load_env', 'int', ['pointer', 'uint', 'uint', 'uint']);
+  const vmAccessible32 = fn('vm_accessible32', 'int', ['uint', 'uint', 'uint']);
+  const vmFaultCheck = fn('vm_fault_check', 'uint', []);
+  const vmFaultRegion = fn('vm_fault_region', 'uint', []);
   const vmRun = fn('vm_run', 'int', ['uint', 'uint64', 'uint64']);
   const vmSetBudget = fn('vm_set_budget', 'void', ['uint64']);
   const vmResult = fn('vm_result', 'uint64', []);
@@ -77,7 +82,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
 
   const big = (v: UInt64 | Int64 | number): bigint => BigInt(v.toString());
   const u64 = (v: bigint): UInt64 => uint64(BigInt.asUintN(64, v).toString());
-  const callbacks: NativeCallback<'int64', ['uint64', 'uint64', 'uint64', 'uint64', 'uint64']>[] = [];
+  const callbacks: NativePointer[] = [];
   let failure: HelperFailure | null = null;
 
   const builtins = new Set(NATIVE_BUILTIN_HELPERS.filter((id) => (useBuiltinHelper(id) as number) === 1));
@@ -97,7 +102,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         // Helpers the library has in C (NATIVE_BUILTIN_HELPERS) never call back into JS.
         if (!callbacks[id] && !builtins.has(id)) {
           // Convert only the arguments the helper declares, as the wasm core does.
-          callbacks[id] = new NativeCallback(
+          callbacks[id] = hotCallback(
             (a, b, c, d, e) => {
               const h = helpers[id];
               try {
@@ -130,6 +135,14 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         mem.writeByteArray(prog.buffer.slice(prog.byteOffset, prog.byteOffset + prog.byteLength) as ArrayBuffer);
         return vmLoad(mem, n) as number;
       },
+      setLoadEnv(regions: Uint8Array, n: number, ctxSize: number, ctxFlags: number): number {
+        const mem = Memory.alloc(Math.max(8, regions.length));
+        mem.writeByteArray(regions.buffer.slice(regions.byteOffset, regions.byteOffset + regions.byteLength) as ArrayBuffer);
+        return vmSetLoadEnv(mem, n, ctxSize, ctxFlags) as number;
+      },
+      vm_accessible32: (addr: number, len: number, write: number) => vmAccessible32(addr, len, write) as number,
+      vm_fault_check: () => vmFaultCheck() as number,
+      vm_fault_region: () => vmFaultRegion() as number,
       errorMessage(): string {
         const p = vmErrMsg();
         return p.isNull() ? 'out of memory' : p.readUtf8String() ?? '';

@@ -14,6 +14,7 @@ import { NATIVE_BUILTIN_HELPERS } from '../engine/nativeCore.js';
 import type { EventQueue } from '../events.js';
 import type { HelperEnv } from '../helpers/HelperEnv.js';
 import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.js';
+import { objectRegions } from '../maps/regions.js';
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
 import { NativeHashMap } from '../maps/NativeHashMap.js';
@@ -274,6 +275,9 @@ export class Runtime {
     try {
       handle = this.engine!.loadProgram(decodeBase64(spec.code), {
         name,
+        // Isolation: the program reaches its own object's maps only, and never writes its context.
+        regions: objectRegions(maps),
+        ctxReadOnly: true,
         resolvePseudo: (src, imm, nextImm, pc) => {
           const map = maps[imm];
           if (!map) throw new VmLoadError(pc, `reference to map #${imm}, which the object does not define`);
@@ -425,6 +429,13 @@ export class Runtime {
       }
     }
     return out;
+  }
+
+  /** Hits that ran on the JS path (native-path hits are counted by the VM instead). */
+  jsHits(): number {
+    let n = 0;
+    for (const p of this.programs.values()) n += p.hits;
+    return n;
   }
 
   stats(): ProgramStats[] {

@@ -480,7 +480,10 @@ describe('inspect, disasm, vm', () => {
     for (const [args, msg] of [
       [['vm', 'run', '--hex', 'zz'], /error: --hex: invalid hex string/],
       [['vm', 'run'], /error: give exactly one of FILE or --hex/],
-      [['vm', 'run', '--hex', '7900000000000000' + '9500000000000000'], /error: .*fault/], // r0 = *(u64 *)(r0 + 0): no memory at 0
+      // r0 = *(u64 *)(r0 + 0): r0 holds a number, not a pointer (rejected at load, as by the kernel)
+      [['vm', 'run', '--hex', '7900000000000000' + '9500000000000000'], /error: load: pc 0: R0 invalid mem access 'scalar'/],
+      [['vm', 'run', '--hex', '79a0400000000000' + '9500000000000000'], /error: load: pc 0: invalid read from stack R10 off=64 size=8/],
+      [['vm', 'run', '--hex', '6110080000000000' + '9500000000000000', '--mem', '0x01020304'], /error: .*fault.*outside the context/], // r0 = *(u32 *)(r1 + 8): past --mem
     ] as [string[], RegExp][]) {
       const bad = await runCli(args);
       expect(bad.code).toBe(1);

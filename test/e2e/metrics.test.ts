@@ -9,6 +9,7 @@ import * as path from 'path';
 import { runCli, sleep, startCli, waitForOutput } from '../support/cli';
 import { bpfObjectPath, victimPath } from '../support/paths';
 import { isAlive, startVictim } from '../support/victim';
+import { formatSoak, runSoak } from '../support/soak';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const CALLS = 200;
@@ -151,6 +152,16 @@ describe('Prometheus metrics', () => {
       if (cli.exitCode === null) cli.kill('SIGKILL');
       victim.stop();
     }
+  }, 90000);
+
+  // The short version of test/stress/metrics.stress.ts (minutes, or hours by environment).
+  test('20 s attached and scraped at 10 Hz: target memory flat, host memory bounded, every scrape answered', async () => {
+    const r = await runSoak({ victim: 'metrics_busy', cliArgs: ['-o', bpfObjectPath('soak_native'), '--metrics', '127.0.0.1:0'], seconds: 20, sampleEverySeconds: 2, scrapeHz: 10 });
+    const report = formatSoak(r);
+    expect([r.targetAlive, r.cliCode, r.failedScrapes]).toEqual([true, 0, 0]);
+    expect(r.scrapes).toBeGreaterThan(100);
+    expect(r.hitsAtLastScrape).toBeGreaterThan(200_000);
+    expect({ bounded: r.growthKb.target < 1024 && r.growthKb.cli < 8 * 1024 && r.growthKb.sidecar < 4 * 1024, report }).toEqual({ bounded: true, report });
   }, 90000);
 
   test('a port in use fails the run with one line and exit 2 before the target is touched', async () => {

@@ -2,12 +2,14 @@
 // victims through the test harness agent: exact per-syscall counts, arguments and
 // return values, the enter override, and strace as the reference for a whole program.
 
+import { spawn as spawnChild } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { runCli } from '../support/cli';
 import { bpfObjectPath, victimPath } from '../support/paths';
-import { spawnWithHarness, type Stats } from '../support/syscallHarness';
+import { attachHarness, spawnWithHarness, startLoopVictim, type Stats } from '../support/syscallHarness';
+import { mapsOnceUnmapped } from '../support/victim';
 
 const victim = victimPath('sysvictim');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'syscall-rw-'));
@@ -47,10 +49,10 @@ describe('rewrite mechanism, spawned victim, main thread + 4 threads', () => {
     ]);
     const total = ITER * WORKERS;
     expect(output).toContain(`done iters=${total} denied=0 opened=${total} bad=0`);
-    // libc's getpid(); the victim's syscall(SYS_getpid) goes through glibc's generic
-    // syscall(), whose `mov %rdi,%rax; ...; syscall` is no rewritable pair (README).
-    expect(stats.counts['enter:getpid']).toBe(total);
-    expect(stats.counts['exit:getpid']).toBe(total);
+    // Two per iteration: libc's getpid() (a mov/syscall pair) and syscall(SYS_getpid), whose
+    // generic wrapper takes the number in rax (a relocated-instruction site).
+    expect(stats.counts['enter:getpid']).toBe(2 * total);
+    expect(stats.counts['exit:getpid']).toBe(2 * total);
     // Unlike Stalker (from main() on), every syscall of the process's threads is seen,
     // including those Frida itself makes on the spawned main thread while it resumes it:
     // an open of /proc/self/maps and 8-byte eventfd writes. They are counted apart here.
@@ -67,7 +69,7 @@ describe('rewrite mechanism, spawned victim, main thread + 4 threads', () => {
     expect(Object.fromEntries(Object.entries(stats.openPaths).filter(([p]) => p === okPath || p === denyPath))).toEqual({ [okPath]: total, [denyPath]: total });
     const pid = Object.keys(stats.rets.getpid);
     expect(pid).toHaveLength(1);
-    expect(stats.rets.getpid[pid[0]]).toBe(total);
+    expect(stats.rets.getpid[pid[0]]).toBe(2 * total);
     expect(stats.rets.write['13']).toBe(total);
     expect(Object.keys(stats.tids)).toHaveLength(WORKERS);
     expect(stats.counts['bad-pid']).toBeUndefined();
@@ -92,7 +94,8 @@ describe('rewrite mechanism, override and real programs', () => {
     expect(r.stderr).toMatch(/count_ids → raw_syscalls:sys_enter .*\(rewrite, \d+ sites, native path\)/);
     expect(r.stdout).toContain(`done iters=${t} denied=0 opened=${t} bad=0`);
     const by = (k: string) => Number(new RegExp(`@by_id\\[${k}\\]: (\\d+)`).exec(r.stdout)?.[1]);
-    expect(by('39')).toBe(t + 1); // libc getpid() per iteration, + one of Frida's on the main thread
+    expect(by('39')).toBeGreaterThanOrEqual(2 * t); // raw + libc per iteration, + Frida's own on the main thread
+    expect(by('39')).toBeLessThanOrEqual(2 * t + 2);
     expect(by('231')).toBe(1); // exit_group, from the _exit hook
     expect(by('257')).toBeGreaterThanOrEqual(2 * t);
     expect(by('257')).toBeLessThanOrEqual(2 * t + 2);
@@ -106,5 +109,100 @@ describe('rewrite mechanism, override and real programs', () => {
     expect(r.stderr).toMatch(/deny_open → syscalls:sys_enter_openat .*rewrite.*native path/);
     expect(r.stdout).toContain(`done iters=${t} denied=${t} opened=0 bad=0`);
     expect(Number(/@results\[-13\]: (\d+)/.exec(r.stdout)?.[1])).toBe(t);
+  });
+});
+
+describe('rewrite mechanism, code loaded later and forks', () => {
+  test('a library dlopened after attach is rewritten before dlopen returns: its own syscall sites are traced', async () => {
+    const lib = path.join(path.dirname(victimPath('sysdlopen')), 'libsysplugin.so');
+    const child = spawnChild(victimPath('sysdlopen'), [lib, '200'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exit = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    const marker = path.join(tmp, `dlopen-${Date.now()}.json`);
+    try {
+      const h = await attachHarness(child.pid!, () => out);
+      try {
+        const started = (await h.script.call('start', [[{ phase: 'enter', syscall: 'getpid' }, { phase: 'exit', syscall: 'getpid' }, { phase: 'enter', syscall: 'exit_group', markerFile: marker }], 'rewrite'])) as { coverage: { module: string }[] };
+        expect(started.coverage.map((c) => c.module)).not.toContain('libsysplugin.so');
+        child.stdin!.write('go\n');
+        expect(await exit).toBe(0);
+      } finally {
+        await h.close();
+      }
+      expect(out).toContain('plugin calls=200 bad=0');
+      const stats = JSON.parse(fs.readFileSync(marker, 'utf8')) as Stats;
+      // 200 from the plugin's own `mov $39,%eax; syscall`, one from the victim's getpid(),
+      // and a few that Frida's own C makes on this thread while it handles the new module
+      // (it formats /proc/PID/maps paths). Without the module observer there would be 1.
+      const enters = stats.counts['enter:getpid'];
+      expect(enters).toBeGreaterThanOrEqual(201);
+      expect(enters).toBeLessThanOrEqual(220);
+      expect(stats.counts['exit:getpid']).toBe(enters);
+      expect(Object.keys(stats.rets.getpid)).toEqual([String(child.pid)]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  // Forked children inherit the rewritten code. They are not traced (forkGuard marks the
+  // child; the handlers then let every syscall through untouched), and must run correctly.
+  test.each([
+    ['native-path syscall programs, 4 threads inside them', 'sys_native', '4'],
+    ['JS-path syscall programs', 'sys_count', '0'],
+  ])('forks with %s: children run, exit with their status, and the parent goes on', async (_name, object, threads) => {
+    const r = await runCli(['spawn', '--syscalls', 'rewrite', '-o', bpfObjectPath(object), victimPath('forker'), '10', threads]);
+    expect(r.stdout).toContain('forks ok 10');
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('rewrite mechanism, running victim', () => {
+  // Three attach/trace/detach cycles on one victim whose 5 threads run syscalls back to
+  // back (some are blocked in read() on stdin or inside a trampoline at each detach): every
+  // site is restored each time, and the victim's results stay right throughout.
+  test.each([
+    ['a native-path program', 'sys_native', 'by_id', 'count_ids'],
+    ['a JS-path program', 'sys_count', 'counts', 'count_all'],
+  ])('CLI attach with %s, detach after --duration, three times: every syscall result stays right and every site is restored', async (_name, object, map, program) => {
+    const v = await startLoopVictim(victim, ['loop', '4', okPath, denyPath]);
+    try {
+      const libc = fs.readFileSync(`/proc/${v.child.pid}/maps`, 'utf8');
+      const libcPath = /\s(\/\S*libc\.so\.6)$/m.exec(libc)![1];
+      const text = (pid: number) => {
+        // The first executable mapping of libc, read through /proc/PID/mem: rewritten sites show up as changed bytes.
+        const line = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => l.endsWith(libcPath) && / r-xp /.test(l))!;
+        const [lo, hi] = line.split(' ')[0].split('-').map((x) => parseInt(x, 16));
+        const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+        const buf = Buffer.alloc(hi - lo);
+        fs.readSync(fd, buf, 0, buf.length, lo);
+        fs.closeSync(fd);
+        return buf;
+      };
+      const before = text(v.child.pid!);
+      for (let cycle = 0; cycle < 3; cycle++) {
+        const cli = runCli(['attach', '--pid', String(v.child.pid), '--syscalls', 'rewrite', '-o', bpfObjectPath(object), '--duration', '1']);
+        const r = await cli;
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain('detached');
+        const opens = Number(new RegExp(`@${map}\\[257\\]: (\\d+)`).exec(r.stdout)?.[1]);
+        expect(opens).toBeGreaterThan(100);
+        expect(r.stdout).toMatch(new RegExp(`${program} [1-9]\\d* hits, 0 faults`));
+        // Frida reverts its own hooks in libc (fork, pthread_create, _exit) as the agent goes.
+        await mapsOnceUnmapped(v.child.pid!, /frida|libbpfvm/);
+        const after = text(v.child.pid!);
+        const diffs: string[] = [];
+        for (let i = 0; i < after.length && diffs.length < 10; i++) if (after[i] !== before[i]) diffs.push(`${i.toString(16)}: ${before[i].toString(16)}->${after[i].toString(16)}`);
+        expect(diffs).toEqual([]);
+      }
+      expect(await mapsOnceUnmapped(v.child.pid!, /frida|libbpfvm/)).not.toMatch(/frida|libbpfvm/);
+      expect(await v.send('signal', /signalled handled=5/)).toBe('signalled handled=5');
+      expect(await v.send('fork', /forked status=(\d+)/)).toBe('forked status=7');
+      await v.send('quit', /done .*\n/);
+      expect(v.output()).toMatch(/done iters=\d+ denied=0 opened=[1-9]\d* bad=0 signals=5/);
+      expect(await v.exit).toBe(0);
+    } finally {
+      if (v.child.exitCode === null) v.child.kill('SIGKILL');
+    }
   });
 });

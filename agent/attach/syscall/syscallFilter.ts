@@ -7,6 +7,7 @@
 import { NR_EXIT_GROUP } from './exitHooks.js';
 import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
 import { FORK_GUARD_C, forkGuard } from '../../forkGuard.js';
+import { hotCallback } from '../../hotCallback.js';
 import { NATIVE_DISPATCH_C, NATIVE_DISPATCH_C_TYPES } from './nativeDispatch.js';
 
 /** Byte offsets in the shared config block: one enable byte per syscall and phase, then the raw ones. */
@@ -276,8 +277,8 @@ export function createSyscallFilter(
   const blocksCount = Memory.alloc(8);
   const blocks = Memory.alloc(MAX_SYSCALL_BLOCKS * Process.pointerSize);
   const jsNativeFault = new NativeCallback(onNativeFault, 'void', ['uint', 'int']);
-  const jsEnter = new NativeCallback(onEnter, 'void', ['int']);
-  const jsExit = new NativeCallback(onExit, 'void', ['int']);
+  const jsEnter = hotCallback(onEnter, 'void', ['int']);
+  const jsExit = hotCallback(onExit, 'void', ['int']);
   const jsProcessExit = new NativeCallback(onProcessExit, 'void', ['int', 'int']);
   const cm = new CModule(SOURCE, {
     cfg: cfgBlock,

@@ -21,7 +21,8 @@ interface Site {
   at: NativePointer;
   nr: number;
   original: number[];
-  flag: NativePointer;
+  /** Null for a site whose number comes in rax: its chunk's nrTable decides. */
+  flag: NativePointer | null;
   code: NativePointer;
   module: string;
 }
@@ -107,7 +108,8 @@ export class SyscallRewriter {
     page.add(STUB_PAGE.armed).writeU32(1);
     for (const m of Process.enumerateModules()) this.rewriteModule(m);
     this.observer = Process.attachModuleObserver({
-      onAdded: (m) => this.rewriteModule(m),
+      // On the thread calling dlopen: its own syscalls while we rewrite are ours, not the target's.
+      onAdded: (m) => this.handlers.busy(() => this.rewriteModule(m)),
       onRemoved: (m) => this.forgetModule(m),
     });
     this.refreshFlags();
@@ -123,7 +125,8 @@ export class SyscallRewriter {
     this.observer?.detach();
     this.observer = null;
     if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
-    for (const s of this.sites) s.flag.writeU8(0);
+    for (const s of this.sites) s.flag?.writeU8(0);
+    for (const c of this.chunks) c.nrTable.writeByteArray(new Array(SYSCALL_SLOTS).fill(0));
     const page = stubPage().base;
     // xchg: a full fence between clearing armed and reading inflight (the stubs do the reverse).
     stubPage().xchg16(page.add(STUB_PAGE.armed), 0);
@@ -169,8 +172,8 @@ export class SyscallRewriter {
             continue;
           }
           const index = this.nextIndex++;
-          const { code, flag } = chunk.add(f.at, f.nr, index);
-          this.handlers.sites.add(index * SITE.size + SITE.ip).writePointer(f.at.add(5));
+          const { code, flag } = f.copy === 0 ? chunk.add(f.at, f.nr, index) : { ...chunk.addDynamic(f.at, f.copy, index), flag: null };
+          this.handlers.sites.add(index * SITE.size + SITE.ip).writePointer(f.at.add(f.copy === 0 ? 5 : f.copy));
           this.handlers.sites.add(index * SITE.size + SITE.nr).writeS64(f.nr);
           todo.push({ at: f.at, nr: f.nr, original: [...new Uint8Array(f.at.readByteArray(5)!)], flag, module: key, code });
         }
@@ -190,8 +193,14 @@ export class SyscallRewriter {
 
   private refreshSome(sites: Site[]): void {
     const cfg = this.filter.cfg;
-    const any = cfg[CFG.anyEnter] !== 0 || cfg[CFG.anyExit] !== 0;
-    for (const s of sites) s.flag.writeU8(any || (s.nr < SYSCALL_SLOTS && (cfg[CFG.enter + s.nr] !== 0 || cfg[CFG.exit + s.nr] !== 0)) ? 1 : 0);
+    // Bit 0: some enter program wants this number, bit 1: some exit program (trampolines.ts).
+    const anyEnter = cfg[CFG.anyEnter] !== 0;
+    const anyExit = cfg[CFG.anyExit] !== 0;
+    const bits = (nr: number) => (anyEnter || cfg[CFG.enter + nr] !== 0 ? 1 : 0) | (anyExit || cfg[CFG.exit + nr] !== 0 ? 2 : 0);
+    const table = new Array<number>(SYSCALL_SLOTS);
+    for (let nr = 0; nr < SYSCALL_SLOTS; nr++) table[nr] = bits(nr);
+    for (const c of this.chunks) c.nrTable.writeByteArray(table);
+    for (const s of sites) s.flag?.writeU8(s.nr < SYSCALL_SLOTS ? bits(s.nr) : (anyEnter ? 1 : 0) | (anyExit ? 2 : 0));
   }
 
   /** Sites of an unloaded module: its memory may be reused, so never write there again. */

@@ -13,9 +13,11 @@
 
 import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
 import { FORK_GUARD_C } from '../../../forkGuard.js';
+import { hotCallback } from '../../../hotCallback.js';
 import { CFG } from '../syscallFilter.js';
 import { NATIVE_DISPATCH_C, NATIVE_DISPATCH_C_TYPES } from '../nativeDispatch.js';
 import { TS } from '../threadState.js';
+import { stubPage } from './stubs.js';
 
 /** Site table entry: the site's syscall address (its mov + 5) and number. */
 export const SITE = { ip: 0, nr: 8, size: 16 } as const;
@@ -134,7 +136,7 @@ current_tid (void)
 {
   gint32 off = *(volatile gint32 *) (cfg + ${CFG.tidOffset});
   if (off <= 0)
-    return (gint32) syscall_fn (186); /* gettid: the raw wrapper is no rewritten site */
+    return (gint32) syscall_fn (186); /* gettid, through the stub page's own syscall */
   return *(gint32 *) ((guint8 *) pthread_self_fn () + off);
 }
 
@@ -160,12 +162,13 @@ done_running (void)
   pthread_setspecific_fn (busy_key[0], NULL);
 }
 
+/* A site whose number comes in rax (nr -1 in the table) keeps it on the stack above the frame. */
 static void
 fill_user (Record * r, Frame * f, Site * s)
 {
   r->cpu = sched_getcpu ();
   r->user_ip = s->ip;
-  r->user_sp = (guint64) f + sizeof (Frame) + 128;
+  r->user_sp = (guint64) f + sizeof (Frame) + 128 + (s->nr < 0 ? 8 : 0);
   r->user_bp = f->rbp;
 }
 
@@ -173,7 +176,7 @@ void
 rw_enter (Frame * f)
 {
   Site * s = &sites[f->site];
-  gint64 nr = s->nr;
+  gint64 nr = s->nr >= 0 ? s->nr : (gint64) f->rax;
   gint32 tid;
   Record r;
   if (!cfg[${CFG.anyEnter}] && !(nr >= 0 && nr < SLOTS && cfg[${CFG.enter} + nr]))
@@ -213,7 +216,7 @@ void
 rw_exit (Frame * f)
 {
   Site * s = &sites[f->site];
-  gint64 nr = s->nr;
+  gint64 nr = s->nr >= 0 ? s->nr : *(gint64 *) (f + 1);
   gint32 tid;
   Record r;
   if (!cfg[${CFG.anyExit}] && !(nr >= 0 && nr < SLOTS && cfg[${CFG.exit} + nr]))
@@ -273,7 +276,7 @@ export function createRewriteHandlers(
   const key = Memory.alloc(4);
   const keyCreate = new NativeFunction(Module.getGlobalExportByName('pthread_key_create'), 'int', ['pointer', 'pointer']);
   if (keyCreate(key, NULL) !== 0) throw new Error('pthread_key_create failed');
-  const jsHit = new NativeCallback(onHit, 'void', ['pointer', 'int']);
+  const jsHit = hotCallback(onHit, 'void', ['pointer', 'int']);
   const jsFault = new NativeCallback(onNativeFault, 'void', ['uint', 'int']);
   const cm = new CModule(SOURCE, {
     cfg,
@@ -288,7 +291,7 @@ export function createRewriteHandlers(
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
     pthread_getspecific_fn: Module.getGlobalExportByName('pthread_getspecific'),
     pthread_setspecific_fn: Module.getGlobalExportByName('pthread_setspecific'),
-    syscall_fn: Module.getGlobalExportByName('syscall'),
+    syscall_fn: stubPage().rawSyscall0,
     sched_getcpu: Module.getGlobalExportByName('sched_getcpu'),
   });
   const setSpecific = new NativeFunction(Module.getGlobalExportByName('pthread_setspecific'), 'int', ['uint', 'pointer']);

@@ -24,6 +24,7 @@ export const STUB_PAGE = {
   exitStub: 256,
   xchg16: 448,
   xchg64: 464,
+  rawSyscall0: 480,
   size: 4096,
 } as const;
 
@@ -72,6 +73,8 @@ export interface StubPage {
   readonly base: NativePointer;
   readonly enterStub: NativePointer;
   readonly exitStub: NativePointer;
+  /** long raw_syscall0(long nr): a syscall no rewritten site sees. */
+  readonly rawSyscall0: NativePointer;
   /** xchg16(addr, value): a locked 2-byte store, for the code patcher. */
   readonly xchg16: NativeFunction<number, [NativePointer, number]>;
   /** xchg64(addr, value): a locked 8-byte store. */
@@ -89,10 +92,14 @@ export function stubPage(): StubPage {
   write(STUB_PAGE.exitStub, stubBytes(base, STUB_PAGE.exitStub, STUB_PAGE.exitFn));
   write(STUB_PAGE.xchg16, [0x89, 0xf0, 0x66, 0x87, 0x07, 0xc3]); // mov %esi,%eax; xchg %ax,(%rdi); ret
   write(STUB_PAGE.xchg64, [0x48, 0x89, 0xf0, 0x48, 0x87, 0x07, 0xc3]); // mov %rsi,%rax; xchg %rax,(%rdi); ret
+  // The handlers' own getpid/gettid: libc's syscall() is itself a rewritten site, and a
+  // handler reaching it would recurse until the stack ran out (it did, in forked children).
+  write(STUB_PAGE.rawSyscall0, [0x89, 0xf8, 0x0f, 0x05, 0xc3]); // mov %edi,%eax; syscall; ret
   page = {
     base,
     enterStub: base.add(STUB_PAGE.enterStub),
     exitStub: base.add(STUB_PAGE.exitStub),
+    rawSyscall0: base.add(STUB_PAGE.rawSyscall0),
     xchg16: new NativeFunction(base.add(STUB_PAGE.xchg16), 'int', ['pointer', 'int']),
     xchg64: new NativeFunction(base.add(STUB_PAGE.xchg64), 'uint64', ['pointer', 'uint64']),
   };
