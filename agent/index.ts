@@ -99,6 +99,19 @@ const api: AgentRpc = {
     return { programs: s.stats, droppedRecords: s.droppedRecords, pending: s.pending, records: s.records };
   },
   symbolize: (addresses: string[]) => addresses.map((a) => proc.symbolize(BigInt(a))),
+  releaseStdio(fds: number[]): number[] {
+    const libc = (name: string) => Module.getGlobalExportByName(name);
+    const open = new NativeFunction(libc('open'), 'int', ['pointer', 'int']);
+    const dup2 = new NativeFunction(libc('dup2'), 'int', ['int', 'int']);
+    const close = new NativeFunction(libc('close'), 'int', ['int']);
+    const O_WRONLY = 1;
+    const devNull = open(Memory.allocUtf8String('/dev/null'), O_WRONLY) as number;
+    if (devNull < 0) return [];
+    // dup2 swaps a descriptor atomically: a write on another thread lands in one or the other.
+    const done = fds.filter((fd) => (dup2(devNull, fd) as number) === fd);
+    close(devNull);
+    return done;
+  },
   detachAll(): DetachResult {
     counter?.detachAll();
     // Taken once no hook can run and before the VM goes: every update made before the

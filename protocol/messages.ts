@@ -167,4 +167,9 @@ export interface AgentRpc {
    * inside a syscall they entered under Stalker; Frida unloads the agent only once they return.
    */
   detachAll(): DetachResult;
+  /**
+   * Points the target's `fds` at /dev/null (spawn --duration leaving a pipeline: the target
+   * must not hold the pipe open after we are gone). Returns the fds it changed.
+   */
+  releaseStdio(fds: number[]): number[];
 }

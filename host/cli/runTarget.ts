@@ -215,6 +215,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         finalMaps = await s.call<MapDump[]>('mapDump').catch(() => finalMaps);
         finalStats = await s.call<typeof finalStats>('stats').catch(() => finalStats);
       }
+      if (target.kind === 'spawn' && (target.stdio ?? 'inherit') === 'inherit') await releasePipes(s, reporter);
       await s.detach();
       // The agent's own snapshot, taken once no hook could run any more: exact.
       const last = s.finalSnapshot;
@@ -315,4 +316,23 @@ async function detachedFate(s: Session): Promise<TargetFate | { kind: 'crashed';
   const end = s.endInfoOrNull;
   if (end?.crash) return { kind: 'crashed', summary: end.crash };
   return fate;
+}
+
+/**
+ * A spawned target inherited our stdout/stderr. Left on a pipe, it keeps the pipeline open
+ * after we detach (`bpftime-ts spawn --duration 1 prog | cat` never ended), so those go to
+ * /dev/null; a terminal or a file stays as it is (nothing waits on them).
+ */
+async function releasePipes(s: Session, reporter: Reporter): Promise<void> {
+  const pipes = [1, 2].filter((fd) => {
+    try {
+      return fs.fstatSync(fd).isFIFO() || fs.fstatSync(fd).isSocket();
+    } catch {
+      return false;
+    }
+  });
+  if (!pipes.length) return;
+  const done = await s.call<number[]>('releaseStdio', [pipes]).catch(() => [] as number[]);
+  const names = done.map((fd) => (fd === 1 ? 'stdout' : 'stderr'));
+  if (names.length) reporter.status(`pid ${s.pid} runs on with its ${names.join(' and ')} on /dev/null (it was this pipeline's)`);
 }

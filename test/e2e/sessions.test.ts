@@ -228,3 +228,20 @@ describe('the wasm engine detaches', () => {
     }
   });
 });
+
+describe('spawn --duration in a pipeline', () => {
+  test('the pipeline ends: the target runs on with its stdout on /dev/null, and says so', async () => {
+    const start = Date.now();
+    const r = await runCli(['spawn', '--duration', '1', '-o', countObj, adder, '0', '1000']);
+    const pid = Number(/installed in pid (\d+)/.exec(r.stderr)?.[1]);
+    try {
+      expect(r.code).toBe(0);
+      // `close` fires once every holder of the stdout pipe is gone: the target no longer is one.
+      expect(Date.now() - start).toBeLessThan(15000);
+      expect(r.stderr).toContain(`pid ${pid} runs on with its stdout and stderr on /dev/null`);
+      expect(isAlive(pid)).toBe(true);
+    } finally {
+      if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
