@@ -69,8 +69,19 @@ export interface ProgramLink {
  */
 export type EngineSpec = { kind: 'native'; library: string } | { kind: 'wasm' };
 
+/**
+ * How uprobes hook functions: Frida's Interceptor, or the agent's own inline hooks
+ * (agent/hooks: immortal stubs, any function, no teardown race), which fall back to the
+ * Interceptor for what they cannot hook.
+ */
+export type HookMechanism = 'interceptor' | 'inline';
+export const HOOK_MECHANISMS: readonly HookMechanism[] = ['interceptor', 'inline'];
+export const DEFAULT_HOOK_MECHANISM: HookMechanism = 'interceptor';
+
 export interface LoadRequest {
   engine: EngineSpec;
+  /** Absent: DEFAULT_HOOK_MECHANISM. */
+  hooks?: HookMechanism;
   objects: ObjectSpec[];
   links: ProgramLink[];
   /** Initial map contents set by the host (manifest `maps`/`rodata`), base64 keys and values. */

@@ -7,6 +7,7 @@
 import type { Helper, VmCore, VmCoreFactory } from '../../vm/ts/vm.js';
 import type { NativeHashApi } from '../maps/NativeHashMap.js';
 import { hotCallback } from '../hotCallback.js';
+import { HELPERS } from '../../protocol/helperTable.js';
 
 // Keep the JS lock across calls: programs call helpers (JS) back on the same thread, and
 // another thread must not run a program on the VM's global state in between. Exceptions
@@ -19,7 +20,7 @@ const EXCLUSIVE = { scheduling: 'exclusive', exceptions: 'propagate' } as const;
  * get_smp_processor_id, get_current_pid_tgid, get_current_uid_gid, get_current_comm,
  * probe_read_user, probe_read_user_str, ktime_get_boot_ns.
  */
-export const NATIVE_BUILTIN_HELPERS: readonly number[] = [5, 8, 14, 15, 16, 112, 114, 125];
+export const NATIVE_BUILTIN_HELPERS: readonly number[] = HELPERS.filter((h) => h.runs === 'native' && h.name !== 'override_return').map((h) => h.id);
 
 export interface NativeVm {
   factory: VmCoreFactory;

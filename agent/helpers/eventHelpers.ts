@@ -11,6 +11,7 @@ import type { RecordMap } from '../maps/RecordMap.js';
 import { EAGAIN, EFAULT, EINVAL, ENOSPC } from './errno.js';
 import { sizeArg, type HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
+import { helperId } from '../../protocol/helperTable.js';
 
 const WAKEUP_FLAGS = BigInt(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP);
 
@@ -47,7 +48,7 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
 
   return [
     {
-      id: 25, // perf_event_output(ctx, map, flags, data, size)
+      id: helperId('perf_event_output'), // perf_event_output(ctx, map, flags, data, size)
       fn: (_ctx, m, flags, data, size) => {
         const map = env.mapByHandle(m);
         if (!(map instanceof PerfEventArrayMap)) return -EINVAL;
@@ -61,7 +62,7 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 130, // ringbuf_output(ringbuf, data, size, flags)
+      id: helperId('ringbuf_output'), // ringbuf_output(ringbuf, data, size, flags)
       fn: (m, data, size, flags) => {
         const r = ring(m);
         if (r === undefined || (flags & ~WAKEUP_FLAGS) !== 0n) return -EINVAL;
@@ -74,7 +75,7 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 131, // ringbuf_reserve(ringbuf, size, flags) → pointer or NULL
+      id: helperId('ringbuf_reserve'), // ringbuf_reserve(ringbuf, size, flags) → pointer or NULL
       fn: (m, size, flags) => {
         const r = ring(m);
         const n = sizeArg(size);
@@ -83,10 +84,10 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
         return r.reserve(n);
       },
     },
-    { id: 132, fn: (data) => commit(data, false) }, // ringbuf_submit(data, flags)
-    { id: 133, fn: (data) => commit(data, true) }, // ringbuf_discard(data, flags)
+    { id: helperId('ringbuf_submit'), fn: (data) => commit(data, false) }, // ringbuf_submit(data, flags)
+    { id: helperId('ringbuf_discard'), fn: (data) => commit(data, true) }, // ringbuf_discard(data, flags)
     {
-      id: 134, // ringbuf_query(ringbuf, flags)
+      id: helperId('ringbuf_query'), // ringbuf_query(ringbuf, flags)
       fn: (m, flags) => {
         const r = ring(m);
         return r === undefined || flags > 3n ? 0 : r.query(Number(flags));

@@ -5,7 +5,7 @@
 // runs the program. Detaching everything restores the process.
 
 import { helperName } from '../../protocol/helperNames.js';
-import type { AttachResult, LoadRequest, MapDump, ProgramStats, RecordStats } from '../../protocol/messages.js';
+import { DEFAULT_HOOK_MECHANISM, type AttachResult, type HookMechanism, type LoadRequest, type MapDump, type ProgramStats, type RecordStats } from '../../protocol/messages.js';
 import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type AttachSpec, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
 import { VmFault, VmLoadError } from '../../vm/ts/vm.js';
 import { decodeBase64, encodeBase64 } from '../base64.js';
@@ -15,6 +15,7 @@ import type { EventQueue } from '../events.js';
 import type { HelperEnv } from '../helpers/HelperEnv.js';
 import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.js';
 import { objectRegions } from '../maps/regions.js';
+import { HELPERS, helperId } from '../../protocol/helperTable.js';
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
 import { NativeHashMap } from '../maps/NativeHashMap.js';
@@ -54,9 +55,9 @@ interface LoadedProgram {
  * updates and deletes (native hash maps), bpf_loop, and the helpers its library implements
  * in C (time, task, reads of user memory).
  */
-const VM_RESOLVED_HELPERS = new Set([1, 2, 3, 181, ...NATIVE_BUILTIN_HELPERS]);
+const VM_RESOLVED_HELPERS = new Set([...HELPERS.filter((h) => h.runs === 'vm').map((h) => h.id), ...NATIVE_BUILTIN_HELPERS]);
 /** bpf_override_return: resolved by the VM only in runs that carry an override target. */
-const OVERRIDE_RETURN = 58;
+const OVERRIDE_RETURN = helperId('override_return');
 /** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
 const MAX_PROGRAMS = 4096;
 
@@ -106,6 +107,7 @@ export class Runtime {
   /** Map handles whose lookups, updates and deletes the VM resolves (NativeHashMap). */
   private readonly nativeHashMaps = new Set<bigint>();
   private runner: NativeRunner | null = null;
+  private hooks: HookMechanism = DEFAULT_HOOK_MECHANISM;
   droppedRecords = 0;
   /** Programs whose hooks detachAll removed: still in the final stats. */
   private readonly detachedPrograms = new Set<unknown>();
@@ -130,6 +132,7 @@ export class Runtime {
       },
       ctxPtr: () => (this.disposed ? null : (this.ctxPtr ??= this.engine!.hostPtr(this.ctxAddr))),
       nativeRunner: () => (this.disposed ? null : this.runner),
+      hookMechanism: () => this.hooks,
       log: (level, text) => {
         this.events.push({ type: 'log', level, text });
         this.events.flush();
@@ -141,6 +144,7 @@ export class Runtime {
     if (this.engine) throw new Error('objects are already loaded in this process; detach first');
     const cpus = proc.cpuCount();
     this.objects = req.objects;
+    this.hooks = req.hooks ?? DEFAULT_HOOK_MECHANISM;
     let rw = CTX_AREA_BYTES + ARENA_SLACK;
     let ro = 64 * 1024;
     for (const o of req.objects) {
@@ -298,7 +302,7 @@ export class Runtime {
     } catch (e) {
       throw new AttachError(`program ${name} (${spec.section}): ${e instanceof Error ? e.message : String(e)}`);
     }
-    native &&= handle < MAX_PROGRAMS && !(usesArray && spec.helpers.some((h) => h === 2 || h === 3));
+    native &&= handle < MAX_PROGRAMS && !(usesArray && spec.helpers.some((h) => h === helperId('map_update_elem') || h === helperId('map_delete_elem')));
     const program: LoadedProgram = { object, spec, handle, hits: 0, faults: 0, disabled: null, native };
     if (native) this.runner!.enabled.add(handle).writeU8(1);
     this.programs.set(key, program);

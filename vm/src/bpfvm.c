@@ -34,6 +34,8 @@ uint8_t *bpfvm_host_ptr(uint64_t vaddr) { return HP(vaddr); }
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+static void init_map_args(void);
+
 /* ---------------------------------------------------------------- state */
 static uint64_t g_ro_lo, g_rw_lo, g_rw_hi;
 static uint32_t g_narray_maps; /* array maps whose lookups the VM inlines (see array_lookup) */
@@ -119,6 +121,7 @@ EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   g_running = 0;
   g_action = 0;
   g_narray_maps = 0;
+  init_map_args();
   return 0;
 }
 
@@ -337,7 +340,7 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
         }
         if (dst) BAD("nonzero reserved dst field", 0, 0, 0, 0);
         if (src == 0) {
-          if (imm == BPFVM_HELPER_BPF_LOOP) { d->op = OP_BPF_LOOP; break; }
+          if (imm == BPFVM_HELPER_LOOP) { d->op = OP_BPF_LOOP; break; }
         if ((uint32_t)imm >= BPFVM_MAX_HELPERS || !g_helper_ok[(uint32_t)imm])
             BAD("unknown helper id ", 1, (uint64_t)(int64_t)imm, 0, " (not registered)");
           d->op = OP_CALL;
@@ -606,28 +609,36 @@ static uint32_t g_nhash_maps;
 static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out);
 /* Where bpf_override_return writes {1, value} during a vm_run_with_override (else the host's helper runs). */
 static __thread int64_t *g_override;
-#define BPFVM_HELPER_OVERRIDE_RETURN 58
 #endif
 
-/* Which argument of a helper is a map handle (1-based; 0: none). A program names only its
- * own object's maps: a number that is another object's handle faults. */
-static inline uint32_t map_arg(uint32_t id) {
-  switch (id) {
-  case 1: case 2: case 3: case 87: case 88: case 89: case 130: case 131: case 134: case 164: case 195: return 1;
-  case 12: case 25: case 27: case 67: return id == 67 ? 0 : 2;
-  default: return 0;
-  }
+const bpfvm_helper_info *bpfvm_helper_info_of(uint32_t id) {
+  for (uint32_t i = 0; i < BPFVM_NHELPER_INFO; i++)
+    if (BPFVM_HELPER_INFO[i].id == id) return &BPFVM_HELPER_INFO[i];
+  return 0;
 }
 
-static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+/* Which argument of each helper is a map handle (1-based; 0: none), from the helper table.
+ * A program names only its own object's maps. */
+static uint8_t g_map_arg[BPFVM_MAX_HELPERS];
+static void init_map_args(void) {
+  for (uint32_t i = 0; i < BPFVM_NHELPER_INFO; i++)
+    for (uint32_t a = 0; a < 5; a++)
+      if (BPFVM_HELPER_INFO[i].arg[a] == BPFVM_ARG_MAP && BPFVM_HELPER_INFO[i].id < BPFVM_MAX_HELPERS) {
+        g_map_arg[BPFVM_HELPER_INFO[i].id] = (uint8_t)(a + 1);
+        break;
+      }
+}
+static inline uint32_t map_arg(uint32_t id) { return id < BPFVM_MAX_HELPERS ? g_map_arg[id] : 0; }
+
+static inline uint64_t call_helper(const prog_t *cur, uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
   uint64_t v;
-  uint32_t ma = map_arg(id);
+  uint32_t ma;
   /* Another object's map (or no map): the helper's error for a bad map, and nothing touched. */
-  if (ma && g_run.prog->nregions && !owns_handle(ma == 1 ? a : b))
-    return id == 1 || id == 195 || id == 131 ? 0 : (uint64_t)-22; /* NULL / -EINVAL */
-  if (id == BPFVM_HELPER_MAP_LOOKUP && g_narray_maps && array_lookup(a, b, &v)) return v;
+  if (cur->nregions && (ma = map_arg(id)) && !owns_handle(ma == 1 ? a : b))
+    return id == BPFVM_HELPER_MAP_LOOKUP_ELEM || id == BPFVM_HELPER_RINGBUF_RESERVE ? 0 : (uint64_t)-22; /* NULL / -EINVAL */
+  if (id == BPFVM_HELPER_MAP_LOOKUP_ELEM && g_narray_maps && array_lookup(a, b, &v)) return v;
 #ifndef __wasm__
-  if (id <= 3 && g_nhash_maps && hash_helper(id, a, b, c, d, &v)) return v;
+  if (id <= BPFVM_HELPER_MAP_DELETE_ELEM && g_nhash_maps && hash_helper(id, a, b, c, d, &v)) return v;
   if (id == BPFVM_HELPER_OVERRIDE_RETURN && g_override) {
     g_override[0] = 1;
     g_override[1] = (int64_t)b;
@@ -679,8 +690,15 @@ static inline int mem_ok(const dinsn *I, const prog_t *cur, uint64_t base, uint6
   default: return owned(cur, base, a, sz, write, fp, ctx, ctx_len);
   }
 }
+/* The context check is inlined (variable offsets into the context are the common checked
+ * access: pt_regs, tracepoint records, the benchmark's memory loop); ctx_tag is CHK_CTX when
+ * ctx_len >= 8, so that ctx_len - sz cannot wrap, and no check value otherwise. */
 #define CHECK_MEM(b, a, sz, w) \
-  if (UNLIKELY(I->chk) && UNLIKELY(!mem_ok(I, cur, (b), (a), (sz), (w), r[10], ctx, ctx_len))) { fault_addr = (a); goto fault_mem; }
+  if (UNLIKELY(I->chk)) { \
+    if (LIKELY(I->chk == ctx_tag)) { \
+      if (UNLIKELY((a) - ctx > ctx_len - (sz))) { fault_addr = (a); goto fault_mem; } \
+    } else if (UNLIKELY(!mem_ok(I, cur, (b), (a), (sz), (w), r[10], ctx, ctx_len))) { fault_addr = (a); goto fault_mem; } \
+  }
 #define CHECK_LD(a, sz) CHECK_MEM(REG(I->src), a, sz, 0)
 #define CHECK_ST(a, sz) CHECK_MEM(REG(I->dst), a, sz, 1)
 #define CHARGE(newseg) do { budget -= (int64_t)(I - seg) + 1; seg = (newseg); } while (0)
@@ -718,6 +736,7 @@ static int32_t run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
   const dinsn *code = cur->code;
   uint32_t prog_len = cur->len;
   const dinsn *ip = code, *I = code, *seg = code;
+  const uint32_t ctx_tag = ctx_len >= 8 ? CHK_CTX : 0x100;
   run_state saved_run = g_run;
   g_run.prog = cur;
   g_run.ctx = ctx;
@@ -893,7 +912,7 @@ dispatch_loop:
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
         g_run.fp = r[10];
-        r[0] = call_helper((uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
+        r[0] = call_helper(cur, (uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
         DISPATCH_NEXT;
@@ -902,10 +921,12 @@ dispatch_loop:
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
         g_run.fp = r[10];
-        g_run.rec = r[I->chk];
-        g_run.rec_len = I->chk ? (uint32_t)I->off : 0;
-        r[0] = call_helper((uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
-        g_run.rec_len = 0;
+        if (UNLIKELY(I->chk)) {
+          g_run.rec = r[I->chk];
+          g_run.rec_len = (uint32_t)I->off;
+        }
+        r[0] = call_helper(cur, (uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
+        if (UNLIKELY(I->chk)) g_run.rec_len = 0;
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
         DISPATCH_NEXT;
@@ -1202,14 +1223,14 @@ static uint64_t h_probe_read_user_str(uint64_t dst, uint64_t size, uint64_t src,
 int32_t bpfvm_use_builtin_helper(uint32_t id) {
   bpfvm_helper_fn fn = 0;
   switch (id) {
-    case 5: fn = h_ktime_get_ns; break;
-    case 8: fn = h_get_smp_processor_id; break;
-    case 14: fn = h_get_current_pid_tgid; break;
-    case 15: fn = h_get_current_uid_gid; break;
-    case 16: fn = h_get_current_comm; break;
-    case 112: fn = h_probe_read_user; break;
-    case 114: fn = h_probe_read_user_str; break;
-    case 125: fn = h_ktime_get_boot_ns; break;
+    case BPFVM_HELPER_KTIME_GET_NS: fn = h_ktime_get_ns; break;
+    case BPFVM_HELPER_GET_SMP_PROCESSOR_ID: fn = h_get_smp_processor_id; break;
+    case BPFVM_HELPER_GET_CURRENT_PID_TGID: fn = h_get_current_pid_tgid; break;
+    case BPFVM_HELPER_GET_CURRENT_UID_GID: fn = h_get_current_uid_gid; break;
+    case BPFVM_HELPER_GET_CURRENT_COMM: fn = h_get_current_comm; break;
+    case BPFVM_HELPER_PROBE_READ_USER: fn = h_probe_read_user; break;
+    case BPFVM_HELPER_PROBE_READ_USER_STR: fn = h_probe_read_user_str; break;
+    case BPFVM_HELPER_KTIME_GET_BOOT_NS: fn = h_ktime_get_boot_ns; break;
     default: return 0;
   }
   bpfvm_set_helper_fn(id, fn);
@@ -1325,12 +1346,12 @@ static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, 
   hash_map_t *m = hash_map(map);
   if (!m) return 0;
   if (!vm_readable(key, m->key_size)) {
-    *out = id == BPFVM_HELPER_MAP_LOOKUP ? 0 : (uint64_t)-14;
+    *out = id == BPFVM_HELPER_MAP_LOOKUP_ELEM ? 0 : (uint64_t)-14;
     return 1;
   }
-  if (id == BPFVM_HELPER_MAP_LOOKUP) {
+  if (id == BPFVM_HELPER_MAP_LOOKUP_ELEM) {
     *out = hash_lookup(m, HP(key));
-  } else if (id == 2) {
+  } else if (id == BPFVM_HELPER_MAP_UPDATE_ELEM) {
     if (!vm_readable(value, m->value_size)) *out = (uint64_t)-14;
     else *out = (uint64_t)hash_update(m, HP(key), HP(value), flags);
   } else {

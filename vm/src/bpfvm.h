@@ -18,11 +18,7 @@
 #define BPFVM_MAX_PROGS 4096
 #define BPFVM_MAX_HELPERS 4096
 #define BPFVM_MAX_TAIL_CALLS 33
-/* Helper 181 (bpf_loop) is an interpreter intrinsic; lddw src=4 (PSEUDO_FUNC) yields
- * BPFVM_FUNC_TAG | target_pc. */
-#define BPFVM_HELPER_BPF_LOOP 181
-/* bpf_map_lookup_elem on maps registered with vm_register_array_map is resolved in the VM. */
-#define BPFVM_HELPER_MAP_LOOKUP 1
+/* lddw src=4 (PSEUDO_FUNC) yields BPFVM_FUNC_TAG | target_pc (bpf_loop callbacks). */
 #define BPFVM_MAX_ARRAY_MAPS 256
 #define BPFVM_FUNC_TAG 0xbf0f000000000000ull
 

@@ -5,6 +5,10 @@
 #define BPFVM_INTERNAL_H
 
 #include "bpfvm.h"
+#include "bpfvm_helpers.h"
+
+/* The table entry of helper `id`, or 0 (helpers outside protocol/helperTable.ts). */
+const bpfvm_helper_info *bpfvm_helper_info_of(uint32_t id);
 
 /* ---------------------------------------------------------------- internal opcodes */
 #define ALU_NAMES(Y) Y(ADD) Y(SUB) Y(MUL) Y(DIV) Y(SDIV) Y(MOD) Y(SMOD) Y(OR) Y(AND) Y(LSH) Y(RSH) Y(ARSH) Y(XOR) Y(MOV)

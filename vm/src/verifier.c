@@ -208,28 +208,7 @@ static int32_t find_region(const prog_t *p, uint64_t handle, uint32_t flag) {
   return -1;
 }
 
-/* Helpers that write through pointer arguments: argument register of the buffer and of its
- * size (0: the size is fixed but unknown here). Helpers not listed and not in pure_helper
- * may write anywhere they are given a pointer to. */
-static int helper_writes(uint32_t id, uint32_t *dst, uint32_t *size) {
-  switch (id) {
-  case 4: case 16: case 45: case 112: case 113: case 114: case 115: case 165: *dst = 1; *size = 2; return 1;
-  case 67: *dst = 2; *size = 3; return 1;
-  case 88: case 89: *dst = 2; *size = 0; return 1;
-  default: return 0;
-  }
-}
-static int pure_helper(uint32_t id) {
-  switch (id) {
-  case 1: case 2: case 3: case 5: case 6: case 7: case 8: case 12: case 14: case 15: case 25: case 27:
-  case 35: case 58: case 87: case 125: case 130: case 131: case 132: case 133: case 134: case 195:
-    return 1;
-  default: return 0;
-  }
-}
-
 static void helper_call(vctx *v, vstate *st, uint32_t pc, dinsn *d, uint32_t id) {
-  uint32_t dr, sr;
   /* A ringbuf record passed to the helper (bpf_get_current_comm(e->comm, ..)): the call may
    * let the helper touch the record's bytes from the pointer on (dinsn chk = the register,
    * off = the bytes left), which the run-time check of helper buffers cannot know. */
@@ -245,33 +224,37 @@ static void helper_call(vctx *v, vstate *st, uint32_t pc, dinsn *d, uint32_t id)
       }
     }
   }
-  if (helper_writes(id, &dr, &sr)) {
-    const aval *dst = &st->r[dr], *sz = sr ? &st->r[sr] : 0;
-    if (dst->kind == AV_STACK && !(dst->flags & F_VAR) && sz && (sz->flags & F_CONST) && sz->off > 0 && sz->off <= BPFVM_FRAME_STACK)
-      stack_store(st, dst, 0, (uint32_t)sz->off, 0);
-    else if (maybe_stack(dst))
-      slots_to(st, TOP_V, 0);
-  } else if (!pure_helper(id)) {
+  const bpfvm_helper_info *info = bpfvm_helper_info_of(id);
+  if (!info) { /* not in the helper table: it may write anywhere it is given a pointer to */
     for (int i = 1; i <= 5; i++)
       if (maybe_stack(&st->r[i])) { slots_to(st, TOP_V, 0); break; }
   }
-  if ((id == 132 || id == 133) && st->r[1].kind == AV_RB) { /* submit / discard: the record is gone */
-    uint32_t rid = st->r[1].id;
-    for (int i = 0; i < 11; i++) if (st->r[i].kind == AV_RB && st->r[i].id == rid) st->r[i] = SCALAR_V;
-    for (int i = 0; i < NSLOTS; i++) if (st->s[i].kind == AV_RB && st->s[i].id == rid) st->s[i] = SCALAR_V;
+  for (uint32_t a = 0; info && a < 5; a++) {
+    const aval *x = &st->r[a + 1];
+    if (info->arg[a] == BPFVM_ARG_WRITE) {
+      const aval *sz = info->size[a] ? &st->r[info->size[a]] : 0;
+      if (x->kind == AV_STACK && !x->id && !(x->flags & F_VAR) && sz && (sz->flags & F_CONST) && sz->off > 0 && sz->off <= BPFVM_FRAME_STACK)
+        stack_store(st, x, 0, (uint32_t)sz->off, 0); /* the bytes written are data */
+      else if (maybe_stack(x))
+        slots_to(st, TOP_V, 0);
+    } else if (info->arg[a] == BPFVM_ARG_RELEASE && x->kind == AV_RB) { /* submit / discard: the record is gone */
+      uint32_t rid = x->id;
+      for (int i = 0; i < 11 + NSLOTS; i++) {
+        aval *y = i < 11 ? &st->r[i] : &st->s[i - 11];
+        if (y->kind == AV_RB && y->id == rid) *y = SCALAR_V;
+      }
+    }
   }
-  aval r0 = TOP_V;
+  aval r0 = info && info->ret == BPFVM_RET_SCALAR ? SCALAR_V : TOP_V;
   const aval *h = &st->r[1];
-  if ((id == 1 || id == 195) && h->kind == AV_SCALAR && (h->flags & F_CONST)) {
+  if (info && info->ret == BPFVM_RET_MAP_VALUE && h->kind == AV_SCALAR && (h->flags & F_CONST)) {
     int32_t ri = find_region(v->p, (uint64_t)h->off, BPFVM_REGION_VALUES);
     if (ri >= 0) { aval m = {AV_MAP, F_NULL, (uint16_t)ri, pc + 1, 0, 0, 0}; r0 = m; }
-  } else if (id == 131 && h->kind == AV_SCALAR && (h->flags & F_CONST)) {
+  } else if (info && info->ret == BPFVM_RET_RECORD && h->kind == AV_SCALAR && (h->flags & F_CONST)) {
     int32_t ri = find_region(v->p, (uint64_t)h->off, BPFVM_REGION_RINGBUF);
     const aval *n = &st->r[2];
     uint32_t size = (n->flags & F_CONST) && n->off > 0 && n->off < (1 << 30) ? (uint32_t)n->off : 0;
     if (ri >= 0) { aval m = {AV_RB, F_NULL, (uint16_t)ri, pc + 1, size, 0, 0}; r0 = m; }
-  } else if (pure_helper(id) || helper_writes(id, &dr, &sr)) {
-    r0 = SCALAR_V;
   }
   st->r[0] = r0;
 }
