@@ -4,6 +4,9 @@
  * Each input line is one job (blank lines and lines starting with '#' are ignored):
  *   run   CODEHEX MEMHEX|- [BUDGET]      -> "ok R0 INSNS" | "fault KIND PC ADDR" | "load PC MESSAGE"
  *   bench CODEHEX MEMHEX|- REPEAT [BUDGET] -> "bench R0 INSNS_PER_RUN NS_TOTAL" (or fault/load as above)
+ *   hash  KS VS MAX OPSHEX               -> the C hash map (hashmap.c) through vm_hash_op: each op
+ *         is 2 bytes (1 lookup, 2 update, 3 delete; flags) + key + value; prints one result per
+ *         op ("-" or the value's hex for lookups, else the return code), then "n=ENTRIES"
  *   iso   CODEHEX MEMHEX|- [BUDGET]      -> as run, then " changed=N": the isolation fuzz layout
  *         (iso_layout below), N = bytes changed outside the program's stack, context and values
  * CODEHEX is the program's bytes (8 per instruction, little-endian) in hex; MEMHEX the bytes
@@ -199,6 +202,32 @@ static void job(int bench, char *code_hex, char *mem_hex, long repeat, uint64_t 
   free(mem);
 }
 
+static void hash_job(uint32_t ks, uint32_t vs, uint32_t max, const char *ops_hex) {
+  size_t n = 0;
+  uint8_t *ops = unhex(ops_hex, &n);
+  if (!ops || vm_init(g_ro, g_rw) != 0 || vm_register_hash_map(7, ks, vs, max, vm_alloc_start()) != 0) {
+    printf("error hash setup\n");
+    free(ops);
+    return;
+  }
+  size_t step = 2 + ks + vs;
+  for (size_t i = 0; i + step <= n; i += step) {
+    const uint8_t *key = ops + i + 2, *value = key + ks;
+    int64_t r = vm_hash_op(7, ops[i], key, value, ops[i + 1]);
+    if (ops[i] != 1) printf("%lld ", (long long)r);
+    else if (r == 0) printf("- ");
+    else {
+      const uint8_t *v = bpfvm_host_ptr((uint64_t)r);
+      for (uint32_t j = 0; j < vs; j++) printf("%02x", v[j]);
+      printf(" ");
+    }
+  }
+  uint8_t *keys = malloc((size_t)ks * max + 1);
+  uint32_t *slots = malloc(sizeof(uint32_t) * max + 4);
+  printf("n=%d\n", vm_hash_entries(7, keys, slots, max));
+  free(keys), free(slots), free(ops);
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--ro") && i + 1 < argc) g_ro = (uint32_t)strtoul(argv[++i], NULL, 0);
@@ -216,6 +245,12 @@ int main(int argc, char **argv) {
     char *mem = strtok_r(NULL, " \t\r\n", &save);
     char *a3 = strtok_r(NULL, " \t\r\n", &save);
     char *a4 = strtok_r(NULL, " \t\r\n", &save);
+    if (!strcmp(cmd, "hash")) {
+      if (!code || !mem || !a3 || !a4) { printf("error bad line\n"); continue; }
+      hash_job((uint32_t)strtoul(code, NULL, 0), (uint32_t)strtoul(mem, NULL, 0), (uint32_t)strtoul(a3, NULL, 0), a4);
+      fflush(stdout);
+      continue;
+    }
     if (!code || !mem) { printf("error bad line\n"); continue; }
     if (!strcmp(cmd, "run")) job(0, code, mem, 1, a3 ? strtoull(a3, NULL, 0) : 1000000);
     else if (!strcmp(cmd, "iso")) job(2, code, mem, 1, a3 ? strtoull(a3, NULL, 0) : 1000000);
