@@ -1,7 +1,10 @@
 // Interpreter speed in ns per executed eBPF instruction, for three loops (arithmetic, memory,
-// helper calls), on the wasm build under Node and on the native gcc -O2 build, in one run.
+// helper calls), in one run: the wasm build under Node and the native gcc -O2 build, each
+// with isolation (the verifier's per-region checks) and without (the BPFVM_NO_ISOLATION
+// builds: every access checked against the whole arena), and rbpf (crates.io interpreter and
+// x86-64 JIT, bench/rbpf) on the same programs. Instructions per run are counted by our VM.
 // Usage (after the build): node dist/bench/vm.bench.js [iterations]
-// Reference: uBPF's interpreter is ~18 ns/insn; goal native <= 4.5 ns/insn, wasm <= 2x native.
+// Goals: isolation costs <= 15% on the memory loop; native <= 4.5 ns/insn; wasm <= 2x native.
 
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -12,7 +15,11 @@ import { assemble } from '../vm/ts/asm';
 
 const root = path.resolve(__dirname, '..', '..');
 const wasmFile = path.join(root, 'vm', 'build', 'bpfvm.wasm');
+const wasmNoIsoFile = path.join(root, 'vm', 'build', 'bpfvm-noiso.wasm');
 const nativeBin = path.join(root, 'vm', 'build', 'bpfvm-native');
+const nativeNoIsoBin = path.join(root, 'vm', 'build', 'bpfvm-native-noiso');
+const rbpfDir = path.join(root, 'bench', 'rbpf');
+const rbpfBin = path.join(rbpfDir, 'target', 'release', 'bpftime-ts-rbpf-bench');
 const iters = Number(process.argv[2] ?? 200000);
 const ROUNDS = 5;
 const MEM = 4096;
@@ -77,8 +84,10 @@ const programs: { name: string; asm: string; mem: boolean }[] = [
   },
 ];
 
-function runWasm(code: Uint8Array, useMem: boolean): { nsPerInsn: number; r0: bigint; insns: bigint } {
-  const vm = BpfVm.create(fs.readFileSync(wasmFile), { budget: 1e15 });
+type Result = { nsPerInsn: number; r0: bigint; insns: bigint };
+
+function runWasm(file: string, code: Uint8Array, useMem: boolean): Result {
+  const vm = BpfVm.create(fs.readFileSync(file), { budget: 1e15 });
   vm.registerHelper(2, () => 0n);
   const h = vm.load(code);
   const ctx = useMem ? vm.allocRw(MEM) : 0;
@@ -95,13 +104,13 @@ function runWasm(code: Uint8Array, useMem: boolean): { nsPerInsn: number; r0: bi
   return { nsPerInsn: median(samples), r0, insns };
 }
 
-function runNative(code: Uint8Array, useMem: boolean): { nsPerInsn: number; r0: bigint; insns: bigint } {
+function runNative(bin: string, code: Uint8Array, useMem: boolean): Result {
   const mem = useMem ? hex(new Uint8Array(MEM)) : '-';
   const line = `bench ${hex(code)} ${mem} 1 1000000000000000\n`;
   const samples: number[] = [];
   let r0 = 0n;
   let insns = 0n;
-  const out = execFileSync(nativeBin, ['--rw', String(1 << 20)], { input: line.repeat(ROUNDS + 1) }).toString().trim().split('\n');
+  const out = execFileSync(bin, ['--rw', String(1 << 20)], { input: line.repeat(ROUNDS + 1) }).toString().trim().split('\n');
   out.slice(1).forEach((l) => {
     const m = /^bench (\d+) (\d+) (\d+)$/.exec(l);
     if (!m) throw new Error(`native: ${l}`);
@@ -112,16 +121,79 @@ function runNative(code: Uint8Array, useMem: boolean): { nsPerInsn: number; r0: 
   return { nsPerInsn: median(samples), r0, insns };
 }
 
+/** The bench-only rbpf harness, built with cargo on first use; null when cargo is missing. */
+function rbpfHarness(): string | null {
+  if (!fs.existsSync(rbpfBin)) {
+    try {
+      execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', path.join(rbpfDir, 'Cargo.toml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    } catch {
+      return null;
+    }
+  }
+  return rbpfBin;
+}
+
+/** rbpf interpreter and JIT ns per instruction (instructions counted by our VM: same program, same path). */
+function runRbpf(bin: string, code: Uint8Array, useMem: boolean, insns: bigint): { interp: number; jit: number; r0: bigint } {
+  const repeat = 3;
+  const line = `${hex(code)} ${useMem ? MEM : 0} ${repeat}\n`;
+  const out = execFileSync(bin, { input: line.repeat(ROUNDS) }).toString().trim().split('\n');
+  const interp: number[] = [];
+  const jit: number[] = [];
+  let r0 = 0n;
+  for (const l of out) {
+    const m = /^rbpf (\d+) (\d+) (\d+) (\d+)$/.exec(l);
+    if (!m) throw new Error(`rbpf: ${l}`);
+    if (m[1] !== m[2]) throw new Error(`rbpf interpreter and JIT disagree: ${l}`);
+    r0 = BigInt(m[1]);
+    interp.push(Number(m[3]) / repeat / Number(insns));
+    jit.push(Number(m[4]) / repeat / Number(insns));
+  }
+  return { interp: median(interp), jit: median(jit), r0 };
+}
+
+const pct = (withIso: number, without: number): string => `${(((withIso - without) / without) * 100).toFixed(0)}%`;
+
 function main(): void {
   const rows: (string | number)[][] = [];
+  const rbpf = rbpfHarness();
   for (const p of programs) {
     const code = assemble(p.asm);
-    const w = runWasm(code, p.mem);
-    const n = runNative(code, p.mem);
-    if (w.r0 !== n.r0 || w.insns !== n.insns) throw new Error(`${p.name}: wasm and native disagree (${w.r0}/${w.insns} vs ${n.r0}/${n.insns})`);
-    rows.push([p.name, String(n.insns), n.nsPerInsn.toFixed(2), w.nsPerInsn.toFixed(2), (w.nsPerInsn / n.nsPerInsn).toFixed(2), (18 / n.nsPerInsn).toFixed(1)]);
+    // Isolation and no-isolation builds alternate, so that load changes hit both alike.
+    const nIso: Result[] = [], nNo: Result[] = [], wIso: Result[] = [], wNo: Result[] = [];
+    for (let i = 0; i < 3; i++) {
+      nIso.push(runNative(nativeBin, code, p.mem));
+      nNo.push(runNative(nativeNoIsoBin, code, p.mem));
+      wIso.push(runWasm(wasmFile, code, p.mem));
+      wNo.push(runWasm(wasmNoIsoFile, code, p.mem));
+    }
+    const ns = (rs: Result[]): number => median(rs.map((r) => r.nsPerInsn));
+    const n = nIso[0];
+    for (const r of [...nIso, ...nNo, ...wIso, ...wNo]) {
+      if (r.r0 !== n.r0 || r.insns !== n.insns) throw new Error(`${p.name}: builds disagree (${r.r0}/${r.insns} vs ${n.r0}/${n.insns})`);
+    }
+    const peer = rbpf ? runRbpf(rbpf, code, p.mem, n.insns) : null;
+    if (peer && peer.r0 !== n.r0) throw new Error(`${p.name}: rbpf computes ${peer.r0}, bpftime-ts ${n.r0}`);
+    rows.push([
+      p.name,
+      String(n.insns),
+      ns(nIso).toFixed(2),
+      ns(nNo).toFixed(2),
+      pct(ns(nIso), ns(nNo)),
+      ns(wIso).toFixed(2),
+      ns(wNo).toFixed(2),
+      pct(ns(wIso), ns(wNo)),
+      peer ? peer.interp.toFixed(2) : 'n/a',
+      peer ? peer.jit.toFixed(2) : 'n/a',
+      peer ? (peer.interp / ns(nIso)).toFixed(1) : 'n/a',
+    ]);
   }
-  console.log(table(['loop', 'insns/run', 'native ns/insn', 'wasm ns/insn', 'wasm/native', 'uBPF (18 ns) / native'], rows));
+  console.log(
+    table(
+      ['loop', 'insns/run', 'native ns/insn', 'native, no isolation', 'isolation cost', 'wasm ns/insn', 'wasm, no isolation', 'isolation cost', 'rbpf interp ns/insn', 'rbpf JIT ns/insn', 'rbpf interp / native'],
+      rows,
+    ),
+  );
 }
 
 main();

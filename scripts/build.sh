@@ -5,6 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 make -s -C vm
+# The inline hook engine's native hit path: a flat blob the agent bundle embeds (agent/hooks/native).
+make -s -C agent/hooks/native
 npx tsc -p tsconfig.host.json
 # The agent bundle embeds the wasm VM, so it is rebuilt whenever any of its inputs change.
 if [ ! -f dist/agent.js ] || [ -n "$(find agent protocol vm/ts vm/build -newer dist/agent.js -type f 2>/dev/null | head -1)" ]; then

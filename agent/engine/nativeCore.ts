@@ -7,6 +7,7 @@
 import type { Helper, VmCore, VmCoreFactory } from '../../vm/ts/vm.js';
 import type { NativeHashApi } from '../maps/NativeHashMap.js';
 import { hotCallback } from '../hotCallback.js';
+import { HELPERS } from '../../protocol/helperTable.js';
 
 // Keep the JS lock across calls: programs call helpers (JS) back on the same thread, and
 // another thread must not run a program on the VM's global state in between. Exceptions
@@ -19,7 +20,7 @@ const EXCLUSIVE = { scheduling: 'exclusive', exceptions: 'propagate' } as const;
  * get_smp_processor_id, get_current_pid_tgid, get_current_uid_gid, get_current_comm,
  * probe_read_user, probe_read_user_str, ktime_get_boot_ns.
  */
-export const NATIVE_BUILTIN_HELPERS: readonly number[] = [5, 8, 14, 15, 16, 112, 114, 125];
+export const NATIVE_BUILTIN_HELPERS: readonly number[] = HELPERS.filter((h) => h.runs === 'native' && h.name !== 'override_return').map((h) => h.id);
 
 export interface NativeVm {
   factory: VmCoreFactory;
@@ -52,6 +53,10 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const hostPtr = fn('bpfvm_host_ptr', 'pointer', ['uint64']);
   const vmLoad = fn('vm_load', 'int', ['pointer', 'uint']);
   const vmErrMsg = fn('vm_err_msg', 'pointer', []);
+  const vmSetLoadEnv = fn('vm_set_load_env', 'int', ['pointer', 'uint', 'uint', 'uint']);
+  const vmAccessible32 = fn('vm_accessible32', 'int', ['uint', 'uint', 'uint']);
+  const vmFaultCheck = fn('vm_fault_check', 'uint', []);
+  const vmFaultRegion = fn('vm_fault_region', 'uint', []);
   const vmRun = fn('vm_run', 'int', ['uint', 'uint64', 'uint64']);
   const vmSetBudget = fn('vm_set_budget', 'void', ['uint64']);
   const vmResult = fn('vm_result', 'uint64', []);
@@ -131,6 +136,14 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         mem.writeByteArray(prog.buffer.slice(prog.byteOffset, prog.byteOffset + prog.byteLength) as ArrayBuffer);
         return vmLoad(mem, n) as number;
       },
+      setLoadEnv(regions: Uint8Array, n: number, ctxSize: number, ctxFlags: number): number {
+        const mem = Memory.alloc(Math.max(8, regions.length));
+        mem.writeByteArray(regions.buffer.slice(regions.byteOffset, regions.byteOffset + regions.byteLength) as ArrayBuffer);
+        return vmSetLoadEnv(mem, n, ctxSize, ctxFlags) as number;
+      },
+      vm_accessible32: (addr: number, len: number, write: number) => vmAccessible32(addr, len, write) as number,
+      vm_fault_check: () => vmFaultCheck() as number,
+      vm_fault_region: () => vmFaultRegion() as number,
       errorMessage(): string {
         const p = vmErrMsg();
         return p.isNull() ? 'out of memory' : p.readUtf8String() ?? '';

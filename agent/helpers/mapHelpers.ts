@@ -7,6 +7,7 @@ import { BloomFilterMap } from '../maps/BloomFilterMap.js';
 import { E2BIG, EFAULT, EINVAL, ENOENT, EPERM } from './errno.js';
 import type { HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
+import { helperId } from '../../protocol/helperTable.js';
 
 /**
  * Map types a program may not read or write through the generic map helpers (the verifier
@@ -43,7 +44,7 @@ export function mapHelpers(env: HelperEnv): HelperDef[] {
 
   return [
     {
-      id: 1, // map_lookup_elem(map, key) → value pointer or NULL
+      id: helperId('map_lookup_elem'), // map_lookup_elem(map, key) → value pointer or NULL
       fn: (m, k) => {
         const b = bloom(m);
         if (b !== undefined) {
@@ -59,7 +60,7 @@ export function mapHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 2, // map_update_elem(map, key, value, flags)
+      id: helperId('map_update_elem'), // map_update_elem(map, key, value, flags)
       fn: (m, k, v, flags) => {
         const b = bloom(m);
         if (b !== undefined) {
@@ -76,7 +77,7 @@ export function mapHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 3, // map_delete_elem(map, key)
+      id: helperId('map_delete_elem'), // map_delete_elem(map, key)
       fn: (m, k) => {
         const map = programMap(m);
         if (map === undefined) return -EINVAL;
@@ -85,7 +86,7 @@ export function mapHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 12, // tail_call(ctx, prog_array, index): on success the VM jumps after we return
+      id: helperId('tail_call'), // tail_call(ctx, prog_array, index): on success the VM jumps after we return
       fn: (_ctx, m, idx) => {
         const map = env.mapByHandle(m);
         if (map === undefined || map.spec.type !== 'prog_array') return -EINVAL;

@@ -6,6 +6,7 @@ import { EFAULT, EINVAL } from './errno.js';
 import { sizeArg, type HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
 import { anyBytes, anyCString, latin1ToText, vmCString } from './vmStrings.js';
+import { helperId } from '../../protocol/helperTable.js';
 
 /** The kernel's bprintf limits: 12 varargs, 1 KiB of trace_printk output. */
 export const MAX_VARARGS = 12;
@@ -57,7 +58,7 @@ export function printHelpers(env: HelperEnv): HelperDef[] {
 
   return [
     {
-      id: 6, // trace_printk(fmt, fmt_size, a1, a2, a3)
+      id: helperId('trace_printk'), // trace_printk(fmt, fmt_size, a1, a2, a3)
       fn: (fmt, size, a1, a2, a3) => {
         const f = sizedFmt(fmt, size);
         if (typeof f === 'number') return f;
@@ -69,7 +70,7 @@ export function printHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 177, // trace_vprintk(fmt, fmt_size, data, data_len)
+      id: helperId('trace_vprintk'), // trace_vprintk(fmt, fmt_size, data, data_len)
       fn: (fmt, size, data, dataLen) => {
         const f = sizedFmt(fmt, size);
         if (typeof f === 'number') return f;
@@ -80,7 +81,7 @@ export function printHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 165, // snprintf(str, str_size, fmt, data, data_len) → length including the NUL
+      id: helperId('snprintf'), // snprintf(str, str_size, fmt, data, data_len) → length including the NUL
       fn: (str, strSize, fmt, data, dataLen) => {
         const size = sizeArg(strSize);
         if (size < 0) return -EINVAL;
@@ -102,7 +103,7 @@ export function printHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 182, // strncmp(s1, s1_sz, s2): s1 is a sized buffer, s2 a NUL-terminated constant
+      id: helperId('strncmp'), // strncmp(s1, s1_sz, s2): s1 is a sized buffer, s2 a NUL-terminated constant
       fn: (s1, s1Size, s2) => {
         const n = sizeArg(s1Size);
         if (n < 0) return -EINVAL;

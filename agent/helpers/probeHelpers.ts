@@ -7,6 +7,7 @@ import { EFAULT, EINVAL } from './errno.js';
 import { sizeArg, type HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
 import { stripNul, vmCString } from './vmStrings.js';
+import { helperId } from '../../protocol/helperTable.js';
 
 type ReadFn = (src: bigint, len: number) => Uint8Array | null;
 type ReadStrFn = (src: bigint, max: number) => Uint8Array | null;
@@ -60,11 +61,11 @@ export function probeHelpers(env: HelperEnv): HelperDef[] {
   };
 
   return [
-    { id: 4, fn: copy(fromEither) }, // probe_read
-    { id: 45, fn: copyStr(strEither) }, // probe_read_str
-    { id: 112, fn: copy(fromTarget) }, // probe_read_user
-    { id: 113, fn: copy(fromVm) }, // probe_read_kernel
-    { id: 114, fn: copyStr(strTarget) }, // probe_read_user_str
-    { id: 115, fn: copyStr(strVm) }, // probe_read_kernel_str
+    { id: helperId('probe_read'), fn: copy(fromEither) }, // probe_read
+    { id: helperId('probe_read_str'), fn: copyStr(strEither) }, // probe_read_str
+    { id: helperId('probe_read_user'), fn: copy(fromTarget) }, // probe_read_user
+    { id: helperId('probe_read_kernel'), fn: copy(fromVm) }, // probe_read_kernel
+    { id: helperId('probe_read_user_str'), fn: copyStr(strTarget) }, // probe_read_user_str
+    { id: helperId('probe_read_kernel_str'), fn: copyStr(strVm) }, // probe_read_kernel_str
   ];
 }

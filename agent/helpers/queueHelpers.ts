@@ -8,6 +8,7 @@ import { QueueStackMap } from '../maps/QueueStackMap.js';
 import { EFAULT, EINVAL, EOPNOTSUPP } from './errno.js';
 import type { HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
+import { helperId } from '../../protocol/helperTable.js';
 
 export function queueHelpers(env: HelperEnv): HelperDef[] {
   const vm = env.vm;
@@ -26,7 +27,7 @@ export function queueHelpers(env: HelperEnv): HelperDef[] {
   };
   return [
     {
-      id: 87, // map_push_elem(map, value, flags)
+      id: helperId('map_push_elem'), // map_push_elem(map, value, flags)
       fn: (m, value, flags) => {
         const map = env.mapByHandle(m);
         if (!(map instanceof QueueStackMap) && !(map instanceof BloomFilterMap)) return -EINVAL;
@@ -37,8 +38,8 @@ export function queueHelpers(env: HelperEnv): HelperDef[] {
         return map.push(vm.memory().subarray(a, a + map.spec.valueSize), Number(flags));
       },
     },
-    { id: 88, fn: take(true) }, // map_pop_elem(map, value)
-    { id: 89, fn: take(false) }, // map_peek_elem(map, value)
+    { id: helperId('map_pop_elem'), fn: take(true) }, // map_pop_elem(map, value)
+    { id: helperId('map_peek_elem'), fn: take(false) }, // map_peek_elem(map, value)
   ];
 }
 

@@ -9,6 +9,7 @@ import { EFAULT, EINVAL } from './errno.js';
 import { sizeArg, type HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
 import { MAX_STACK_DEPTH, regsFromPtRegs, walkUserStack } from './userStack.js';
+import { helperId } from '../../protocol/helperTable.js';
 
 const BPF_F_USER_BUILD_ID = 1n << 11n;
 const PT_REGS_SIZE = 168;
@@ -29,7 +30,7 @@ export function stackHelpers(env: HelperEnv): HelperDef[] {
 
   return [
     {
-      id: 27, // get_stackid(ctx, map, flags) → stack id or a negative errno
+      id: helperId('get_stackid'), // get_stackid(ctx, map, flags) → stack id or a negative errno
       fn: (_ctx, m, flags) => {
         const map = env.mapByHandle(m);
         if (!(map instanceof StackTraceMap)) return -EINVAL;
@@ -40,7 +41,7 @@ export function stackHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 67, // get_stack(ctx, buf, size, flags) → bytes written or a negative errno (buf cleared)
+      id: helperId('get_stack'), // get_stack(ctx, buf, size, flags) → bytes written or a negative errno (buf cleared)
       fn: (_ctx, buf, size, flags) => {
         const n = sizeArg(size);
         if (n < 0) return -EINVAL;

@@ -6,6 +6,7 @@ import { EFAULT, EINVAL } from './errno.js';
 import { sizeArg, type HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
 import { encodeUtf8 } from './vmStrings.js';
+import { helperId } from '../../protocol/helperTable.js';
 
 const U32 = 0xffffffffn;
 
@@ -17,10 +18,10 @@ export function taskHelpers(env: HelperEnv): HelperDef[] {
   let commBytes: Uint8Array = new Uint8Array(0);
 
   return [
-    { id: 5, fn: () => env.monotonicNs() }, // ktime_get_ns
-    { id: 125, fn: () => env.boottimeNs() }, // ktime_get_boot_ns
+    { id: helperId('ktime_get_ns'), fn: () => env.monotonicNs() }, // ktime_get_ns
+    { id: helperId('ktime_get_boot_ns'), fn: () => env.boottimeNs() }, // ktime_get_boot_ns
     {
-      id: 7, // get_prandom_u32
+      id: helperId('get_prandom_u32'), // get_prandom_u32
       fn: () => {
         seed ^= seed << 13;
         seed ^= seed >>> 17;
@@ -29,11 +30,11 @@ export function taskHelpers(env: HelperEnv): HelperDef[] {
         return seed;
       },
     },
-    { id: 8, fn: () => env.run.cpu }, // get_smp_processor_id
-    { id: 14, fn: () => ((BigInt(env.pid()) & U32) << 32n) | (BigInt(env.run.tid) & U32) }, // get_current_pid_tgid
-    { id: 15, fn: () => ((BigInt(env.gid()) & U32) << 32n) | (BigInt(env.uid()) & U32) }, // get_current_uid_gid
+    { id: helperId('get_smp_processor_id'), fn: () => env.run.cpu }, // get_smp_processor_id
+    { id: helperId('get_current_pid_tgid'), fn: () => ((BigInt(env.pid()) & U32) << 32n) | (BigInt(env.run.tid) & U32) }, // get_current_pid_tgid
+    { id: helperId('get_current_uid_gid'), fn: () => ((BigInt(env.gid()) & U32) << 32n) | (BigInt(env.uid()) & U32) }, // get_current_uid_gid
     {
-      id: 16, // get_current_comm(buf, size): NUL-terminated and padded, like strscpy_pad
+      id: helperId('get_current_comm'), // get_current_comm(buf, size): NUL-terminated and padded, like strscpy_pad
       fn: (buf, size) => {
         const n = sizeArg(size);
         if (n <= 0) return -EINVAL;
@@ -52,7 +53,7 @@ export function taskHelpers(env: HelperEnv): HelperDef[] {
       },
     },
     {
-      id: 58, // override_return(ctx, rc): only where the attach point can replace the return value
+      id: helperId('override_return'), // override_return(ctx, rc): only where the attach point can replace the return value
       fn: (_ctx, rc) => {
         const o = env.run.override;
         if (o === null) return -EINVAL;
@@ -60,7 +61,7 @@ export function taskHelpers(env: HelperEnv): HelperDef[] {
         return 0;
       },
     },
-    { id: 173, fn: () => env.run.funcIp }, // get_func_ip
-    { id: 174, fn: () => env.run.cookie }, // get_attach_cookie
+    { id: helperId('get_func_ip'), fn: () => env.run.funcIp }, // get_func_ip
+    { id: helperId('get_attach_cookie'), fn: () => env.run.cookie }, // get_attach_cookie
   ];
 }

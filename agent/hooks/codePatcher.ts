@@ -84,8 +84,8 @@ function isOutside(m: ThreadMark, lo: bigint, hi: bigint): boolean {
     if (sc !== null && !sc.startsWith('running')) {
       const f = sc.trim().split(' ');
       const pc = BigInt(f[f.length - 1]);
-      if (state === 'S' || state === 'D') return pc < lo || pc >= hi;
-      return false; // stopped (ptrace, SIGSTOP) inside or not: wait, it may resume there
+      // Blocked or stopped (ptrace, SIGSTOP, a suspended spawn): it resumes at this pc.
+      return pc < lo || pc >= hi;
     }
   }
   const now = runtimeNs(m.tid);

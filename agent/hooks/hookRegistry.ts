@@ -21,6 +21,8 @@ export const REG = {
   trapHandler: 16,
   /** The sa_restorer the trap handler is installed with. */
   trapRestorer: 24,
+  /** The hook core's per-thread table (hookCore.ts): recursion guard and uretprobe shadow stacks. */
+  threads: 32,
 } as const;
 
 const SYS_CLOSE = 3;

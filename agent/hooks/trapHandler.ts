@@ -14,6 +14,7 @@
 import { REG, hookRegistry } from './hookRegistry.js';
 import { rawAlloc } from './rawMemory.js';
 import { syscall4 } from './libc.js';
+import { fetchAdd } from './atomics.js';
 
 /** Entries of the site table; an entry is reused when the same address is patched again. */
 export const TRAP_SLOTS = 4096;
@@ -98,7 +99,6 @@ function writeHandler(state: NativePointer): TrapCode {
 }
 
 let cached: TrapCode | null = null;
-let xadd: NativeFunction<number, [NativePointer, number]> | null = null;
 
 /** The process's trap handler: found in the registry, or written now and recorded there. */
 function trapCode(): TrapCode {
@@ -115,22 +115,6 @@ function trapCode(): TrapCode {
     cached = t;
   }
   return cached;
-}
-
-/** `lock xadd`: slots are reserved atomically, other sessions' agents may reserve at the same time. */
-function fetchAdd(p: NativePointer, n: number): number {
-  if (!xadd) {
-    const code = rawAlloc(16, 'code');
-    Memory.patchCode(code, 16, (c) => {
-      const w = new X86Writer(c, { pc: code });
-      w.putMovRegReg('eax', 'esi');
-      w.putLockXaddRegPtrReg('rdi', 'eax');
-      w.putRet();
-      w.flush();
-    });
-    xadd = new NativeFunction(code, 'int', ['pointer', 'int'], { scheduling: 'exclusive' });
-  }
-  return xadd(p, n);
 }
 
 /** Puts the handler in front of whatever SIGTRAP action is current, unless it already is. */

@@ -9,6 +9,8 @@ import type { BpfVm } from '../../vm/ts/vm.js';
 import { BPF_NOEXIST, E2BIG, EEXIST, EINVAL, type BpfMap } from './BpfMap.js';
 import { decodeBase64 } from '../base64.js';
 import { cpuSlot, round8, validFlags, writeSlots } from './layout.js';
+import type { VmRegion } from '../../vm/ts/vm.js';
+import { valuesRegion } from './regions.js';
 
 export class ArrayMap implements BpfMap {
   readonly perCpu: boolean;
@@ -53,6 +55,10 @@ export class ArrayMap implements BpfMap {
     // Global-data maps are looked up with key 0 by libbpf; tolerate any key size there.
     if (key.length < 4) return key.length === 0 ? 0 : -1;
     return (key[0] | (key[1] << 8) | (key[2] << 16) | (key[3] << 24)) >>> 0;
+  }
+
+  valueRegion(): VmRegion {
+    return valuesRegion(this, this.base, this.maxEntries * this.slots, this.stride, this.readOnly);
   }
 
   lookupAddr(key: Uint8Array, cpu: number): number {

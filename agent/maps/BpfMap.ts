@@ -3,6 +3,7 @@
 // bytes. Results follow the kernel: 0 or a negative errno.
 
 import type { MapSpec } from '../../protocol/spec.js';
+import type { VmRegion } from '../../vm/ts/vm.js';
 
 export const BPF_ANY = 0;
 export const BPF_NOEXIST = 1;
@@ -37,4 +38,7 @@ export interface BpfMap {
 
   /** Per-run reset (ring buffers rewind their reservation area); the runtime calls it before each run. */
   beginRun?(): void;
+
+  /** The VM memory programs may reach through this map (absent: none; see regions.ts). */
+  valueRegion?(): VmRegion;
 }

@@ -10,6 +10,8 @@ import { BPF_EXIST, BPF_NOEXIST, E2BIG, EEXIST, EINVAL, ENOENT, type BpfMap } fr
 import { keyCoder, type KeyCoder, type MapKey } from './keyCoder.js';
 import { cpuSlot, round8, validFlags, writeSlots } from './layout.js';
 import { LruList } from './LruList.js';
+import type { VmRegion } from '../../vm/ts/vm.js';
+import { valuesRegion } from './regions.js';
 
 export interface HashOptions {
   /** Value slots per entry: the CPU count for per-CPU maps, 1 otherwise. */
@@ -64,6 +66,10 @@ export class HashMap implements BpfMap {
 
   get size(): number {
     return this.index.size;
+  }
+
+  valueRegion(): VmRegion {
+    return valuesRegion(this, this.base, this.spec.maxEntries * this.slots, this.stride);
   }
 
   lookupAddr(key: Uint8Array, cpu: number): number {

@@ -14,6 +14,8 @@ import type { MapSpec } from '../../protocol/spec.js';
 import type { BpfVm } from '../../vm/ts/vm.js';
 import { BPF_EXIST, BPF_NOEXIST, EEXIST, EINVAL, ENOENT, ENOSPC, type BpfMap } from './BpfMap.js';
 import { round8, validFlags } from './layout.js';
+import type { VmRegion } from '../../vm/ts/vm.js';
+import { valuesRegion } from './regions.js';
 
 export class LpmTrieMap implements BpfMap {
   private readonly dataSize: number;
@@ -71,6 +73,10 @@ export class LpmTrieMap implements BpfMap {
       if (slot !== undefined) return slot;
     }
     return -1;
+  }
+
+  valueRegion(): VmRegion {
+    return valuesRegion(this, this.base, this.spec.maxEntries, this.stride);
   }
 
   lookupAddr(key: Uint8Array, _cpu: number): number {

@@ -8,6 +8,8 @@ import type { MapSpec } from '../../protocol/spec.js';
 import type { BpfVm } from '../../vm/ts/vm.js';
 import { EINVAL, type BpfMap } from './BpfMap.js';
 import { round8, validFlags } from './layout.js';
+import type { VmRegion } from '../../vm/ts/vm.js';
+import { valuesRegion } from './regions.js';
 
 /** The library's hash-map entry points (see nativeCore.ts). */
 export interface NativeHashApi {
@@ -42,6 +44,10 @@ export class NativeHashMap implements BpfMap {
 
   private setKey(key: Uint8Array): void {
     this.key.writeByteArray(key.subarray(0, this.spec.keySize) as unknown as ArrayBuffer);
+  }
+
+  valueRegion(): VmRegion {
+    return valuesRegion(this, this.base, this.spec.maxEntries, this.stride);
   }
 
   lookupAddr(key: Uint8Array, _cpu: number): number {

@@ -10,6 +10,7 @@ import type { MapSpec } from '../../protocol/spec.js';
 import type { BpfVm } from '../../vm/ts/vm.js';
 import { RecordMap } from './RecordMap.js';
 import { round8 } from './layout.js';
+import type { VmRegion } from '../../vm/ts/vm.js';
 
 export const BPF_RB_NO_WAKEUP = 1;
 export const BPF_RB_FORCE_WAKEUP = 2;
@@ -38,6 +39,10 @@ export class RingBufMap extends RecordMap {
     if (spec.maxEntries <= 0) throw new Error(`map ${spec.name}: ringbuf needs max_entries > 0`);
     this.capacity = spec.maxEntries;
     this.base = vm.allocRw(this.capacity, 8);
+  }
+
+  valueRegion(): VmRegion {
+    return { name: this.spec.name, kind: 'ringbuf', handle: this.handle, base: this.base, size: this.capacity, stride: 1, valueSize: 0 };
   }
 
   beginRun(): void {

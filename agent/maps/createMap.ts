@@ -11,10 +11,17 @@ import { LpmTrieMap } from './LpmTrieMap.js';
 import { PerfEventArrayMap } from './PerfEventArrayMap.js';
 import { ProgArrayMap } from './ProgArrayMap.js';
 import { QueueStackMap } from './QueueStackMap.js';
+import { regionOf } from './regions.js';
 import { RingBufMap } from './RingBufMap.js';
 import { StackTraceMap } from './StackTraceMap.js';
 
 export function createMap(vm: BpfVm, spec: MapSpec, handle: bigint, cpus: number): BpfMap {
+  const map = newMap(vm, spec, handle, cpus);
+  vm.defineRegion(regionOf(map));
+  return map;
+}
+
+function newMap(vm: BpfVm, spec: MapSpec, handle: bigint, cpus: number): BpfMap {
   const n = Math.max(1, cpus | 0);
   switch (spec.type) {
     case 'hash':

@@ -3,6 +3,7 @@
 // runtime knows implementations only through this file.
 
 import type { AttachSpec } from '../../protocol/spec.js';
+import type { HookMechanism } from '../../protocol/messages.js';
 import type { Helper } from '../../vm/ts/vm.js';
 
 /** bpftime's attach type numbers, kept so ids in logs mean the same thing. */
@@ -82,6 +83,8 @@ export interface AttachServices {
    * before its detachById returns: the engine is unloaded right after.
    */
   nativeRunner(): NativeRunner | null;
+  /** How uprobe-family hooks are made (the load request's `hooks`). */
+  hookMechanism?(): HookMechanism;
   /** Tell the host something asynchronous happened (late attach of a dlopen'ed library, errors). */
   log(level: 'info' | 'warn' | 'error', text: string): void;
 }

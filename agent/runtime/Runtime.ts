@@ -5,7 +5,7 @@
 // runs the program. Detaching everything restores the process.
 
 import { helperName } from '../../protocol/helperNames.js';
-import type { AttachResult, LoadRequest, MapDump, ProgramStats } from '../../protocol/messages.js';
+import { DEFAULT_HOOK_MECHANISM, type AttachResult, type HookMechanism, type LoadRequest, type MapDump, type ProgramStats, type RecordStats } from '../../protocol/messages.js';
 import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type AttachSpec, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
 import { VmFault, VmLoadError } from '../../vm/ts/vm.js';
 import { decodeBase64, encodeBase64 } from '../base64.js';
@@ -14,9 +14,12 @@ import { NATIVE_BUILTIN_HELPERS } from '../engine/nativeCore.js';
 import type { EventQueue } from '../events.js';
 import type { HelperEnv } from '../helpers/HelperEnv.js';
 import { registerHelpers, SUPPORTED_HELPERS } from '../helpers/registerHelpers.js';
+import { objectRegions } from '../maps/regions.js';
+import { HELPERS, helperId } from '../../protocol/helperTable.js';
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
 import { NativeHashMap } from '../maps/NativeHashMap.js';
+import { RecordMap } from '../maps/RecordMap.js';
 import { StackTraceMap } from '../maps/StackTraceMap.js';
 import { round8 } from '../maps/layout.js';
 import {
@@ -52,9 +55,9 @@ interface LoadedProgram {
  * updates and deletes (native hash maps), bpf_loop, and the helpers its library implements
  * in C (time, task, reads of user memory).
  */
-const VM_RESOLVED_HELPERS = new Set([1, 2, 3, 181, ...NATIVE_BUILTIN_HELPERS]);
+const VM_RESOLVED_HELPERS = new Set([...HELPERS.filter((h) => h.runs === 'vm').map((h) => h.id), ...NATIVE_BUILTIN_HELPERS]);
 /** bpf_override_return: resolved by the VM only in runs that carry an override target. */
-const OVERRIDE_RETURN = 58;
+const OVERRIDE_RETURN = helperId('override_return');
 /** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
 const MAX_PROGRAMS = 4096;
 
@@ -104,7 +107,10 @@ export class Runtime {
   /** Map handles whose lookups, updates and deletes the VM resolves (NativeHashMap). */
   private readonly nativeHashMaps = new Set<bigint>();
   private runner: NativeRunner | null = null;
+  private hooks: HookMechanism = DEFAULT_HOOK_MECHANISM;
   droppedRecords = 0;
+  /** Programs whose hooks detachAll removed: still in the final stats. */
+  private readonly detachedPrograms = new Set<unknown>();
 
   constructor(private readonly events: EventQueue) {}
 
@@ -126,6 +132,7 @@ export class Runtime {
       },
       ctxPtr: () => (this.disposed ? null : (this.ctxPtr ??= this.engine!.hostPtr(this.ctxAddr))),
       nativeRunner: () => (this.disposed ? null : this.runner),
+      hookMechanism: () => this.hooks,
       log: (level, text) => {
         this.events.push({ type: 'log', level, text });
         this.events.flush();
@@ -137,6 +144,7 @@ export class Runtime {
     if (this.engine) throw new Error('objects are already loaded in this process; detach first');
     const cpus = proc.cpuCount();
     this.objects = req.objects;
+    this.hooks = req.hooks ?? DEFAULT_HOOK_MECHANISM;
     let rw = CTX_AREA_BYTES + ARENA_SLACK;
     let ro = 64 * 1024;
     for (const o of req.objects) {
@@ -271,6 +279,9 @@ export class Runtime {
     try {
       handle = this.engine!.loadProgram(decodeBase64(spec.code), {
         name,
+        // Isolation: the program reaches its own object's maps only, and never writes its context.
+        regions: objectRegions(maps),
+        ctxReadOnly: true,
         resolvePseudo: (src, imm, nextImm, pc) => {
           const map = maps[imm];
           if (!map) throw new VmLoadError(pc, `reference to map #${imm}, which the object does not define`);
@@ -291,7 +302,7 @@ export class Runtime {
     } catch (e) {
       throw new AttachError(`program ${name} (${spec.section}): ${e instanceof Error ? e.message : String(e)}`);
     }
-    native &&= handle < MAX_PROGRAMS && !(usesArray && spec.helpers.some((h) => h === 2 || h === 3));
+    native &&= handle < MAX_PROGRAMS && !(usesArray && spec.helpers.some((h) => h === helperId('map_update_elem') || h === helperId('map_delete_elem')));
     const program: LoadedProgram = { object, spec, handle, hits: 0, faults: 0, disabled: null, native };
     if (native) this.runner!.enabled.add(handle).writeU8(1);
     this.programs.set(key, program);
@@ -433,7 +444,7 @@ export class Runtime {
 
   stats(): ProgramStats[] {
     return [...this.programs.values()]
-      .filter((p) => this.attachments.some((a) => a.program === p))
+      .filter((p) => this.attachments.some((a) => a.program === p) || this.detachedPrograms.has(p))
       .map((p) => ({
         object: p.object,
         program: p.spec.name,
@@ -448,7 +459,29 @@ export class Runtime {
     return this.attachments.filter((a) => a.impl.describeAttach?.(a.id)?.startsWith('pending')).map((a) => a.description);
   }
 
-  detachAll(): void {
+  /** Per record map (ring buffer, perf array): produced and dropped so far. */
+  recordStats(): RecordStats[] {
+    const out: RecordStats[] = [];
+    this.maps.forEach((maps, object) =>
+      maps.forEach((m, map) => {
+        if (m instanceof RecordMap) out.push({ object, map, name: m.spec.name, produced: m.queued + m.drops, dropped: m.drops });
+      }),
+    );
+    return out;
+  }
+
+  /** Removes every hook and then releases the engine; `beforeDispose` sees the maps as the hooks left them. */
+  detachAll(beforeDispose: () => void = () => undefined): void {
+    this.removeHooks();
+    try {
+      beforeDispose();
+    } finally {
+      this.dispose();
+    }
+  }
+
+  private removeHooks(): void {
+    for (const a of this.attachments) this.detachedPrograms.add(a.program);
     for (const a of this.attachments.splice(0)) {
       try {
         a.impl.detachById(a.id);
@@ -457,6 +490,9 @@ export class Runtime {
       }
     }
     Interceptor.flush();
+  }
+
+  private dispose(): void {
     // Native hit counts live in the engine, which goes now: fold them into the totals.
     for (const p of this.programs.values()) p.hits += this.engine?.nativeHits(p.handle) ?? 0;
     this.disposed = true;

@@ -40,6 +40,8 @@ export interface ScriptMessage {
 export interface FridaScript {
   load(): Promise<void>;
   unload(): Promise<void>;
+  /** Keeps the script (and so Frida's agent) resident forever instead of tearing it down. */
+  eternalize(): Promise<void>;
   post(message: unknown, data?: Buffer): Promise<void>;
   /** Calls rpc.exports[method](...args) in the agent; rejects with the agent's error message. */
   call<T = unknown>(method: string, args?: unknown[]): Promise<T>;

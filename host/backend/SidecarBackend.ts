@@ -250,6 +250,10 @@ class SidecarScript implements FridaScript {
     await this.backend.request('unload_script', { script: this.id });
   }
 
+  async eternalize(): Promise<void> {
+    await this.backend.request('eternalize_script', { script: this.id });
+  }
+
   async post(message: unknown, data?: Buffer): Promise<void> {
     await this.backend.request('post', { script: this.id, message, data: data?.toString('base64') });
   }

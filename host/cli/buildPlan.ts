@@ -3,7 +3,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import type { EngineSpec, HookTarget } from '../../protocol/messages';
+import type { EngineSpec, HookMechanism, HookTarget } from '../../protocol/messages';
 import type { ObjectSpec } from '../../protocol/spec';
 import { repoRoot } from '../paths';
 import { LoaderError } from '../loader/errors';
@@ -32,6 +32,8 @@ export interface PlanOptions {
   interval?: number;
   durationSec?: number;
   engine: string;
+  /** --hooks interceptor|inline. */
+  hooks?: HookMechanism;
   /** `--syscalls rewrite|stalker`; the manifest's `syscalls` when absent. */
   syscalls?: string;
   /** `--metrics [HOST:]PORT`. */
@@ -62,11 +64,6 @@ export function buildPlan(o: PlanOptions): RunPlan {
   }
   const target = o.target ?? manifest?.target;
   if (!target) throw new SessionError(`${o.manifest}: no target: give "target": {"spawn": [...]} or {"pid": N}`, 'usage');
-  if (engine.kind === 'wasm' && (target.kind === 'pid' || o.durationSec !== undefined)) {
-    // Measured: Frida's V8 crashes the target when it tears down a script whose hooks ran
-    // WebAssembly, so the wasm engine is only for targets that run to their end.
-    throw new SessionError('--engine wasm cannot detach from a process that keeps running (Frida tears WebAssembly down unsafely); use --engine native, or spawn without --duration', 'usage');
-  }
 
   // Each object with the path its errors should show: -o objects as the user typed them.
   const sources: { config: ObjectConfig; shown: string }[] = [
@@ -96,6 +93,7 @@ export function buildPlan(o: PlanOptions): RunPlan {
       // Under a manifest, paths in section names are relative to its folder like every other
       // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt).
       load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine };
+      if (o.hooks) load.hooks = o.hooks;
       const syscalls = o.syscalls ?? manifest?.syscalls;
       if (syscalls === 'rewrite' || syscalls === 'stalker') load.syscalls = syscalls;
     } catch (e) {

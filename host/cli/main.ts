@@ -2,9 +2,11 @@
 // -v adds stack traces for bugs of our own.
 
 import { Command, CommanderError, Option } from 'commander';
+import { HOOK_MECHANISMS, type HookMechanism } from '../../protocol/messages';
 import type { HookTarget } from '../../protocol/messages';
 import { registerDisasmCommand } from './disasmCommand';
 import { EXIT } from './exitCodes';
+import { MAX_DURATION_S, MAX_INTERVAL_S, MIN_INTERVAL_S } from '../manifest/limits';
 import { registerInspectCommand } from './inspectCommand';
 import { parseHookTarget } from './parseHookTarget';
 import { buildPlan } from './buildPlan';
@@ -27,10 +29,11 @@ function parseTargets(specs: string[]): HookTarget[] {
   });
 }
 
-function positiveNumber(name: string) {
+function positiveNumber(name: string, min = 0, max = MAX_DURATION_S) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isFinite(n) || n <= 0) throw new CommanderError(EXIT.USAGE, 'bpftime-ts.usage', `error: ${name} must be a positive number, got "${value}"`);
+    if (n < min || n > max) throw new CommanderError(EXIT.USAGE, 'bpftime-ts.usage', `error: ${name} must be between ${min} and ${max} seconds, got "${value}"`);
     return n;
   };
 }
@@ -46,13 +49,14 @@ function withCommonOptions(cmd: Command): Command {
     .option('-m, --manifest <file.json>', 'attach manifest (attach points, initial maps, .rodata constants, output)')
     .option('--count <target>', 'count calls of a function (SYMBOL, MODULE:SYMBOL, MODULE:0xOFFSET or 0xADDRESS); repeatable', collect, [])
     .option('--json', 'one JSON object per line on stdout')
-    .option('--interval <seconds>', 'print maps every this many seconds, like bpftrace interval', positiveNumber('--interval'))
+    .option('--interval <seconds>', 'print maps every this many seconds, like bpftrace interval', positiveNumber('--interval', MIN_INTERVAL_S, MAX_INTERVAL_S))
     .option('--maps <names>', 'print only these maps and globals (comma-separated), at exit and with --interval', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
     .option('-T, --timestamps', 'a time column (HH:MM:SS) on ring-buffer and perf records, like libbpf-tools -T')
     .option('--duration <seconds>', 'detach after this many seconds and let the target go on', positiveNumber('--duration'))
     .option('--metrics <[host:]port>', 'serve the maps as Prometheus metrics on http://HOST:PORT/metrics while attached (host defaults to 127.0.0.1)')
     .addOption(new Option('--syscalls <mechanism>', 'how syscall tracepoints reach syscalls: Stalker callouts, or rewritten syscall sites (faster, see README)').choices(['stalker', 'rewrite']))
     .addOption(new Option('--engine <engine>', 'eBPF engine in the target: the interpreter built natively, or to wasm').choices(['native', 'wasm']).default('native'))
+    .addOption(new Option('--hooks <mechanism>', "how uprobes hook functions: Frida's Interceptor, or bpftime-ts's own inline hooks").choices([...HOOK_MECHANISMS]).env('BPFTIME_TS_HOOKS'))
     .option('-v, --verbose', 'diagnostics on stderr');
 }
 
@@ -69,6 +73,7 @@ async function runWith(target: TargetSpec | undefined, o: Record<string, unknown
       interval: o.interval as number | undefined,
       durationSec: o.duration as number | undefined,
       engine: o.engine as string,
+      hooks: o.hooks as HookMechanism | undefined,
       syscalls: o.syscalls as string | undefined,
       metrics: o.metrics as string | undefined,
       maps: o.maps as string[] | undefined,

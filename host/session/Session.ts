@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import { BackendError, FridaBackend, FridaScript, FridaSession } from '../backend/FridaBackend';
 import { agentBundle } from '../paths';
 import { withTimeout } from '../withTimeout';
-import { AgentBatch, AgentEvent, AgentInfo, DetachResult, EXIT_ACK, isAgentBatch } from '../../protocol/messages';
+import { AgentBatch, AgentEvent, AgentInfo, DetachResult, EXIT_ACK, FinalSnapshot, isAgentBatch } from '../../protocol/messages';
 import { resolveProgram } from './resolveProgram';
 import { SessionError } from './SessionError';
 import { claimSyscalls, TargetClaim } from './targetLock';
@@ -92,6 +92,12 @@ export class Session extends EventEmitter {
   private endedFlag = false;
   private endInfo: SessionEnd | null = null;
   private detaching: Promise<void> | null = null;
+  /** What the agent said at detach, once its hooks were off (null if it could not answer). */
+  finalSnapshot: FinalSnapshot | null = null;
+  /** The wasm engine ran, so the script was eternalized: Frida's agent stays in the target. */
+  agentResident = false;
+  /** Ring-buffer/perf records received, by "object:map": the delivered count of each map. */
+  readonly delivered = new Map<string, number>();
   /** The first uncaught agent exception before it answered ping: why it did not start. */
   private startupError: string | null = null;
 
@@ -179,6 +185,10 @@ export class Session extends EventEmitter {
       const batch = message.payload as AgentBatch;
       if (batch.dropped) this.emit('dropped', batch.dropped);
       for (const ev of batch.events) {
+        if (ev.type === 'record') {
+          const k = `${ev.object}:${ev.map}`;
+          this.delivered.set(k, (this.delivered.get(k) ?? 0) + 1);
+        }
         if (ev.type === 'exit' || ev.type === 'exec') {
           if (ev.type === 'exit') this.exitStatus = ev.status;
           else this.execPath = ev.path;
@@ -238,10 +248,17 @@ export class Session extends EventEmitter {
       let lingering = false;
       if (!this.endedFlag && this.script) {
         const res = await withTimeout(this.script.call<DetachResult>('detachAll').catch(() => undefined), 5000);
+        this.finalSnapshot = res?.final ?? null;
+        if (res?.keepResident) {
+          // The hooks are gone; the idle script and Frida's agent stay in the target for good.
+          await withTimeout(this.script.eternalize().catch(() => undefined), 5000);
+          this.agentResident = true;
+          this.claim?.markResident();
+        }
         // Frida finishes an unload only once every thread has left Stalker's code; one
         // blocked in a syscall it entered while followed leaves when that call returns
         // (the agent said which). The hooks are off already: do not wait for it.
-        const unloaded = await withTimeout(
+        const unloaded = this.agentResident ? true : await withTimeout(
           this.script.unload().then(
             () => true,
             () => true,

@@ -84,6 +84,18 @@ export class TargetClaim {
   }
 
   /**
+   * Records that our idle agent stays in the target for good (an eternalized wasm-engine
+   * script, Session.detach): the next session may attach beside it, since it hooks nothing.
+   */
+  markResident(): void {
+    try {
+      fs.writeFileSync(`${this.file}.resident`, `${process.pid}\n`);
+    } catch {
+      /* the next session then waits for the agent and refuses: safe */
+    }
+  }
+
+  /**
    * Claims `pid` for `owner`, or finds the bpftime-ts that owns it and can share it, or
    * throws the SessionError the CLI shows (exit 3). Waits for the agent of a session that
    * just ended to leave; refuses a foreign one.
@@ -126,7 +138,8 @@ export class TargetClaim {
     }
     const claim = new TargetClaim(file, owner.pid, null);
     const end = Date.now() + AGENT_UNMAP_WAIT_MS;
-    while (fridaAgentMapped(pid)) {
+    const residentOk = fs.existsSync(`${file}.resident`);
+    while (!residentOk && fridaAgentMapped(pid)) {
       if (Date.now() >= end) {
         claim.release();
         throw new SessionError(

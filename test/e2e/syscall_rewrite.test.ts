@@ -97,8 +97,12 @@ describe('rewrite mechanism, override and real programs', () => {
     expect(by('39')).toBeGreaterThanOrEqual(2 * t); // raw + libc per iteration, + Frida's own on the main thread
     expect(by('39')).toBeLessThanOrEqual(2 * t + 2);
     expect(by('231')).toBe(1); // exit_group, from the _exit hook
+    // Exact for the victim's own opens (the JS-path harness test checks the paths); the rest
+    // are opens made on the new threads (4 here) while Frida's thread observer reports them,
+    // which native programs count as the kernel would (JS-path programs start on a new
+    // thread once it is reported, and do not see them).
     expect(by('257')).toBeGreaterThanOrEqual(2 * t);
-    expect(by('257')).toBeLessThanOrEqual(2 * t + 2);
+    expect(by('257')).toBeLessThanOrEqual(2 * t + 2 + 3 * 4);
   });
 
   test('CLI --syscalls rewrite: bpf_override_return in sys_enter_openat, exit programs see the result', async () => {

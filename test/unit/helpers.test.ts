@@ -6,6 +6,7 @@ import { BPF_ANY, type BpfMap } from '../../agent/maps/BpfMap';
 import { helperName } from '../../protocol/helperNames';
 import { assemble } from '../../vm/ts/asm';
 import { fakeEnv, type FakeEnv } from '../support/fakeEnv';
+import { ownedRo } from '../support/vmRegions';
 
 const u32 = (v: number): Uint8Array => new Uint8Array(new Uint32Array([v]).buffer);
 const u64 = (v: bigint): Uint8Array => new Uint8Array(new BigUint64Array([v]).buffer);
@@ -33,7 +34,7 @@ function harness(opts: Parameters<typeof fakeEnv>[0] = {}): Harness {
       const handle = env.vm.load(assemble(text));
       return BigInt.asIntN(64, env.vm.run(handle, scratch, 256));
     },
-    ro: (data) => env.vm.allocRo(data),
+    ro: (data) => ownedRo(env.vm, data),
     mem: (len, off = 0) => env.vm.read(scratch + off, len),
   };
 }

@@ -6,6 +6,7 @@ import type { StackTraceMap } from '../../agent/maps/StackTraceMap';
 import { SUPPORTED_HELPER_IDS } from '../../protocol/helperSupport';
 import { assemble } from '../../vm/ts/asm';
 import { fakeEnv, FakeTarget, type FakeEnv } from '../support/fakeEnv';
+import { ownedRw } from '../support/vmRegions';
 
 const u64 = (v: bigint | number): Uint8Array => new Uint8Array(new BigUint64Array([BigInt(v)]).buffer);
 const h = (v: bigint | number): string => '0x' + v.toString(16);
@@ -131,7 +132,7 @@ describe('user stacks', () => {
     env.target.regions.push(...stackTarget().regions);
     const t = harness(env);
     withPtRegs(env, t.ctx);
-    const buf = env.vm.allocRw(64);
+    const buf = ownedRw(env.vm, 64);
     env.vm.write(buf, new Uint8Array(64).fill(0xee));
     const get = (size: number, flags: number) => t.run(`lddw %r2, ${h(buf)}\nmov %r3, ${size}\nlddw %r4, ${h(flags)}\ncall 67\nexit`);
     expect(get(64, 0x100)).toBe(24n);

@@ -111,15 +111,19 @@ describe('run-time safety', () => {
   test('loads from ro are allowed, stores to ro fault, straddling the end faults', () => {
     const vm = newVm();
     const ro = vm.allocRo(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
-    const h = vm.load(assemble('ldxdw %r0, [%r1]\nexit'));
+    const h = vm.load(assemble('ldxdw %r0, [%r1]\nexit'), { ctxReadOnly: true });
+    expect(() => vm.load(assemble('stb [%r1], 1\nmov %r0, 0\nexit'), { ctxReadOnly: true })).toThrow(/pc 0: cannot write into ctx/);
     expect(vm.run(h, ro, 8)).toBe(0x0807060504030201n);
     const hs = vm.load(assemble('stb [%r1], 1\nmov %r0, 0\nexit'));
-    expect(fault(vm, hs, ro).kind).toBe('memory');
+    // A writable context must lie in the rw arena; the context is exactly ctx_len bytes.
+    expect(fault(vm, hs, ro, 8).kind).toBe('memory');
+    expect(fault(vm, hs, ro).message).toMatch(/outside the context/);
     const { rwHi } = vm.bounds;
-    expect(fault(vm, h, rwHi - 4).kind).toBe('memory');
-    expect(vm.run(h, rwHi - 8, 0)).toBe(0n);
-    const hw = vm.load(assemble('lddw %r2, 0xffffffffffffffff\nstxdw [%r2], %r1\nexit'));
-    expect(fault(vm, hw).addr).toBe(0xffffffffffffffffn);
+    expect(fault(vm, h, rwHi - 4, 4).kind).toBe('memory');
+    expect(fault(vm, h, rwHi - 4, 8).kind).toBe('memory');
+    expect(vm.run(h, rwHi - 8, 8)).toBe(0n);
+    // A number is no pointer: dereferencing one is rejected at load, as by the kernel.
+    expect(loadErr(assemble('lddw %r2, 0xffffffffffffffff\nstxdw [%r2], %r1\nexit')).reason).toMatch(/R2 invalid mem access 'scalar'/);
   });
   test('budget stops infinite loops', () => {
     const vm = newVm({ budget: 10000 });
@@ -213,11 +217,11 @@ describe('arena API', () => {
   test('programs share one arena', () => {
     const vm = newVm();
     const map = vm.allocRw(8);
-    const inc = vm.load(assemble('lock add [%r1], %r2\nmov %r0, 0\nexit'));
+    const inc = vm.load(assemble('mov %r2, 5\nlock add [%r1], %r2\nmov %r0, 0\nexit'));
     const get = vm.load(assemble('ldxdw %r0, [%r1]\nexit'));
-    vm.run(inc, map, 5);
-    vm.run(inc, map, 6);
-    expect(vm.run(get, map, 0)).toBe(11n);
+    vm.run(inc, map, 8);
+    vm.run(inc, map, 8);
+    expect(vm.run(get, map, 8)).toBe(10n);
   });
   test('embedded wasm equals the built file', () => {
     expect(Buffer.from(loadEmbeddedWasm()).equals(fs.readFileSync(wasmPath))).toBe(true);

@@ -1,9 +1,10 @@
-/* bpfvm core: load-time validation, pre-decoding and the interpreter.
+/* bpfvm core: state, load-time validation, pre-decoding and the interpreter. The native
+ * build adds native_entry.c (locked entry points), native_helpers.c and hashmap.c.
  * Written from RFC 9669 (BPF Instruction Set Architecture). */
 #ifndef __wasm__
 #define _GNU_SOURCE /* PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP */
 #endif
-#include "bpfvm.h"
+#include "bpfvm_internal.h"
 
 #ifdef __wasm__
 #define EXPORT(name) __attribute__((export_name(#name)))
@@ -14,17 +15,14 @@ extern uint64_t env_call_helper(uint32_t id);
 static uint64_t g_hargs[5];
 EXPORT(vm_helper_args) uint64_t *vm_helper_args(void) { return g_hargs; }
 extern unsigned char __heap_base;
-#define HP(a) ((uint8_t *)(uintptr_t)(a))
 #else
 #include <stdlib.h>
 #include <string.h>
 #define EXPORT(name)
-static uint8_t *g_host; /* host pointer of VM address 0 */
+uint8_t *bpfvm_host_base; /* host pointer of VM address 0 */
 static uint8_t *g_arena;
-#define HP(a) (g_host + (uintptr_t)(a))
 static bpfvm_helper_fn g_helper_fns[BPFVM_MAX_HELPERS];
-static uint64_t g_native_hits[BPFVM_MAX_PROGS];
-static void hash_maps_free(void);
+uint64_t bpfvm_native_hits_tab[BPFVM_MAX_PROGS];
 void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn) {
   if (id < BPFVM_MAX_HELPERS) g_helper_fns[id] = fn;
 }
@@ -34,42 +32,14 @@ uint8_t *bpfvm_host_ptr(uint64_t vaddr) { return HP(vaddr); }
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* ---------------------------------------------------------------- internal opcodes */
-#define ALU_NAMES(Y) Y(ADD) Y(SUB) Y(MUL) Y(DIV) Y(SDIV) Y(MOD) Y(SMOD) Y(OR) Y(AND) Y(LSH) Y(RSH) Y(ARSH) Y(XOR) Y(MOV)
-#define JMP_NAMES(Y) Y(JEQ) Y(JNE) Y(JGT) Y(JGE) Y(JLT) Y(JLE) Y(JSET) Y(JSGT) Y(JSGE) Y(JSLT) Y(JSLE)
-#define ATOMIC_NAMES(Y) Y(AADD) Y(AOR) Y(AAND) Y(AXOR) Y(FADD) Y(FOR) Y(FAND) Y(FXOR) Y(XCHG) Y(CMPXCHG)
-
-#define E_ALU(n) OP_##n##64_IMM, OP_##n##64_REG, OP_##n##32_IMM, OP_##n##32_REG,
-#define E_JMP(n) OP_##n##_IMM, OP_##n##_REG, OP_##n##32_IMM, OP_##n##32_REG,
-#define E_ATOMIC(n) OP_##n##64, OP_##n##32,
-enum {
-  OP_INVALID = 0,
-  ALU_NAMES(E_ALU) JMP_NAMES(E_JMP) ATOMIC_NAMES(E_ATOMIC)
-  OP_NEG64, OP_NEG32, OP_MOVSX8_64, OP_MOVSX16_64, OP_MOVSX32_64, OP_MOVSX8_32, OP_MOVSX16_32,
-  OP_ZEXT16, OP_ZEXT32, OP_NOP, OP_BSWAP16, OP_BSWAP32, OP_BSWAP64,
-  OP_JA, OP_CALL, OP_CALLX, OP_CALL_LOCAL, OP_EXIT, OP_LDDW, OP_BPF_LOOP,
-  OP_LDXB, OP_LDXH, OP_LDXW, OP_LDXDW, OP_LDXSB, OP_LDXSH, OP_LDXSW,
-  OP_STB, OP_STH, OP_STW, OP_STDW, OP_STXB, OP_STXH, OP_STXW, OP_STXDW,
-  OP_COUNT
-};
-
-typedef struct {
-  uint8_t op, dst, src, pad;
-  int32_t off; /* memory offset, or absolute jump/call target */
-  int64_t imm; /* sign-extended (64-bit ops) or raw 32-bit (32-bit ops) immediate; lddw value */
-} dinsn;
-
-typedef struct {
-  dinsn *code;
-  uint32_t len;
-} prog_t;
+static void init_map_args(void);
 
 /* ---------------------------------------------------------------- state */
 static uint64_t g_ro_lo, g_rw_lo, g_rw_hi;
 static uint32_t g_narray_maps; /* array maps whose lookups the VM inlines (see array_lookup) */
 static uint64_t g_budget = 1000000;
 /* Per thread in the native build: hooks on several threads run programs one after another
- * (g_run_lock), and each reads its own run's result and fault afterwards. */
+ * (bpfvm_run_lock), and each reads its own run's result and fault afterwards. */
 #ifdef __wasm__
 #define VM_TLS
 #else
@@ -87,6 +57,17 @@ static volatile uint64_t g_action_val;
 static int32_t g_running, g_in_helper;
 static void *g_scratch;
 static uint32_t g_scratch_size;
+/* The regions and context of the next vm_load (vm_set_load_env). */
+static bpfvm_region_t g_env_regions[BPFVM_MAX_REGIONS];
+static uint32_t g_env_nregions, g_env_ctx_size, g_env_ctx_flags;
+/* The run in progress on this thread: what its helpers may touch (vm_accessible). */
+typedef struct {
+  const prog_t *prog;
+  uint64_t ctx, ctx_len, fp;
+  uint64_t rec, rec_len; /* the ringbuf record the current helper call was given (verifier) */
+} run_state;
+static VM_TLS run_state g_run;
+static VM_TLS uint32_t g_fault_check, g_fault_region;
 
 /* ---------------------------------------------------------------- platform allocation */
 #ifdef __wasm__
@@ -108,6 +89,8 @@ static void sys_free(void *p) { (void)p; }
 static void *sys_alloc(uint32_t bytes) { return calloc(1, bytes ? bytes : 1); }
 static void sys_free(void *p) { free(p); }
 #endif
+void *bpfvm_sys_alloc(uint32_t bytes) { return sys_alloc(bytes); }
+void bpfvm_sys_free(void *p) { if (p) sys_free(p); }
 
 EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   ro_bytes = (ro_bytes + 4095u) & ~4095u;
@@ -123,19 +106,20 @@ EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   g_brk = BPFVM_ARENA_VADDR;
   if (!sys_alloc(ro_bytes + rw_bytes)) return -3;
 #else
-  for (uint32_t i = 0; i < g_nprogs; i++) sys_free(g_progs[i].code);
+  for (uint32_t i = 0; i < g_nprogs; i++) sys_free(g_progs[i].code), sys_free(g_progs[i].regions);
   g_nprogs = 0;
   free(g_arena);
   g_arena = calloc(1, (size_t)ro_bytes + rw_bytes);
   if (!g_arena) return -3;
-  g_host = g_arena - BPFVM_ARENA_VADDR;
+  bpfvm_host_base = g_arena - BPFVM_ARENA_VADDR;
   memset(g_helper_ok, 0, sizeof g_helper_ok);
-  memset(g_native_hits, 0, sizeof g_native_hits);
-  hash_maps_free();
+  memset(bpfvm_native_hits_tab, 0, sizeof bpfvm_native_hits_tab);
+  bpfvm_hash_maps_free();
 #endif
   g_running = 0;
   g_action = 0;
   g_narray_maps = 0;
+  init_map_args();
   return 0;
 }
 
@@ -147,12 +131,12 @@ EXPORT(vm_register_helper) void vm_register_helper(uint32_t id) {
 /* Frees everything vm_init and vm_load allocated, so a host that unloads the native build
  * (the Frida agent at detach) leaves nothing of the VM behind in the target. */
 void vm_fini(void) {
-  hash_maps_free();
-  for (uint32_t i = 0; i < g_nprogs; i++) sys_free(g_progs[i].code);
+  bpfvm_hash_maps_free();
+  for (uint32_t i = 0; i < g_nprogs; i++) sys_free(g_progs[i].code), sys_free(g_progs[i].regions);
   g_nprogs = 0;
   free(g_arena);
   g_arena = 0;
-  g_host = 0;
+  bpfvm_host_base = 0;
   sys_free(g_scratch);
   g_scratch = 0;
   g_scratch_size = 0;
@@ -173,6 +157,10 @@ EXPORT(vm_result) uint64_t vm_result(void) { return g_result; }
 EXPORT(vm_insn_count) uint64_t vm_insn_count(void) { return g_insns; }
 EXPORT(vm_fault_pc) uint32_t vm_fault_pc(void) { return g_fault_pc; }
 EXPORT(vm_fault_addr) uint64_t vm_fault_addr(void) { return g_fault_addr; }
+void bpfvm_set_fault(uint32_t pc, uint64_t addr) {
+  g_fault_pc = pc;
+  g_fault_addr = addr;
+}
 EXPORT(vm_err_pc) uint32_t vm_err_pc(void) { return g_err_pc; }
 EXPORT(vm_err_msg) const char *vm_err_msg(void) { return g_err_msg; }
 EXPORT(vm_ro_lo) uint32_t vm_ro_lo(void) { return (uint32_t)g_ro_lo; }
@@ -188,7 +176,10 @@ EXPORT(vm_request_exit) void vm_request_exit(uint64_t r0) {
   g_action = BPFVM_ACT_EXIT;
   g_action_val = r0;
 }
-EXPORT(vm_request_fault) void vm_request_fault(void) { g_action = BPFVM_ACT_FAULT; }
+EXPORT(vm_request_fault) void vm_request_fault(void) {
+  g_action = BPFVM_ACT_FAULT;
+  g_action_val = 0;
+}
 EXPORT(vm_in_helper) int32_t vm_in_helper(void) { return g_in_helper; }
 EXPORT(vm_reset_after_trap) void vm_reset_after_trap(void) {
   g_running = 0;
@@ -197,6 +188,7 @@ EXPORT(vm_reset_after_trap) void vm_reset_after_trap(void) {
 }
 
 /* ---------------------------------------------------------------- load-time errors */
+static uint32_t g_err_len;
 static void msg_cat(uint32_t *n, const char *s) {
   while (*s && *n + 1 < sizeof g_err_msg) g_err_msg[(*n)++] = *s++;
   g_err_msg[*n] = 0;
@@ -223,7 +215,16 @@ static int32_t load_error(uint32_t pc, const char *a, int has_num, uint64_t num,
   msg_cat(&n, a);
   if (has_num) msg_num(&n, num, hex);
   if (b) msg_cat(&n, b);
+  g_err_len = n;
   return -1;
+}
+int32_t bpfvm_load_error(uint32_t pc, const char *a, int has_num, uint64_t num, int hex, const char *b) {
+  return load_error(pc, a, has_num, num, hex, b);
+}
+void bpfvm_msg_cat(const char *s) { msg_cat(&g_err_len, s); }
+void bpfvm_msg_num(int64_t v) {
+  if (v < 0) msg_cat(&g_err_len, "-");
+  msg_num(&g_err_len, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, 0);
 }
 #define FAIL(msg) return load_error(pc, msg, 0, 0, 0, 0)
 #define FAILN(msg, v, hex, tail) return load_error(pc, msg, 1, (uint64_t)(v), hex, tail)
@@ -251,8 +252,14 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
   if (n == 0) FAIL("empty program");
   if (n > BPFVM_MAX_INSNS) FAILN("program too large (limit ", BPFVM_MAX_INSNS, 0, " instructions)");
   dinsn *code = sys_alloc(n * (uint32_t)sizeof(dinsn));
+  bpfvm_region_t *regions = g_env_nregions ? sys_alloc(g_env_nregions * (uint32_t)sizeof(bpfvm_region_t)) : 0;
+#ifdef __wasm__
+  /* Everything allocated after this point is temporary (decoding, the verifier's states):
+   * the bump allocator is rewound to here at the end. */
+  uintptr_t temp_mark = g_brk;
+#endif
   uint8_t *is_second = sys_alloc(n);
-  if (!code || !is_second) FAIL("out of memory");
+  if (!code || !is_second || (g_env_nregions && !regions)) FAIL("out of memory");
   int32_t rc = -1;
 #define BAD(...) do { rc = load_error(pc, __VA_ARGS__); goto out; } while (0)
   /* pass 1: decode and validate fields */
@@ -335,7 +342,7 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
         }
         if (dst) BAD("nonzero reserved dst field", 0, 0, 0, 0);
         if (src == 0) {
-          if (imm == BPFVM_HELPER_BPF_LOOP) { d->op = OP_BPF_LOOP; break; }
+          if (imm == BPFVM_HELPER_LOOP) { d->op = OP_BPF_LOOP; break; }
         if ((uint32_t)imm >= BPFVM_MAX_HELPERS || !g_helper_ok[(uint32_t)imm])
             BAD("unknown helper id ", 1, (uint64_t)(int64_t)imm, 0, " (not registered)");
           d->op = OP_CALL;
@@ -372,7 +379,9 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
         if (mode == 0x20 || mode == 0x40) BAD("legacy packet access (ld_abs/ld_ind) is not supported", 0, 0, 0, 0);
         BAD("unknown opcode ", 1, opc, 1, 0);
       }
-      if (src && src != 4) BAD("unsupported lddw src=", 1, src, 0, " (pseudo loads must be resolved by the loader)");
+      /* src 1 (map handle) and 2 (map value address) arrive resolved by the loader and keep
+       * their src so that the verifier knows a map value pointer from a number. */
+      if (src && (src > 4 || src == 3 || (src != 4 && !(g_env_ctx_flags & BPFVM_LOAD_RESOLVED)))) BAD("unsupported lddw src=", 1, src, 0, " (pseudo loads must be resolved by the loader)");
       if (check_dst_write(pc, dst)) goto out;
       if (off) BAD("nonzero reserved offset field", 0, 0, 0, 0);
       if (pc + 1 >= n) BAD("incomplete lddw (missing second half)", 0, 0, 0, 0);
@@ -382,9 +391,10 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
       d->imm = (int64_t)((uint64_t)(uint32_t)imm | (w2 & 0xffffffff00000000ull));
       if (src == 4) { /* PSEUDO_FUNC: address of the subprogram at pc + imm + 1 */
         if (w2 >> 32) BAD("nonzero next imm in lddw src=4", 0, 0, 0, 0);
-        d->pad = 1;
+        d->chk = 1;
         d->off = imm;
       }
+      if (src == 1 || src == 2) d->chk = (uint8_t)(src == 2 ? 2 : 3);
       is_second[pc + 1] = 1;
       break;
     }
@@ -444,7 +454,7 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
   for (pc = 0; pc < n; pc++) {
     dinsn *d = &code[pc];
     if (is_second[pc]) continue;
-    int is_func = d->op == OP_LDDW && d->pad;
+    int is_func = d->op == OP_LDDW && d->chk == 1;
     int is_jump = (d->op >= OP_JEQ_IMM && d->op <= OP_JSLE32_REG) || d->op == OP_JA || d->op == OP_CALL_LOCAL;
     if (!is_jump && !is_func) continue;
     int64_t t = (int64_t)pc + 1 + d->off;
@@ -466,16 +476,104 @@ EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
   pc = n - 1;
   if (is_second[pc] || (code[pc].op != OP_EXIT && code[pc].op != OP_JA))
     BAD("last instruction is not exit or ja (execution could fall off the end)", 0, 0, 0, 0);
-  g_progs[g_nprogs].code = code;
-  g_progs[g_nprogs].len = n;
+  prog_t *p = &g_progs[g_nprogs];
+  p->code = code;
+  p->len = n;
+  p->ctx_size = g_env_ctx_size;
+  p->ctx_flags = g_env_ctx_flags;
+  p->nregions = g_env_nregions;
+  p->regions = regions;
+  if (regions) __builtin_memcpy(regions, g_env_regions, g_env_nregions * sizeof(bpfvm_region_t));
+#ifdef BPFVM_NO_ISOLATION
+  for (uint32_t i = 0; i < n; i++)
+    if ((code[i].op >= OP_LDXB && code[i].op <= OP_STXDW) || (code[i].op >= OP_AADD64 && code[i].op <= OP_CMPXCHG32)) code[i].chk = CHK_ARENA;
+#else
+  if (bpfvm_verify(p) < 0) {
+    p->regions = 0;
+    p->nregions = 0;
+    rc = -1;
+    goto out;
+  }
+#endif
+  g_env_nregions = g_env_ctx_size = g_env_ctx_flags = 0;
   rc = (int32_t)g_nprogs++;
   sys_free(is_second);
+#ifdef __wasm__
+  g_brk = temp_mark;
+#endif
   return rc;
 out:
+  g_env_nregions = g_env_ctx_size = g_env_ctx_flags = 0;
   sys_free(is_second);
   sys_free(code);
+  sys_free(regions);
+#ifdef __wasm__
+  g_brk = temp_mark;
+#endif
   return rc;
 #undef BAD
+}
+
+EXPORT(vm_set_load_env)
+int32_t vm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_size, uint32_t ctx_flags) {
+  if (n > BPFVM_MAX_REGIONS) return -1;
+  for (uint32_t i = 0; i < n; i++) {
+    const bpfvm_region_t *r = &regions[i];
+    if ((uint64_t)r->base + r->size > g_rw_hi || (r->size && r->base < g_ro_lo)) return -2;
+    if ((r->flags & BPFVM_REGION_VALUES) && (r->stride == 0 || r->value_size > r->stride)) return -3;
+  }
+  __builtin_memcpy(g_env_regions, regions, n * sizeof(bpfvm_region_t));
+  g_env_nregions = n;
+  g_env_ctx_size = ctx_size;
+  g_env_ctx_flags = ctx_flags;
+  return 0;
+}
+
+/* Whether [a, a + len) lies inside the one region the program owns that pointer `base`
+ * points into (a == base for helper buffers): a live stack frame (the current one or a
+ * caller's), the context, or one element of a value region. A pointer one past a region's
+ * end with a negative offset (r10 - 8) belongs to that region. */
+static int owned(const prog_t *p, uint64_t base, uint64_t a, uint64_t len, int write, uint64_t fp, uint64_t ctx, uint64_t ctx_len) {
+  uint64_t stack_top = g_rw_lo + BPFVM_STACK_BYTES, lo = fp - BPFVM_FRAME_STACK;
+  uint64_t probe = a < base ? base - 1 : base;
+  if (probe >= lo && probe < stack_top) {
+    uint64_t frame = lo + (probe - lo) / BPFVM_FRAME_STACK * BPFVM_FRAME_STACK;
+    return a >= frame && a - frame <= BPFVM_FRAME_STACK && len <= BPFVM_FRAME_STACK - (a - frame);
+  }
+  if (ctx_len && probe >= ctx && probe - ctx < ctx_len)
+    return a >= ctx && a - ctx <= ctx_len && len <= ctx_len - (a - ctx) && (!write || !(p->ctx_flags & BPFVM_CTX_RO));
+  for (int pass = 0; pass < 2; pass++) {
+    uint64_t q = pass ? probe : base;
+    if (pass && q == base) break;
+    for (uint32_t i = 0; i < p->nregions; i++) {
+      const bpfvm_region_t *r = &p->regions[i];
+      if (!(r->flags & BPFVM_REGION_VALUES) || q < r->base || q - r->base >= r->size) continue;
+      if (write && (r->flags & BPFVM_REGION_RO)) return 0;
+      uint64_t elem = r->base + (q - r->base) / r->stride * r->stride;
+      return a >= elem && a - elem <= r->value_size && len <= r->value_size - (a - elem);
+    }
+  }
+  return 0;
+}
+
+EXPORT(vm_accessible) int32_t vm_accessible(uint64_t addr, uint64_t len, uint32_t write) {
+  if (g_running && g_in_helper && g_run.rec_len && addr >= g_run.rec && addr - g_run.rec <= g_run.rec_len && len <= g_run.rec_len - (addr - g_run.rec))
+    return 1;
+  if (g_running && g_in_helper && g_run.prog) return owned(g_run.prog, addr, addr, len, (int)write, g_run.fp, g_run.ctx, g_run.ctx_len);
+  uint64_t lo = write ? g_rw_lo : g_ro_lo;
+  return addr >= lo && addr <= g_rw_hi && len <= g_rw_hi - addr;
+}
+EXPORT(vm_accessible32) int32_t vm_accessible32(uint32_t addr, uint32_t len, uint32_t write) { return vm_accessible(addr, len, write); }
+EXPORT(vm_fault_check) uint32_t vm_fault_check(void) { return g_fault_check; }
+EXPORT(vm_fault_region) uint32_t vm_fault_region(void) { return g_fault_region; }
+
+/* Whether map `handle` belongs to the running program's object (always, for programs loaded
+ * without regions: the VM then knows no maps to tell apart). */
+static int owns_handle(uint64_t handle) {
+  const prog_t *p = g_run.prog;
+  if (!p || !p->nregions) return 1;
+  for (uint32_t i = 0; i < p->nregions; i++) if (p->regions[i].handle == handle) return 1;
+  return 0;
 }
 
 /* ---------------------------------------------------------------- interpreter */
@@ -499,7 +597,7 @@ int32_t vm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, u
 static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
   for (uint32_t i = 0; i < g_narray_maps; i++) {
     if (g_array_maps[i].handle != map) continue;
-    if (key < g_ro_lo || key + 4 > g_rw_hi) return 0; /* the host helper reports the bad key */
+    if (!vm_accessible(key, 4, 0)) return 0; /* the host helper reports the bad key */
     uint32_t idx;
     __builtin_memcpy(&idx, HP(key), 4);
     *out = idx < g_array_maps[i].max ? (uint64_t)g_array_maps[i].base + (uint64_t)idx * g_array_maps[i].stride : 0;
@@ -509,21 +607,41 @@ static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
 }
 
 #ifndef __wasm__
-static uint32_t g_nhash_maps;
-static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out);
 /* Where bpf_override_return writes {1, value} during a vm_run_with_override (else the host's helper runs). */
-static __thread int64_t *g_override;
-#define BPFVM_HELPER_OVERRIDE_RETURN 58
+__thread int64_t *bpfvm_override;
 #endif
 
-static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+const bpfvm_helper_info *bpfvm_helper_info_of(uint32_t id) {
+  for (uint32_t i = 0; i < BPFVM_NHELPER_INFO; i++)
+    if (BPFVM_HELPER_INFO[i].id == id) return &BPFVM_HELPER_INFO[i];
+  return 0;
+}
+
+/* Which argument of each helper is a map handle (1-based; 0: none), from the helper table.
+ * A program names only its own object's maps. */
+static uint8_t g_map_arg[BPFVM_MAX_HELPERS];
+static void init_map_args(void) {
+  for (uint32_t i = 0; i < BPFVM_NHELPER_INFO; i++)
+    for (uint32_t a = 0; a < 5; a++)
+      if (BPFVM_HELPER_INFO[i].arg[a] == BPFVM_ARG_MAP && BPFVM_HELPER_INFO[i].id < BPFVM_MAX_HELPERS) {
+        g_map_arg[BPFVM_HELPER_INFO[i].id] = (uint8_t)(a + 1);
+        break;
+      }
+}
+static inline uint32_t map_arg(uint32_t id) { return id < BPFVM_MAX_HELPERS ? g_map_arg[id] : 0; }
+
+static inline uint64_t call_helper(const prog_t *cur, uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
   uint64_t v;
-  if (id == BPFVM_HELPER_MAP_LOOKUP && g_narray_maps && array_lookup(a, b, &v)) return v;
+  uint32_t ma;
+  /* Another object's map (or no map): the helper's error for a bad map, and nothing touched. */
+  if (cur->nregions && (ma = map_arg(id)) && !owns_handle(ma == 1 ? a : b))
+    return id == BPFVM_HELPER_MAP_LOOKUP_ELEM || id == BPFVM_HELPER_RINGBUF_RESERVE ? 0 : (uint64_t)-22; /* NULL / -EINVAL */
+  if (id == BPFVM_HELPER_MAP_LOOKUP_ELEM && g_narray_maps && array_lookup(a, b, &v)) return v;
 #ifndef __wasm__
-  if (id <= 3 && g_nhash_maps && hash_helper(id, a, b, c, d, &v)) return v;
-  if (id == BPFVM_HELPER_OVERRIDE_RETURN && g_override) {
-    g_override[0] = 1;
-    g_override[1] = (int64_t)b;
+  if (id <= BPFVM_HELPER_MAP_DELETE_ELEM && bpfvm_nhash_maps && bpfvm_hash_helper(id, a, b, c, d, &v)) return v;
+  if (id == BPFVM_HELPER_OVERRIDE_RETURN && bpfvm_override) {
+    bpfvm_override[0] = 1;
+    bpfvm_override[1] = (int64_t)b;
     return 0;
   }
 #endif
@@ -553,12 +671,40 @@ typedef struct {
 #define REG(off) (*(uint64_t *)((uint8_t *)r + (off)))
 #define LD(T, a)  ({ T v_; __builtin_memcpy(&v_, HP(a), sizeof(T)); v_; })
 #define ST(T, a, v) do { T v_ = (T)(v); __builtin_memcpy(HP(a), &v_, sizeof(T)); } while (0)
-#define CHECK_LD(a, sz) if (UNLIKELY((uint64_t)((a) - ld_lo) > ld_span - (sz))) { fault_addr = (a); goto fault_mem; }
-#define CHECK_ST(a, sz) if (UNLIKELY((uint64_t)((a) - st_lo) > st_span - (sz))) { fault_addr = (a); goto fault_mem; }
+/* The run-time half of isolation: the check the verifier chose for this instruction. */
+static inline int mem_ok(const dinsn *I, const prog_t *cur, uint64_t base, uint64_t a, uint32_t sz, int write, uint64_t fp, uint64_t ctx, uint64_t ctx_len) {
+  switch (I->chk) {
+  case CHK_NULL: return a >= BPFVM_ARENA_VADDR;
+  case CHK_STACK: return a - (fp + (uint64_t)BPFVM_FRAME_STACK * MEM_AUX(I) - BPFVM_FRAME_STACK) <= BPFVM_FRAME_STACK - sz;
+  case CHK_RECORD: return 0;
+  case CHK_CTX: return ctx_len >= sz && a - ctx <= ctx_len - sz;
+  case CHK_ELEM: {
+    const bpfvm_region_t *r = &cur->regions[MEM_AUX(I)];
+    uint64_t d = a - r->base;
+    return d < r->size && d % r->stride + sz <= r->value_size;
+  }
+  case CHK_ARENA: {
+    uint64_t lo = write ? g_rw_lo : g_ro_lo;
+    return a - lo <= (g_rw_hi - lo) - sz;
+  }
+  default: return owned(cur, base, a, sz, write, fp, ctx, ctx_len);
+  }
+}
+/* The context check is inlined (variable offsets into the context are the common checked
+ * access: pt_regs, tracepoint records, the benchmark's memory loop); ctx_tag is CHK_CTX when
+ * ctx_len >= 8, so that ctx_len - sz cannot wrap, and no check value otherwise. */
+#define CHECK_MEM(b, a, sz, w) \
+  if (UNLIKELY(I->chk)) { \
+    if (LIKELY(I->chk == ctx_tag)) { \
+      if (UNLIKELY((a) - ctx > ctx_len - (sz))) { fault_addr = (a); goto fault_mem; } \
+    } else if (UNLIKELY(!mem_ok(I, cur, (b), (a), (sz), (w), r[10], ctx, ctx_len))) { fault_addr = (a); goto fault_mem; } \
+  }
+#define CHECK_LD(a, sz) CHECK_MEM(REG(I->src), a, sz, 0)
+#define CHECK_ST(a, sz) CHECK_MEM(REG(I->dst), a, sz, 1)
 #define CHARGE(newseg) do { budget -= (int64_t)(I - seg) + 1; seg = (newseg); } while (0)
 #define TAKE() do { const dinsn *T_ = code + I->off; if (T_ <= I) { CHARGE(T_); if (UNLIKELY(budget < 0)) goto fault_budget; } ip = T_; } while (0)
 
-static int32_t run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
+int32_t bpfvm_run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
 #ifndef __wasm__
 #define L_ALU(n) &&L_##n##64_IMM, &&L_##n##64_REG, &&L_##n##32_IMM, &&L_##n##32_REG,
 #define L_JMP(n) &&L_##n##_IMM, &&L_##n##_REG, &&L_##n##32_IMM, &&L_##n##32_REG,
@@ -572,13 +718,29 @@ static int32_t run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
       &&L_STB, &&L_STH, &&L_STW, &&L_STDW, &&L_STXB, &&L_STXH, &&L_STXW, &&L_STXDW};
 #endif
   if (handle >= g_nprogs || g_running) return BPFVM_FAULT_BAD_HANDLE;
+  /* The context must be arena memory the program may use that way: a writable context in
+   * the rw arena, a read-only one anywhere in the arena. */
+  if (ctx_len) {
+    uint64_t lo = (g_progs[handle].ctx_flags & BPFVM_CTX_RO) ? g_ro_lo : g_rw_lo;
+    if (ctx < lo || ctx > g_rw_hi || ctx_len > g_rw_hi - ctx) {
+      g_fault_pc = 0;
+      g_fault_addr = ctx;
+      g_fault_check = CHK_CTX;
+      g_insns = 0;
+      return BPFVM_FAULT_MEMORY;
+    }
+  }
   g_running = 1;
   g_action = 0;
-  const dinsn *code = g_progs[handle].code;
-  uint32_t prog_len = g_progs[handle].len;
+  const prog_t *cur = &g_progs[handle];
+  const dinsn *code = cur->code;
+  uint32_t prog_len = cur->len;
   const dinsn *ip = code, *I = code, *seg = code;
-  const uint64_t ld_lo = g_ro_lo, ld_span = g_rw_hi - g_ro_lo;
-  const uint64_t st_lo = g_rw_lo, st_span = g_rw_hi - g_rw_lo;
+  const uint32_t ctx_tag = ctx_len >= 8 ? CHK_CTX : 0x100;
+  run_state saved_run = g_run;
+  g_run.prog = cur;
+  g_run.ctx = ctx;
+  g_run.ctx_len = ctx_len;
   const uint64_t stack_top = g_rw_lo + BPFVM_STACK_BYTES;
   int64_t budget = (int64_t)g_budget;
   uint64_t fault_addr = 0;
@@ -697,10 +859,10 @@ dispatch_loop:
 
 #define ST_OP(name, T, sz, val) \
   CASE(name) { uint64_t a = REG(I->dst) + (uint64_t)(int64_t)I->off; CHECK_ST(a, sz); ST(T, a, val); DISPATCH_NEXT; }
-      ST_OP(STB, uint8_t, 1, I->imm)
-      ST_OP(STH, uint16_t, 2, I->imm)
-      ST_OP(STW, uint32_t, 4, I->imm)
-      ST_OP(STDW, uint64_t, 8, I->imm)
+      ST_OP(STB, uint8_t, 1, MEM_IMM(I))
+      ST_OP(STH, uint16_t, 2, MEM_IMM(I))
+      ST_OP(STW, uint32_t, 4, MEM_IMM(I))
+      ST_OP(STDW, uint64_t, 8, MEM_IMM(I))
       ST_OP(STXB, uint8_t, 1, REG(I->src))
       ST_OP(STXH, uint16_t, 2, REG(I->src))
       ST_OP(STXW, uint32_t, 4, REG(I->src))
@@ -749,7 +911,8 @@ dispatch_loop:
         if (UNLIKELY(id >= BPFVM_MAX_HELPERS || !g_helper_ok[id])) { fault_addr = id; goto fault_helper; }
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
-        r[0] = call_helper((uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
+        g_run.fp = r[10];
+        r[0] = call_helper(cur, (uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
         DISPATCH_NEXT;
@@ -757,7 +920,13 @@ dispatch_loop:
       CASE(CALL) {
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
-        r[0] = call_helper((uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
+        g_run.fp = r[10];
+        if (UNLIKELY(I->chk)) {
+          g_run.rec = r[I->chk];
+          g_run.rec_len = (uint32_t)I->off;
+        }
+        r[0] = call_helper(cur, (uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
+        if (UNLIKELY(I->chk)) g_run.rec_len = 0;
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
         DISPATCH_NEXT;
@@ -850,8 +1019,10 @@ helper_action: {
       if (h >= g_nprogs || ++tail_calls > BPFVM_MAX_TAIL_CALLS) { fault_addr = h; status = BPFVM_FAULT_TAIL_CALL; goto fault; }
       CHARGE(I);
       if (budget < 0) goto fault_budget;
-      code = g_progs[h].code;
-      prog_len = g_progs[h].len;
+      cur = &g_progs[h];
+      g_run.prog = cur;
+      code = cur->code;
+      prog_len = cur->len;
       ip = seg = code;
       uint64_t ctx1 = r[1];
       for (int i = 0; i < 11; i++) r[i] = 0;
@@ -865,11 +1036,13 @@ helper_action: {
       DISPATCH_NEXT;
 #endif
     }
-    fault_addr = 0;
+    fault_addr = g_action_val;
     goto fault_helper;
   }
 fault_mem:
   status = BPFVM_FAULT_MEMORY;
+  g_fault_check = I->chk;
+  g_fault_region = MEM_AUX(I);
   goto fault;
 fault_budget:
   status = BPFVM_FAULT_BUDGET;
@@ -885,358 +1058,10 @@ fault:
 done:
   g_insns = (uint64_t)((int64_t)g_budget - budget);
   g_running = 0;
+  g_run = saved_run;
   return status;
 }
 
 #ifdef __wasm__
-EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) { return run_program(handle, ctx, ctx_len); }
-#else
-#include <pthread.h>
-/* One program runs at a time (the VM stack and g_action are shared). Recursive, so a run
- * started from inside a helper is refused by g_running as in the wasm build, not deadlocked. */
-static pthread_mutex_t g_run_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-
-int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
-  pthread_mutex_lock(&g_run_lock);
-  int32_t st = run_program(handle, ctx, ctx_len);
-  pthread_mutex_unlock(&g_run_lock);
-  return st;
-}
-
-/* Whether [addr, addr + len) lies in the readable ([ro_lo, rw_hi)) or writable ([rw_lo,
- * rw_hi)) VM regions; written so that no addition can wrap. */
-static int vm_readable(uint64_t addr, uint64_t len) { return addr >= g_ro_lo && addr <= g_rw_hi && len <= g_rw_hi - addr; }
-static int vm_writable(uint64_t addr, uint64_t len) { return addr >= g_rw_lo && addr <= g_rw_hi && len <= g_rw_hi - addr; }
-
-int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len) {
-  int32_t st;
-  pthread_mutex_lock(&g_run_lock);
-  if (!vm_writable(ctx, ctx_len)) {
-    g_fault_pc = 0;
-    g_fault_addr = ctx;
-    st = BPFVM_FAULT_MEMORY;
-  } else {
-    memcpy(HP(ctx), src, ctx_len);
-    if (handle < BPFVM_MAX_PROGS) g_native_hits[handle]++;
-    st = run_program(handle, ctx, ctx_len);
-  }
-  pthread_mutex_unlock(&g_run_lock);
-  return st;
-}
-
-uint64_t vm_native_hits(uint32_t handle) { return handle < BPFVM_MAX_PROGS ? g_native_hits[handle] : 0; }
-
-/* vm_run_with_ctx where bpf_override_return is allowed: it stores {1, value} at `override`. */
-int32_t vm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override) {
-  g_override = override;
-  int32_t st = vm_run_with_ctx(handle, ctx, src, ctx_len);
-  g_override = 0;
-  return st;
-}
-
-/* Helpers whose kernel semantics need nothing from the host, in C: a program that calls
- * only these (and VM-resolved map lookups) runs without the host's JavaScript, and the
- * host's own runs skip a call into it. The thread and CPU are the caller's, as in the
- * kernel: hooks run programs on the thread that hit them. */
-#include <sched.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
-
-static uint64_t clock_ns(clockid_t clock) {
-  struct timespec t;
-  clock_gettime(clock, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-static uint64_t h_ktime_get_ns(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  return clock_ns(CLOCK_MONOTONIC);
-}
-static uint64_t h_ktime_get_boot_ns(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  return clock_ns(CLOCK_BOOTTIME);
-}
-static uint64_t h_get_smp_processor_id(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  int cpu = sched_getcpu();
-  return cpu < 0 ? 0 : (uint64_t)cpu;
-}
-static uint64_t h_get_current_pid_tgid(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  return ((uint64_t)(uint32_t)getpid() << 32) | (uint32_t)syscall(SYS_gettid);
-}
-
-static uint64_t h_get_current_uid_gid(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  return ((uint64_t)(uint32_t)getgid() << 32) | (uint32_t)getuid();
-}
-
-#define HELPER_MAX_SIZE (1u << 30)
-#define EFAULT_RC ((uint64_t)-14)
-#define EINVAL_RC ((uint64_t)-22)
-
-/* get_current_comm(buf, size): the calling thread's name, NUL-terminated and padded. */
-static uint64_t h_get_current_comm(uint64_t buf, uint64_t size, uint64_t c, uint64_t d, uint64_t e) {
-  (void)c, (void)d, (void)e;
-  char comm[17] = {0};
-  if (size == 0 || size > HELPER_MAX_SIZE) return EINVAL_RC;
-  if (!vm_writable(buf, size)) return EFAULT_RC;
-  prctl(PR_GET_NAME, comm, 0, 0, 0);
-  size_t len = strnlen(comm, 15);
-  if (len > size - 1) len = size - 1;
-  memcpy(HP(buf), comm, len);
-  memset(HP(buf) + len, 0, size - len);
-  return 0;
-}
-
-/* Reads of the process's own memory that fail instead of faulting: process_vm_readv on
- * ourselves returns short for unmapped or unreadable pages. */
-static uint64_t read_self(void *dst, uint64_t src, uint64_t len) {
-  struct iovec local = {dst, len}, remote = {(void *)(uintptr_t)src, len};
-  ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-  return got < 0 ? 0 : (uint64_t)got;
-}
-
-/* probe_read_user(dst, size, src): all or nothing; on failure dst is zeroed, -EFAULT. */
-static uint64_t h_probe_read_user(uint64_t dst, uint64_t size, uint64_t src, uint64_t d, uint64_t e) {
-  (void)d, (void)e;
-  if (size > HELPER_MAX_SIZE) return EINVAL_RC;
-  if (size == 0) return 0;
-  if (!vm_writable(dst, size)) return EFAULT_RC;
-  if (src == 0 || read_self(HP(dst), src, size) < size) {
-    memset(HP(dst), 0, size);
-    return EFAULT_RC;
-  }
-  return 0;
-}
-
-/* probe_read_user_str(dst, size, src): up to size - 1 bytes and a NUL, read a page at a
- * time (a string may end just before an unmapped page); returns the length with the NUL. */
-static uint64_t h_probe_read_user_str(uint64_t dst, uint64_t size, uint64_t src, uint64_t d, uint64_t e) {
-  (void)d, (void)e;
-  uint8_t chunk[4096];
-  uint64_t got = 0, len = 0;
-  int ended = 0;
-  if (size > HELPER_MAX_SIZE) return EINVAL_RC;
-  if (size == 0) return 0;
-  if (!vm_writable(dst, size)) return EFAULT_RC;
-  uint8_t *out = HP(dst);
-  while (src != 0 && got < size && !ended) {
-    uint64_t to_page_end = 4096 - ((src + got) & 4095), n = size - got < to_page_end ? size - got : to_page_end;
-    uint64_t k = read_self(chunk, src + got, n);
-    if (k < n) break;
-    for (uint64_t i = 0; i < n; i++) {
-      if (chunk[i] == 0) {
-        ended = 1;
-        break;
-      }
-      if (len < size - 1) out[len] = chunk[i];
-      len++;
-    }
-    got += n;
-  }
-  if (got == 0) {
-    memset(out, 0, size);
-    return EFAULT_RC;
-  }
-  if (len > size - 1) len = size - 1;
-  out[len] = 0;
-  return len + 1;
-}
-
-int32_t bpfvm_use_builtin_helper(uint32_t id) {
-  bpfvm_helper_fn fn = 0;
-  switch (id) {
-    case 5: fn = h_ktime_get_ns; break;
-    case 8: fn = h_get_smp_processor_id; break;
-    case 14: fn = h_get_current_pid_tgid; break;
-    case 15: fn = h_get_current_uid_gid; break;
-    case 16: fn = h_get_current_comm; break;
-    case 112: fn = h_probe_read_user; break;
-    case 114: fn = h_probe_read_user_str; break;
-    case 125: fn = h_ktime_get_boot_ns; break;
-    default: return 0;
-  }
-  bpfvm_set_helper_fn(id, fn);
-  return 1;
-}
-
-/* ---------------------------------------------------------------- hash maps (native build)
- * BPF_MAP_TYPE_HASH with its index in C, so programs' lookup/update/delete never leave the
- * VM. Values live in the arena (preallocated, max_entries slots, as the kernel's default
- * hash maps), keys and the open-addressing index in the host heap. Programs reach them
- * through call_helper under the run lock; the host through vm_hash_* below, which take it. */
-typedef struct {
-  uint64_t handle;
-  uint32_t key_size, value_size, stride, max;
-  uint64_t values; /* VM address of slot 0's value */
-  uint32_t mask;   /* buckets - 1 */
-  int32_t *buckets; /* -1 empty, -2 deleted, else slot */
-  uint8_t *keys;
-  uint8_t *used;
-  uint32_t *free_slots;
-  uint32_t free_top;
-  uint32_t deleted; /* tombstones in buckets; rebuilt away once they outnumber max */
-} hash_map_t;
-static hash_map_t g_hash_maps[BPFVM_MAX_ARRAY_MAPS];
-
-static uint32_t hash_bytes(const uint8_t *k, uint32_t n) {
-  uint32_t h = 2166136261u;
-  for (uint32_t i = 0; i < n; i++) h = (h ^ k[i]) * 16777619u;
-  return h;
-}
-
-static hash_map_t *hash_map(uint64_t handle) {
-  for (uint32_t i = 0; i < g_nhash_maps; i++)
-    if (g_hash_maps[i].handle == handle) return &g_hash_maps[i];
-  return 0;
-}
-
-/* Bucket index holding `key`, or -1; *ins gets the first reusable bucket on the way. */
-static int64_t hash_find(const hash_map_t *m, const uint8_t *key, int64_t *ins) {
-  uint32_t b = hash_bytes(key, m->key_size) & m->mask;
-  *ins = -1;
-  for (uint32_t n = 0; n <= m->mask; n++, b = (b + 1) & m->mask) {
-    int32_t s = m->buckets[b];
-    if (s == -1) {
-      if (*ins < 0) *ins = b;
-      return -1;
-    }
-    if (s == -2) {
-      if (*ins < 0) *ins = b;
-      continue;
-    }
-    if (memcmp(m->keys + (uint64_t)s * m->key_size, key, m->key_size) == 0) return b;
-  }
-  return -1;
-}
-
-static uint64_t hash_lookup(hash_map_t *m, const uint8_t *key) {
-  int64_t ins, b = hash_find(m, key, &ins);
-  return b < 0 ? 0 : m->values + (uint64_t)m->buckets[b] * m->stride;
-}
-
-static int64_t hash_update(hash_map_t *m, const uint8_t *key, const uint8_t *value, uint64_t flags) {
-  if (flags > 2) return -22; /* EINVAL */
-  int64_t ins, b = hash_find(m, key, &ins);
-  if (b >= 0) {
-    if (flags == 1) return -17; /* BPF_NOEXIST: EEXIST */
-    memcpy(HP(m->values + (uint64_t)m->buckets[b] * m->stride), value, m->value_size);
-    return 0;
-  }
-  if (flags == 2) return -2; /* BPF_EXIST: ENOENT */
-  if (m->free_top == 0 || ins < 0) return -7; /* E2BIG */
-  uint32_t slot = m->free_slots[--m->free_top];
-  memcpy(m->keys + (uint64_t)slot * m->key_size, key, m->key_size);
-  uint8_t *v = HP(m->values + (uint64_t)slot * m->stride);
-  memset(v, 0, m->stride);
-  memcpy(v, value, m->value_size);
-  m->used[slot] = 1;
-  m->buckets[ins] = (int32_t)slot;
-  return 0;
-}
-
-/* Tombstones only lengthen probes; with churn (per-thread keys of short-lived threads)
- * they would fill every empty bucket. Rebuilding from the live slots drops them all. */
-static void hash_rebuild(hash_map_t *m) {
-  memset(m->buckets, 0xff, sizeof(int32_t) * (m->mask + 1));
-  for (uint32_t s = 0; s < m->max; s++) {
-    if (!m->used[s]) continue;
-    uint32_t b = hash_bytes(m->keys + (uint64_t)s * m->key_size, m->key_size) & m->mask;
-    while (m->buckets[b] != -1) b = (b + 1) & m->mask;
-    m->buckets[b] = (int32_t)s;
-  }
-  m->deleted = 0;
-}
-
-static int64_t hash_delete(hash_map_t *m, const uint8_t *key) {
-  int64_t ins, b = hash_find(m, key, &ins);
-  if (b < 0) return -2; /* ENOENT */
-  uint32_t slot = (uint32_t)m->buckets[b];
-  m->used[slot] = 0;
-  m->free_slots[m->free_top++] = slot;
-  /* Before an empty bucket no probe needs to pass here: it can be empty too. */
-  if (m->buckets[(b + 1) & m->mask] == -1) {
-    m->buckets[b] = -1;
-  } else {
-    m->buckets[b] = -2;
-    if (++m->deleted > m->max) hash_rebuild(m);
-  }
-  return 0;
-}
-
-/* Program side: 1 and *out set when `map` is a native hash map (bad pointers: -EFAULT). */
-static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out) {
-  hash_map_t *m = hash_map(map);
-  if (!m) return 0;
-  if (!vm_readable(key, m->key_size)) {
-    *out = id == BPFVM_HELPER_MAP_LOOKUP ? 0 : (uint64_t)-14;
-    return 1;
-  }
-  if (id == BPFVM_HELPER_MAP_LOOKUP) {
-    *out = hash_lookup(m, HP(key));
-  } else if (id == 2) {
-    if (!vm_readable(value, m->value_size)) *out = (uint64_t)-14;
-    else *out = (uint64_t)hash_update(m, HP(key), HP(value), flags);
-  } else {
-    *out = (uint64_t)hash_delete(m, HP(key));
-  }
-  return 1;
-}
-
-int32_t vm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_size, uint32_t max, uint64_t values) {
-  if (g_nhash_maps >= BPFVM_MAX_ARRAY_MAPS || !key_size || !value_size || !max) return -1;
-  uint32_t stride = (value_size + 7u) & ~7u;
-  if (!vm_writable(values, (uint64_t)stride * max)) return -2;
-  uint32_t buckets = 16;
-  while (buckets < 2u * max) buckets <<= 1;
-  hash_map_t m = {handle, key_size, value_size, stride, max, values, buckets - 1,
-                  malloc(sizeof(int32_t) * buckets), calloc(max, key_size), calloc(max, 1),
-                  malloc(sizeof(uint32_t) * max), max, 0};
-  if (!m.buckets || !m.keys || !m.used || !m.free_slots) {
-    free(m.buckets), free(m.keys), free(m.used), free(m.free_slots);
-    return -3;
-  }
-  memset(m.buckets, 0xff, sizeof(int32_t) * buckets);
-  for (uint32_t i = 0; i < max; i++) m.free_slots[i] = max - 1 - i; /* low slots first */
-  pthread_mutex_lock(&g_run_lock);
-  g_hash_maps[g_nhash_maps++] = m;
-  pthread_mutex_unlock(&g_run_lock);
-  return 0;
-}
-
-/* Host side, under the run lock: op 1 lookup (returns the value's VM address or 0),
- * 2 update (value from host memory), 3 delete; -EINVAL (-22) for an unknown map. */
-int64_t vm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8_t *value, uint64_t flags) {
-  int64_t r = -22;
-  pthread_mutex_lock(&g_run_lock);
-  hash_map_t *m = hash_map(handle);
-  if (m) r = op == 1 ? (int64_t)hash_lookup(m, key) : op == 2 ? hash_update(m, key, value, flags) : hash_delete(m, key);
-  pthread_mutex_unlock(&g_run_lock);
-  return r;
-}
-
-/* Host side: copies up to `max_out` (key, slot) pairs of live entries, in slot order, into
- * keys_out (key_size each) and slots_out; returns how many. */
-int32_t vm_hash_entries(uint64_t handle, uint8_t *keys_out, uint32_t *slots_out, uint32_t max_out) {
-  int32_t n = 0;
-  pthread_mutex_lock(&g_run_lock);
-  hash_map_t *m = hash_map(handle);
-  for (uint32_t s = 0; m && s < m->max && (uint32_t)n < max_out; s++) {
-    if (!m->used[s]) continue;
-    memcpy(keys_out + (uint64_t)n * m->key_size, m->keys + (uint64_t)s * m->key_size, m->key_size);
-    slots_out[n++] = s;
-  }
-  pthread_mutex_unlock(&g_run_lock);
-  return n;
-}
-
-static void hash_maps_free(void) {
-  for (uint32_t i = 0; i < g_nhash_maps; i++) {
-    free(g_hash_maps[i].buckets), free(g_hash_maps[i].keys), free(g_hash_maps[i].used), free(g_hash_maps[i].free_slots);
-  }
-  g_nhash_maps = 0;
-}
+EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) { return bpfvm_run_program(handle, ctx, ctx_len); }
 #endif

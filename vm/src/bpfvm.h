@@ -18,13 +18,28 @@
 #define BPFVM_MAX_PROGS 4096
 #define BPFVM_MAX_HELPERS 4096
 #define BPFVM_MAX_TAIL_CALLS 33
-/* Helper 181 (bpf_loop) is an interpreter intrinsic; lddw src=4 (PSEUDO_FUNC) yields
- * BPFVM_FUNC_TAG | target_pc. */
-#define BPFVM_HELPER_BPF_LOOP 181
-/* bpf_map_lookup_elem on maps registered with vm_register_array_map is resolved in the VM. */
-#define BPFVM_HELPER_MAP_LOOKUP 1
+/* lddw src=4 (PSEUDO_FUNC) yields BPFVM_FUNC_TAG | target_pc (bpf_loop callbacks). */
 #define BPFVM_MAX_ARRAY_MAPS 256
 #define BPFVM_FUNC_TAG 0xbf0f000000000000ull
+
+/* A memory range a program may reach besides its stack and context (a map's values, global
+ * data). Programs get pointers into it from lddw (map value) or from helpers (map lookup,
+ * ringbuf reserve); the verifier and the run-time checks keep every access inside one
+ * element ([base + k * stride, + value_size)) of the region the pointer came from. */
+typedef struct {
+  uint64_t handle;     /* map handle programs pass to helpers (0: none) */
+  uint32_t base, size; /* VM address range [base, base + size) */
+  uint32_t stride;     /* distance between elements (> 0) */
+  uint32_t value_size; /* bytes of each element a program may touch */
+  uint32_t flags;      /* BPFVM_REGION_* */
+  uint32_t reserved;
+} bpfvm_region_t;
+#define BPFVM_REGION_RO 1u      /* loads only (.rodata, frozen maps) */
+#define BPFVM_REGION_VALUES 2u  /* its elements are program-accessible map values */
+#define BPFVM_REGION_RINGBUF 4u /* ring buffer: reachable only through ringbuf_reserve records */
+#define BPFVM_MAX_REGIONS 1024
+#define BPFVM_CTX_RO 1u /* the context is read-only (pt_regs, tracepoint records) */
+#define BPFVM_LOAD_RESOLVED 2u /* lddw src=1/2 were resolved by the loader (handle / map value address) */
 
 enum bpfvm_status {
   BPFVM_OK = 0,
@@ -85,5 +100,14 @@ void vm_request_exit(uint64_t r0);
 void vm_request_fault(void);
 int32_t vm_in_helper(void);
 void vm_reset_after_trap(void);
+/* The regions and context of the next vm_load (copied); n = 0: stack and context only. */
+int32_t vm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_size, uint32_t ctx_flags);
+/* Whether the running program may touch [addr, addr + len) (helpers check their buffers
+ * with it); outside a run, whether it lies in the arena (readable, or writable). */
+int32_t vm_accessible(uint64_t addr, uint64_t len, uint32_t write);
+int32_t vm_accessible32(uint32_t addr, uint32_t len, uint32_t write); /* for JavaScript: no BigInt */
+/* After a memory fault: the check that failed (enum bpfvm_check in bpfvm_internal.h) and its region. */
+uint32_t vm_fault_check(void);
+uint32_t vm_fault_region(void);
 
 #endif

@@ -45,9 +45,55 @@ export interface VmOptions {
   budget?: number;
 }
 
+/**
+ * Memory a program may reach besides its stack and context: a map's values ('values': the
+ * program gets element pointers from lookups or lddw and may touch valueSize bytes of each
+ * element base + k * stride), a ring buffer ('ringbuf': only records it reserved) or a map
+ * with no program-visible memory ('handle': the program may only name it to helpers).
+ */
+export interface VmRegion {
+  name: string;
+  kind: 'values' | 'ringbuf' | 'handle';
+  handle: bigint;
+  base: number;
+  size: number;
+  stride: number;
+  valueSize: number;
+  readOnly?: boolean;
+}
+
 export interface LoadOptions {
   name?: string;
   resolvePseudo?: (src: number, imm: number, nextImm: number, pc: number) => bigint;
+  /** What the program owns besides its stack and context; default: every region defined on this VM. */
+  regions?: readonly VmRegion[];
+  /** The context's size when known at load (constant offsets past it are rejected). */
+  ctxSize?: number;
+  /** Stores into the context are rejected (pt_regs and tracepoint records are read-only in the kernel). */
+  ctxReadOnly?: boolean;
+}
+
+/** Bytes of one bpfvm_region_t (vm/src/bpfvm.h). */
+export const REGION_BYTES = 32;
+const REGION_FLAGS = { readOnly: 1, values: 2, ringbuf: 4 } as const;
+/** enum bpfvm_check (vm/src/bpfvm_internal.h): which run-time check failed. */
+const CHECK_NULL = 1, CHECK_STACK = 2, CHECK_CTX = 3, CHECK_ELEM = 4, CHECK_OWNED = 5, CHECK_RECORD = 7;
+
+/** The regions as the C struct array vm_set_load_env takes. */
+export function encodeRegions(regions: readonly VmRegion[]): Uint8Array {
+  const out = new Uint8Array(Math.max(8, regions.length * REGION_BYTES));
+  const dv = new DataView(out.buffer);
+  regions.forEach((r, i) => {
+    const o = i * REGION_BYTES;
+    const flags = (r.readOnly ? REGION_FLAGS.readOnly : 0) | (r.kind === 'values' ? REGION_FLAGS.values : r.kind === 'ringbuf' ? REGION_FLAGS.ringbuf : 0);
+    dv.setBigUint64(o, BigInt.asUintN(64, r.handle), true);
+    dv.setUint32(o + 8, r.base >>> 0, true);
+    dv.setUint32(o + 12, r.size >>> 0, true);
+    dv.setUint32(o + 16, Math.max(1, r.stride) >>> 0, true);
+    dv.setUint32(o + 20, r.valueSize >>> 0, true);
+    dv.setUint32(o + 24, flags, true);
+  });
+  return out;
 }
 
 /**
@@ -65,6 +111,12 @@ export interface VmCore {
   loadProgram(prog: Uint8Array, n: number): number;
   /** The load error message after loadProgram failed. */
   errorMessage(): string;
+  /** vm_set_load_env: the regions (encodeRegions) and context of the next loadProgram; 0 or negative. */
+  setLoadEnv(regions: Uint8Array, n: number, ctxSize: number, ctxFlags: number): number;
+  /** vm_accessible32: may the running program (inside a helper) touch [addr, addr + len)? */
+  vm_accessible32(addr: number, len: number, write: number): number;
+  vm_fault_check(): number;
+  vm_fault_region(): number;
   vm_run(handle: number, ctx: bigint, len: bigint): number;
   vm_set_budget(b: bigint): void;
   vm_result(): bigint;
@@ -116,6 +168,9 @@ export class BpfVm {
   private u8: Uint8Array;
   private readonly helpers: (Helper | undefined)[] = new Array(MAX_HELPERS);
   private readonly names: string[] = [];
+  /** Regions each loaded program owns (by handle), for fault messages. */
+  private readonly progRegions: (readonly VmRegion[])[] = [];
+  private readonly definedRegions: VmRegion[] = [];
   private readonly roLo: number;
   private readonly rwLo: number;
   private readonly rwHi: number;
@@ -175,6 +230,16 @@ export class BpfVm {
     return this.exp.vm_register_array_map(handle, base, stride, maxEntries) === 0;
   }
 
+  /** Makes `region` part of the default region set of programs loaded without `regions`. */
+  defineRegion(region: VmRegion): void {
+    this.definedRegions.push(region);
+  }
+
+  /** Every region defined on this VM (maps register theirs when they are created). */
+  regions(): readonly VmRegion[] {
+    return this.definedRegions;
+  }
+
   setBudget(budget: number): void {
     if (!(budget >= 0) || !Number.isSafeInteger(Math.floor(budget))) throw new RangeError(`bad budget ${budget}`);
     budget = Math.floor(budget);
@@ -207,7 +272,10 @@ export class BpfVm {
   isAccessible(addr: bigint | number, len: number, write: boolean): boolean {
     // Arena addresses are below 2^32, so plain numbers suffice (no BigInt arithmetic).
     const a = typeof addr === 'bigint' ? (addr >= 0n && addr < 0x100000000n ? Number(addr) : -1) : addr;
-    if (!(len >= 0) || !Number.isInteger(a)) return false;
+    if (!(len >= 0) || !Number.isInteger(a) || a < 0 || len > 0xffffffff) return false;
+    // Inside a helper: only what the running program owns (its live stack frames, context
+    // and its object's map values), so a helper cannot be used to reach other memory.
+    if (this.exp.vm_in_helper()) return this.exp.vm_accessible32(a, len, write ? 1 : 0) === 1;
     return a >= (write ? this.rwLo : this.roLo) && a + len <= this.rwHi;
   }
 
@@ -256,15 +324,24 @@ export class BpfVm {
         } catch (e) {
           throw new VmLoadError(pc, `cannot resolve lddw src=${src} imm=${imm}: ${(e as Error).message ?? e}`);
         }
-        prog[pc * 8 + 1] &= 0x0f;
+        // The VM keeps map handles (1) and map value addresses (2) apart from plain numbers.
+        prog[pc * 8 + 1] = (prog[pc * 8 + 1] & 0x0f) | ((src === 2 || src === 6 ? 2 : 1) << 4);
         dv.setUint32(pc * 8 + 4, Number(v & 0xffffffffn), true);
         dv.setUint32(pc * 8 + 12, Number(v >> 32n), true);
       }
       pc++;
     }
+    const regions = opts.regions ?? this.definedRegions;
+    const flags = (opts.ctxReadOnly ? 1 : 0) | (opts.resolvePseudo ? 2 : 0);
+    const env = this.exp.setLoadEnv(encodeRegions(regions), regions.length, opts.ctxSize ?? 0, flags);
+    if (env < 0) throw new VmLoadError(0, `invalid memory regions for the program (${env})`);
     const h = this.exp.loadProgram(prog, n);
-    if (h < 0) throw new VmLoadError(this.exp.vm_err_pc(), this.exp.errorMessage());
+    if (h < 0) {
+      const msg = this.exp.errorMessage().replace(/region #(\d+)/g, (_m, i: string) => `map ${regions[Number(i)]?.name ?? '#' + i}`);
+      throw new VmLoadError(this.exp.vm_err_pc(), msg);
+    }
     this.names[h] = opts.name ?? `prog${h}`;
+    this.progRegions[h] = regions;
     return h;
   }
 
@@ -302,7 +379,7 @@ export class BpfVm {
     const name = this.names[handle];
     switch (kind) {
       case 'memory':
-        return new VmFault(kind, pc, `${where}: out-of-region memory access at address ${hex(addr)} in ${name}`, addr);
+        return new VmFault(kind, pc, `${where}: out-of-region memory access at address ${hex(addr)} in ${name}: ${this.faultRegion(handle)}`, addr);
       case 'budget':
         return new VmFault(kind, pc, `${where}: instruction budget (${this.budget}) exhausted in ${name}`);
       case 'stack':
@@ -311,6 +388,31 @@ export class BpfVm {
         return new VmFault(kind, pc, `${where}: tail call to program ${addr} failed (invalid handle or more than 33 chained tail calls) in ${name}`, addr);
       default:
         return new VmFault(kind, pc, `${where}: helper call failed in ${name}` + (addr ? ` (helper id ${addr} not registered)` : ''), addr || undefined);
+    }
+  }
+
+  /** Which region the faulting access left, from the check the verifier gave the instruction. */
+  private faultRegion(handle: number): string {
+    const check = this.exp.vm_fault_check();
+    switch (check) {
+      case CHECK_NULL:
+        return 'NULL pointer (a map lookup or ringbuf reservation that returned NULL)';
+      case CHECK_STACK: {
+        const level = this.exp.vm_fault_region();
+        return level === 0 ? 'outside the stack frame [r10-512, r10)' : `outside the stack frame of the caller ${level} level(s) up`;
+      }
+      case CHECK_RECORD:
+        return 'a ringbuf record at an offset not known at load time (record bounds are checked only for constant offsets)';
+      case CHECK_CTX:
+        return 'outside the context';
+      case CHECK_ELEM: {
+        const r = this.progRegions[handle]?.[this.exp.vm_fault_region()];
+        return r ? `outside a value of map ${r.name} (value_size ${r.valueSize})` : 'outside a map value';
+      }
+      case CHECK_OWNED:
+        return 'not inside any region the program owns (its stack, its context, its maps\' values)';
+      default:
+        return 'outside the VM arena';
     }
   }
 

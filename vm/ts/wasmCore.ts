@@ -6,7 +6,8 @@ import type { Helper, VmCore, VmCoreFactory } from './vm.js';
 import { decodeUtf8 } from './vm.js';
 import { wasmApi, type WasmMemory, type WasmModule } from './wasmApi.js';
 
-interface WasmExports extends Omit<VmCore, 'buffer' | 'loadProgram' | 'errorMessage'> {
+interface WasmExports extends Omit<VmCore, 'buffer' | 'loadProgram' | 'errorMessage' | 'setLoadEnv'> {
+  vm_set_load_env(ptr: number, n: number, ctxSize: number, ctxFlags: number): number;
   memory: WasmMemory;
   vm_scratch(bytes: number): number;
   vm_load(ptr: number, n: number): number;
@@ -41,6 +42,12 @@ export function wasmCore(module: WasmModule): VmCoreFactory {
       if (!ptr) return -1;
       new Uint8Array(exp.memory.buffer).set(prog, ptr);
       return exp.vm_load(ptr, n);
+    };
+    core.setLoadEnv = (regions: Uint8Array, n: number, ctxSize: number, ctxFlags: number): number => {
+      const ptr = exp.vm_scratch(Math.max(8, regions.length));
+      if (!ptr) return -1;
+      new Uint8Array(exp.memory.buffer).set(regions, ptr);
+      return exp.vm_set_load_env(ptr, n, ctxSize, ctxFlags);
     };
     core.errorMessage = (): string => {
       const p = exp.vm_err_msg();

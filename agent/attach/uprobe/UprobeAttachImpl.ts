@@ -18,6 +18,10 @@ import { UprobePrivateData } from './UprobePrivateData.js';
 import { forkGuard, type GatedHook } from '../../forkGuard.js';
 import { NativeProbe } from './nativeProbe.js';
 import { trapSites } from './trapSites.js';
+import { attachInline, kindOf } from './inlineHook.js';
+import type { InlineProbe } from '../../hooks/inlineProbe.js';
+import { PlacementError } from '../../hooks/instructions.js';
+import { PatchError } from '../../hooks/codePatcher.js';
 
 interface Entry {
   type: AttachType;
@@ -32,6 +36,8 @@ interface Entry {
   probe: NativeProbe | null;
   /** The USDT semaphore raised while this hook is in (trap hooks). */
   semaphore: NativePointer | null;
+  /** Set when the hook is the inline engine's (--hooks inline). */
+  inline: InlineProbe | null;
 }
 
 type ArgTypes = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64'];
@@ -67,7 +73,7 @@ export class UprobeAttachImpl implements AttachImpl {
 
   createAttach(callback: EbpfRunCallback, data: AttachPrivateData, type: AttachType): number {
     if (!(data instanceof UprobePrivateData)) throw new AttachError(`uprobe attach given foreign private data (${data.description})`);
-    const entry: Entry = { type, data, callback, address: null, listener: null, replaced: false, hook: null, probe: null, semaphore: null };
+    const entry: Entry = { type, data, callback, address: null, listener: null, replaced: false, hook: null, probe: null, semaphore: null, inline: null };
     const module = data.target.module;
     if (module !== undefined && data.target.address === undefined && findModule(module) === null) {
       // Not loaded yet: hooked when it appears (dlopen). A typo shows up as a warning at the end.
@@ -93,6 +99,12 @@ export class UprobeAttachImpl implements AttachImpl {
     if (!e) return;
     this.entries.delete(id);
     if (e.semaphore) adjustSemaphore(e.semaphore, -1);
+    if (e.inline) {
+      // Stops the probe, waits for threads inside its program, puts the bytes back with the
+      // site's last probe. Its stub stays: a thread may still be in it.
+      e.inline.detach();
+      return this.afterDetach();
+    }
     // A trap hook first stops sending threads into the trampoline, then Interceptor puts the nop back.
     if (e.data.trap && e.address) trapSites().retire(e.address);
     if (e.listener) e.listener.detach();
@@ -105,6 +117,10 @@ export class UprobeAttachImpl implements AttachImpl {
     e.probe?.retire();
     Interceptor.flush();
     if (e.data.trap && e.address) trapSites().release(e.address);
+    this.afterDetach();
+  }
+
+  private afterDetach(): void {
     if (this.moduleObserver && ![...this.entries.values()].some((x) => x.address === null)) {
       this.moduleObserver.detach();
       this.moduleObserver = null;
@@ -129,6 +145,22 @@ export class UprobeAttachImpl implements AttachImpl {
     });
   }
 
+  /** The inline engine's hook; false when it cannot place one here and the Interceptor should. */
+  private installInline(e: Entry, addr: NativePointer): boolean {
+    const t = e.data.target;
+    const boundaryCheck = t.symbol !== undefined || t.offset !== undefined;
+    try {
+      e.inline = attachInline(addr, kindOf(e.type), e.callback, this.services, e.data.description, boundaryCheck);
+    } catch (err) {
+      if (err instanceof PlacementError && isUserError(err)) throw new AttachError(err.message);
+      if (!(err instanceof PlacementError) && !(err instanceof PatchError)) throw new AttachError(`cannot hook ${e.data.description} at ${addr}: ${(err as Error).message}`);
+      this.services.log('warn', `${e.data.description}: inline hook not possible (${err.message}); using Frida's Interceptor`);
+      return false;
+    }
+    e.address = addr;
+    return true;
+  }
+
   private install(e: Entry): void {
     let addr: NativePointer;
     try {
@@ -144,6 +176,7 @@ export class UprobeAttachImpl implements AttachImpl {
     // while Interceptor writes its redirect, before the int3 can be reached.
     const where: NativePointer | InstrumentationTarget = e.data.trap ? trapSites().target(addr, (t) => trapSites().activate(addr, t)) : addr;
     if (e.data.trap && e.type !== 'uprobe') throw new AttachError(`${e.data.description}: a USDT site takes an entry probe only`);
+    if (!e.data.trap && services.hookMechanism?.() === 'inline' && this.installInline(e, addr)) return;
     try {
       const runner = services.nativeRunner();
       // Programs that need no JS run from a native listener; the others from JS behind a
@@ -214,6 +247,11 @@ export class UprobeAttachImpl implements AttachImpl {
       }
     }
   }
+}
+
+/** Reasons the inline engine refuses an address outright (the Interceptor would not do better). */
+function isUserError(err: PlacementError): boolean {
+  return /not an instruction boundary|must be at a function's entry|not ours|relocates/.test(err.message);
 }
 
 /**

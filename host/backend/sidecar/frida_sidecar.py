@@ -230,6 +230,11 @@ class Sidecar:
         if script is not None:
             script.unload()
 
+    def op_eternalize_script(self, req, client):
+        script = self.scripts.pop(req["script"], None)
+        if script is not None:
+            script.eternalize()
+
     def op_post(self, req, client):
         data = req.get("data")
         self.scripts[req["script"]].post(req["message"], None if data is None else base64.b64decode(data))

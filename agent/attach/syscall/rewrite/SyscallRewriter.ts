@@ -11,7 +11,8 @@ import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
 import { forkGuard } from '../../../forkGuard.js';
 import { CFG, type SyscallFilter } from '../syscallFilter.js';
 import { ThreadState, TS } from '../threadState.js';
-import { createRewriteHandlers, FridaThreads, MAX_SITES, SITE, type RewriteHandlers } from './rewriteHandlers.js';
+import { isFridaThread } from '../ThreadFollower.js';
+import { createRewriteHandlers, listTasks, ThreadTable, MAX_SITES, SITE, type RewriteHandlers } from './rewriteHandlers.js';
 import { scanRange } from './siteScanner.js';
 import { canPatch, patch5, withWritable } from './sitePatcher.js';
 import { STUB_PAGE, stubPage } from './stubs.js';
@@ -50,7 +51,9 @@ export class SyscallRewriter {
   private readonly done = new Set<string>();
   private readonly states = new Map<number, ThreadState>();
   private observer: ModuleObserver | null = null;
-  private readonly frida = new FridaThreads();
+  private readonly frida = new ThreadTable();
+  private readonly app = new ThreadTable();
+  private threadObserver: ThreadObserver | null = null;
   private refreshTimer: ReturnType<typeof setInterval> | null = null;
   readonly coverage: ModuleCoverage[] = [];
   readonly failures: string[] = [];
@@ -61,7 +64,7 @@ export class SyscallRewriter {
     onHit: (state: ThreadState, phase: 'enter' | 'exit') => void,
     onNativeFault: (handle: number, status: number) => void,
   ) {
-    this.handlers = createRewriteHandlers(filter.cfgBlock, filter.native, forkGuard().state, this.frida.block, (rec, phase) => {
+    this.handlers = createRewriteHandlers(filter.cfgBlock, filter.native, forkGuard().state, this.frida.block, this.app.block, (rec, phase) => {
       const tid = rec.add(TS.tid).readS32();
       if (Cloak.hasThread(tid)) {
         this.frida.add(tid); // a Frida thread born after the last refresh
@@ -103,8 +106,16 @@ export class SyscallRewriter {
     const page = stubPage().base;
     page.add(STUB_PAGE.enterFn).writePointer(this.handlers.enter);
     page.add(STUB_PAGE.exitFn).writePointer(this.handlers.exit);
-    this.frida.refresh();
-    this.refreshTimer = setInterval(() => this.frida.refresh(), 250);
+    // Every thread there now is Frida's (cloaked) or the target's; later ones are sorted by
+    // the thread observer as they start, and a timer catches Frida threads cloaked late.
+    for (const tid of listTasks()) (Cloak.hasThread(tid) ? this.frida : this.app).add(tid);
+    this.threadObserver = Process.attachThreadObserver({
+      onAdded: (t) => this.handlers.busy(() => (isFridaThread(t) ? this.frida : this.app).add(t.id)),
+      onRemoved: (t) => this.app.remove(t.id),
+    });
+    this.refreshTimer = setInterval(() => {
+      for (const tid of listTasks()) if (!this.app.has(tid) && Cloak.hasThread(tid)) this.frida.add(tid);
+    }, 250);
     page.add(STUB_PAGE.armed).writeU32(1);
     for (const m of Process.enumerateModules()) this.rewriteModule(m);
     this.observer = Process.attachModuleObserver({
@@ -125,6 +136,8 @@ export class SyscallRewriter {
     this.observer?.detach();
     this.observer = null;
     if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
+    this.threadObserver?.detach();
+    this.threadObserver = null;
     for (const s of this.sites) s.flag?.writeU8(0);
     for (const c of this.chunks) c.nrTable.writeByteArray(new Array(SYSCALL_SLOTS).fill(0));
     const page = stubPage().base;

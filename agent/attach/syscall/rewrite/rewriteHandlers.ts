@@ -22,47 +22,55 @@ import { stubPage } from './stubs.js';
 /** Site table entry: the site's syscall address (its mov + 5) and number. */
 export const SITE = { ip: 0, nr: 8, size: 16 } as const;
 export const MAX_SITES = 16384;
-const MAX_FRIDA_TIDS = 128;
+const MAX_TIDS = 1024;
 
 /**
- * The ids of Frida's threads in a block the handlers read (CModule cannot reach Frida's
- * cloak). Refreshed at start, on a timer, and by the JS path whenever it meets a cloaked
- * thread the table missed.
+ * A set of thread ids in a block the handlers read (CModule cannot reach Frida's cloak):
+ * count, then slots; a removed id leaves a 0 slot that the next add reuses. Written only
+ * by JS (under the JS lock), read racily by C: a slot changes with one 4-byte store.
  */
-export class FridaThreads {
-  readonly block = Memory.alloc(4 * (1 + MAX_FRIDA_TIDS));
-  private readonly known = new Set<number>();
+export class ThreadTable {
+  readonly block = Memory.alloc(4 * (1 + MAX_TIDS));
+  private readonly slots = new Map<number, number>();
+  private used = 0;
 
-  refresh(): void {
-    let names: string[] = [];
-    try {
-      names = listTasks();
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const tid = Number(n);
-      if (tid > 0 && !this.known.has(tid) && Cloak.hasThread(tid)) this.add(tid);
-    }
+  has(tid: number): boolean {
+    return this.slots.has(tid);
   }
 
   add(tid: number): void {
-    if (this.known.has(tid) || this.known.size >= MAX_FRIDA_TIDS) return;
-    this.block.add(4 * (1 + this.known.size)).writeS32(tid);
-    this.known.add(tid);
-    this.block.writeS32(this.known.size);
+    if (tid <= 0 || this.slots.has(tid)) return;
+    let slot = -1;
+    for (let i = 0; i < this.used; i++) if (this.block.add(4 * (1 + i)).readS32() === 0) slot = i;
+    if (slot < 0) {
+      if (this.used >= MAX_TIDS) return;
+      slot = this.used++;
+    }
+    this.block.add(4 * (1 + slot)).writeS32(tid);
+    this.slots.set(tid, slot);
+    this.block.writeS32(this.used);
+  }
+
+  remove(tid: number): void {
+    const slot = this.slots.get(tid);
+    if (slot === undefined) return;
+    this.block.add(4 * (1 + slot)).writeS32(0);
+    this.slots.delete(tid);
   }
 }
 
 /** Thread ids from /proc/self/task, read with the agent's own libc calls. */
-function listTasks(): string[] {
+export function listTasks(): number[] {
   const opendir = new NativeFunction(Module.getGlobalExportByName('opendir'), 'pointer', ['pointer']);
   const readdir = new NativeFunction(Module.getGlobalExportByName('readdir'), 'pointer', ['pointer']);
   const closedir = new NativeFunction(Module.getGlobalExportByName('closedir'), 'int', ['pointer']);
   const dir = opendir(Memory.allocUtf8String('/proc/self/task'));
   if (dir.isNull()) return [];
-  const out: string[] = [];
-  for (let e = readdir(dir); !e.isNull(); e = readdir(dir)) out.push(e.add(19).readUtf8String() ?? ''); // struct dirent64.d_name
+  const out: number[] = [];
+  for (let e = readdir(dir); !e.isNull(); e = readdir(dir)) {
+    const tid = Number(e.add(19).readUtf8String() ?? ''); // struct dirent.d_name
+    if (tid > 0) out.push(tid);
+  }
   closedir(dir);
   return out;
 }
@@ -70,19 +78,39 @@ function listTasks(): string[] {
 const SOURCE = `
 #include <gum/guminterceptor.h>
 
-/* Frida's own threads (cloaked), kept by JS: count, then ids (see FridaThreads). */
+/* Thread id tables kept by JS (see ThreadTable): count, then ids; 0 marks a free slot. */
 extern volatile gint32 frida_tids[];
-#define MAX_FRIDA_TIDS ${MAX_FRIDA_TIDS}
+extern volatile gint32 app_tids[];
+#define MAX_TIDS ${MAX_TIDS}
 
+static int
+in_table (volatile gint32 * t, gint32 tid)
+{
+  gint32 n = t[0];
+  int i;
+  for (i = 0; i < n && i < MAX_TIDS; i++)
+    if (t[1 + i] == tid)
+      return 1;
+  return 0;
+}
+
+/* Frida's own threads: never traced. */
 static int
 frida_thread (gint32 tid)
 {
-  gint32 n = frida_tids[0];
-  int i;
-  for (i = 0; i < n && i < MAX_FRIDA_TIDS; i++)
-    if (frida_tids[1 + i] == tid)
-      return 1;
-  return 0;
+  return in_table (frida_tids, tid);
+}
+
+/*
+ * Threads known to be the target's (there at attach, or reported by the thread observer
+ * as not Frida's): only these may enter JS. A thread Frida starts is cloaked only once it
+ * runs; entering JS from its first syscalls, while its creator may hold the JS lock and
+ * wait for it, hung the target.
+ */
+static int
+app_thread (gint32 tid)
+{
+  return in_table (app_tids, tid);
 }
 
 #define SLOTS ${SYSCALL_SLOTS}
@@ -199,7 +227,7 @@ rw_enter (Frame * f)
   r.override_set = 0;
   r.override_value = 0;
   r.tid = tid;
-  if (!run_native (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set))
+  if (!run_native (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set) && app_thread (tid))
   {
     fill_user (&r, f, s);
     js_hit (&r, 0);
@@ -234,7 +262,7 @@ rw_exit (Frame * f)
   r.override_set = 0;
   r.override_value = 0;
   r.tid = tid;
-  if (!run_native (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set))
+  if (!run_native (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set) && app_thread (tid))
   {
     fill_user (&r, f, s);
     js_hit (&r, 1);
@@ -266,6 +294,7 @@ export function createRewriteHandlers(
   native: NativePointer,
   forkState: NativePointer,
   fridaTids: NativePointer,
+  appTids: NativePointer,
   onHit: (record: NativePointer, phase: number) => void,
   onNativeFault: (handle: number, status: number) => void,
 ): RewriteHandlers {
@@ -288,6 +317,7 @@ export function createRewriteHandlers(
     js_hit: jsHit,
     busy_key: key,
     frida_tids: fridaTids,
+    app_tids: appTids,
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
     pthread_getspecific_fn: Module.getGlobalExportByName('pthread_getspecific'),
     pthread_setspecific_fn: Module.getGlobalExportByName('pthread_setspecific'),

@@ -1,0 +1,220 @@
+// Inline probes: a probe block (hookcore.c's struct probe) and an entry stub per probe, in
+// immortal pages, behind one patch per hooked address (a site). Several probes on one
+// address chain: the patch leads to the newest stub, each stub goes on to the one before,
+// the oldest to the relocated original instructions. Detaching a probe clears its
+// `active` and waits for threads inside its program; the site's bytes go back when its
+// last probe is gone. Stubs and blocks are never freed (a thread may still be in them).
+
+import { PROBE, PROBE_FLAG_JS, PROBE_KIND, hookCore } from './hookCore.js';
+import { ENTRY_STUB_ROOM, agentReturnStub, writeEntryStub } from './probeStub.js';
+import { allocNear } from './nearMemory.js';
+import { patchCodeLive } from './codePatcher.js';
+import { ensureTrapHandler, setTrapSite, trapSiteDest } from './trapHandler.js';
+import { rawAlloc } from './rawMemory.js';
+import { fetchAdd } from './atomics.js';
+import { PlacementError, checkBoundary, functionAt, planSite, setOriginalBytesSource, type SitePlan } from './instructions.js';
+
+export type InlineKind = keyof typeof PROBE_KIND;
+
+/** How a probe runs its program: natively through the VM library, or through a JS callback. */
+export type ProbeRunner =
+  | {
+      native: true;
+      run: NativePointer;
+      runOverride: NativePointer;
+      ctxAddr: number;
+      enabled: NativePointer;
+      handle: number;
+      fault: NativePointer;
+    }
+  | { native: false; js: NativePointer };
+
+export interface InlineProbeOptions {
+  kind: InlineKind;
+  runner: ProbeRunner;
+  /** forkGuard's state block (session-owned, read only while the probe is active). */
+  forkState: NativePointer;
+  /** What the user asked for, for error messages. */
+  describe: string;
+}
+
+interface Site {
+  addr: NativePointer;
+  plan: SitePlan;
+  original: number[];
+  /** Where a thread goes on after the newest stub: the chain's head. */
+  top: NativePointer;
+  /** The first probe's continuation (relocated original, or a stub another session left). */
+  base: NativePointer;
+  /** int3 sites: the trap destination before we came (another session's stub), else NULL. */
+  trapBefore: NativePointer;
+  live: number;
+  /** Our patch bytes (jump sites), to tell whether someone else has patched over us since. */
+  patch: number[];
+}
+
+const sites = new Map<string, Site>();
+setOriginalBytesSource(() => [...sites.values()].map((s) => ({ addr: s.addr, bytes: s.original })));
+
+function rel32(from: NativePointer, to: NativePointer): number[] {
+  const d = Number(BigInt(to.toString()) - BigInt(from.toString()));
+  return [d & 0xff, (d >> 8) & 0xff, (d >> 16) & 0xff, (d >>> 24) & 0xff];
+}
+
+/** Copies the site's first `plan.relocated` bytes of instructions and jumps back after them. */
+function relocateOriginal(addr: NativePointer, plan: SitePlan): NativePointer {
+  const room = 96;
+  const out = allocNear(addr, room);
+  Memory.patchCode(out, room, (c) => {
+    const w = new X86Writer(c, { pc: out });
+    const r = new X86Relocator(addr, w);
+    let n = 0;
+    while (n < plan.relocated) {
+      const got = r.readOne();
+      if (got === 0) throw new PlacementError(`cannot relocate the instructions at ${addr}`);
+      n = got;
+    }
+    r.writeAll();
+    if (!plan.endsFunction) w.putJmpAddress(addr.add(n));
+    w.flush();
+  });
+  return out;
+}
+
+function openSite(addr: NativePointer, describe: string, fnStartKnown: boolean): Site {
+  const fn = functionAt(addr);
+  if (fn && fnStartKnown) checkBoundary(addr, fn, describe);
+  const atEntry = fn !== null && fn.start.equals(addr);
+  // Another session's int3 here: chain behind its current stub instead of relocating the int3.
+  if (addr.readU8() === 0xcc) {
+    const dest = trapSiteDest(addr);
+    if (dest.isNull()) throw new PlacementError(`${describe}: ${addr} holds a breakpoint that is not ours (a debugger?)`);
+    const plan: SitePlan = { mode: 'int3', relocated: 1, endsFunction: false, patchLen: 1 };
+    return { addr, plan, original: [0xcc], top: dest, base: dest, trapBefore: dest, live: 0, patch: [] };
+  }
+  // A jump site's relocated instructions run from its stub's copy, so a site inside them
+  // would be overwritten (the first 5 bytes) or skipped (the rest).
+  for (const o of sites.values()) {
+    if (o.plan.mode !== 'jump') continue;
+    const d = Number(BigInt(addr.toString()) - BigInt(o.addr.toString()));
+    if (d > 0 && d < o.plan.relocated) throw new PlacementError(`${describe}: ${addr} is inside the instructions the inline hook at ${o.addr} relocates; hook it before that one, or use --hooks interceptor for neither`);
+  }
+  let plan = planSite(addr, fn, atEntry);
+  if (plan.mode === 'jump') {
+    const inside = [...sites.values()].find((o) => {
+      const d = Number(BigInt(o.addr.toString()) - BigInt(addr.toString()));
+      return d > 0 && d < plan.relocated;
+    });
+    if (inside) plan = { ...planSite(addr, null, false), why: `the hook at ${inside.addr} is inside its first instructions` };
+  }
+  const original = Array.from(new Uint8Array(addr.readByteArray(plan.patchLen)!));
+  const reloc = relocateOriginal(addr, plan);
+  return { addr, plan, original, top: reloc, base: reloc, trapBefore: NULL, live: 0, patch: [] };
+}
+
+export class InlineProbe {
+  readonly block: NativePointer;
+  readonly stub: NativePointer;
+  private attached = true;
+
+  private constructor(
+    private readonly site: Site,
+    block: NativePointer,
+    stub: NativePointer,
+  ) {
+    this.block = block;
+    this.stub = stub;
+  }
+
+  get mode(): 'jump' | 'int3' {
+    return this.site.plan.mode;
+  }
+
+  get address(): NativePointer {
+    return this.site.addr;
+  }
+
+  /**
+   * Hooks `addr`. `checkBoundary`: the address came from symbol+offset (or an address
+   * inside a known function) and must be an instruction boundary. Throws PlacementError.
+   */
+  static attach(addr: NativePointer, o: InlineProbeOptions, checkBoundaryOfFn = true): InlineProbe {
+    const core = hookCore();
+    const key = addr.toString();
+    let site = sites.get(key);
+    const fresh = site === undefined;
+    site ??= openSite(addr, o.describe, checkBoundaryOfFn);
+    if (o.kind === 'override' && site.plan.mode === 'jump' && functionAt(addr)?.start.equals(addr) !== true) {
+      throw new PlacementError(`${o.describe}: an override must be at a function's entry`);
+    }
+    const block = rawAlloc(PROBE.size, 'data', 64);
+    block.add(PROBE.kind).writeU32(PROBE_KIND[o.kind]);
+    block.add(PROBE.forkState).writePointer(o.forkState);
+    block.add(PROBE.threads).writePointer(core.threads);
+    block.add(PROBE.funcIp).writePointer(addr);
+    if (o.runner.native) {
+      block.add(PROBE.run).writePointer(o.runner.run);
+      block.add(PROBE.runOverride).writePointer(o.runner.runOverride);
+      block.add(PROBE.ctxAddr).writeU64(o.runner.ctxAddr);
+      block.add(PROBE.enabled).writePointer(o.runner.enabled);
+      block.add(PROBE.handle).writeU32(o.runner.handle);
+      block.add(PROBE.fault).writePointer(o.runner.fault);
+    } else {
+      // JS path: `enabled[handle]` must read non-zero; the JS side checks its own state.
+      const one = rawAlloc(8, 'data');
+      one.writeU8(1);
+      block.add(PROBE.enabled).writePointer(one);
+      block.add(PROBE.js).writePointer(o.runner.js);
+      block.add(PROBE.flags).writeU32(PROBE_FLAG_JS);
+    }
+    if (o.kind === 'return') block.add(PROBE.returnStub).writePointer(agentReturnStub((n) => rawAlloc(n, 'code')));
+    block.add(PROBE.active).writeS32(1);
+    const stub = allocNear(addr, ENTRY_STUB_ROOM);
+    writeEntryStub(stub, ENTRY_STUB_ROOM, block, addr, site.top);
+    try {
+      if (site.plan.mode === 'jump') {
+        const jmp = [0xe9, ...rel32(addr.add(5), stub)];
+        patchCodeLive(addr, jmp, stub);
+        site.patch = jmp;
+      } else {
+        ensureTrapHandler();
+        setTrapSite(addr, stub);
+        if (addr.readU8() !== 0xcc) patchCodeLive(addr, [0xcc], stub);
+      }
+    } catch (e) {
+      block.add(PROBE.active).writeS32(0);
+      throw e;
+    }
+    site.top = stub;
+    site.live++;
+    if (fresh) sites.set(key, site);
+    return new InlineProbe(site, block, stub);
+  }
+
+  hits(): number {
+    return this.block.add(PROBE.hits).readU64().toNumber();
+  }
+
+  /** Stops the probe and waits until no thread runs its program; restores the site's bytes with its last probe. */
+  detach(timeoutMs = 5000): void {
+    if (!this.attached) return;
+    this.attached = false;
+    fetchAdd(this.block.add(PROBE.active), -1); // locked: a full fence before reading inflight
+    const end = Date.now() + timeoutMs;
+    while (this.block.add(PROBE.inflight).readS32() !== 0) {
+      if (Date.now() > end) throw new Error(`a thread stays inside the program of ${this.site.addr} (inflight ${this.block.add(PROBE.inflight).readS32()})`);
+      Thread.sleep(0.0005);
+    }
+    const s = this.site;
+    if (--s.live > 0) return;
+    sites.delete(s.addr.toString());
+    if (s.plan.mode === 'jump') {
+      // Someone (another session) patched over our jump: leave their bytes; our stubs pass through.
+      const now = Array.from(new Uint8Array(s.addr.readByteArray(5)!));
+      if (now.every((b, i) => b === s.patch[i])) patchCodeLive(s.addr, s.original, s.top);
+    } else if (trapSiteDest(s.addr).equals(s.top)) {
+      if (!s.trapBefore.isNull()) setTrapSite(s.addr, s.trapBefore); // another session's int3 stays theirs
+      else patchCodeLive(s.addr, s.original, s.top);
+    }
+  }
+}
