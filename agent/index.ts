@@ -132,19 +132,4 @@ const api: AgentRpc = {
   },
 };
 
-let detached = false;
-const detachAll = api.detachAll;
-api.detachAll = (): DetachResult => {
-  detached = true;
-  return detachAll();
-};
-
-rpc.exports = {
-  ...(api as unknown as RpcExports),
-  // Frida calls this when the script is unloaded without our detachAll (the CLI was killed
-  // and its sidecar detached the session): hooks come out the same way, and the private VM
-  // library copy leaves the target instead of staying mapped.
-  dispose(): void {
-    if (!detached) detachAll();
-  },
-};
+rpc.exports = api as unknown as RpcExports;

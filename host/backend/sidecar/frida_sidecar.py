@@ -304,17 +304,34 @@ class Sidecar:
 
     def drop(self, client):
         """The client's sessions leave the target; the last client to go ends the sidecar."""
-        for sid, owner in list(self.owners.items()):
-            if owner is not client:
-                continue
+        mine = [sid for sid, owner in list(self.owners.items()) if owner is client]
+        # Scripts first, the way the CLI detaches (its agent's detachAll, then unload): a CLI
+        # that was killed gets the same clean exit, VM library copy and all.
+        for sid in mine:
+            script = self.scripts.pop(sid, None)
             self.owners.pop(sid, None)
+            if script is None:
+                continue
+            done = threading.Event()
+
+            def graceful(script=script, done=done):
+                try:
+                    script._rpc_request(["call", "detachAll", []], None)
+                    script.unload()
+                except Exception:
+                    pass
+                done.set()
+
+            threading.Thread(target=graceful, daemon=True).start()
+            done.wait(5)
+        for sid in mine:
             session = self.sessions.pop(sid, None)
+            self.owners.pop(sid, None)
             if session is not None:
                 try:
                     session.detach()
                 except Exception:
                     pass
-            self.scripts.pop(sid, None)
         if client is not MAIN:
             client.gone = True  # its connection is closing; our own CLI still wants replies (shutdown)
         if client is MAIN and not self.main_gone.is_set():
