@@ -202,29 +202,34 @@ interface PrivateLibrary {
 let copies = 0;
 
 /**
- * dlopen()s a private copy of the library: its bytes in a fresh memfd, opened through
- * /proc/self/fd. The dynamic loader shares one instance per file (same device and inode),
- * so two sessions on one process that both dlopen'd vm/build/libbpfvm.so would run on one
- * set of VM globals and corrupt each other's programs (measured: the target died 5 of 5).
- * A memfd is a new inode every time, so each session gets its own globals and TLS, and
- * nothing is left on disk. The memfd's name keeps "libbpfvm" visible in /proc/PID/maps.
+ * dlopen()s a private copy of the library: its bytes in a new file under /dev/shm with a
+ * name no other session uses, unlinked once it is mapped. The dynamic loader shares one
+ * instance per file name and per file (same device and inode), so two sessions on one
+ * process that both dlopen'd vm/build/libbpfvm.so would run on one set of VM globals and
+ * corrupt each other's programs (measured: the target died 5 of 5). A /proc/self/fd/N path
+ * of a memfd is not enough: fd numbers are reused, and the loader matched the second
+ * session's "/proc/self/fd/N" by name to the first one's copy. Nothing is left on disk; the
+ * name keeps "libbpfvm" visible in /proc/PID/maps.
  */
 function openPrivateCopy(libraryPath: string): PrivateLibrary {
   const bytes = File.readAllBytes(libraryPath);
   const sym = (name: string) => Module.getGlobalExportByName(name);
-  const memfdCreate = new NativeFunction(sym('memfd_create'), 'int', ['pointer', 'uint'], EXCLUSIVE);
+  const open = new NativeFunction(sym('open'), 'int', ['pointer', 'int', 'int'], EXCLUSIVE);
+  const unlink = new NativeFunction(sym('unlink'), 'int', ['pointer'], EXCLUSIVE);
   const write = new NativeFunction(sym('write'), 'int64', ['int', 'pointer', 'uint64'], EXCLUSIVE);
   const close = new NativeFunction(sym('close'), 'int', ['int'], EXCLUSIVE);
   const dlopen = new NativeFunction(sym('dlopen'), 'pointer', ['pointer', 'int'], EXCLUSIVE);
   const dlsym = new NativeFunction(sym('dlsym'), 'pointer', ['pointer', 'pointer'], EXCLUSIVE);
   const dlclose = new NativeFunction(sym('dlclose'), 'int', ['pointer'], EXCLUSIVE);
   const dlerror = new NativeFunction(sym('dlerror'), 'pointer', [], EXCLUSIVE);
-  const MFD_CLOEXEC = 1;
+  const O_WRONLY_CREAT_EXCL_CLOEXEC = 0o1 | 0o100 | 0o200 | 0o2000000;
   const RTLD_NOW = 2;
 
-  const name = `libbpfvm-${Process.id}-${Date.now().toString(36)}-${copies++}.so`;
-  const fd = memfdCreate(Memory.allocUtf8String(name), MFD_CLOEXEC) as number;
-  if (fd < 0) throw new Error(`cannot copy ${libraryPath}: memfd_create failed`);
+  // Unique across the scripts of one process too: each has its own `copies`.
+  const unique = `${Process.id}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}-${copies++}`;
+  const path = Memory.allocUtf8String(`/dev/shm/libbpfvm-${unique}.so`);
+  const fd = open(path, O_WRONLY_CREAT_EXCL_CLOEXEC, 0o700) as number;
+  if (fd < 0) throw new Error(`cannot copy ${libraryPath} to /dev/shm`);
   let handle: NativePointer;
   try {
     const buf = Memory.alloc(bytes.byteLength);
@@ -235,15 +240,16 @@ function openPrivateCopy(libraryPath: string): PrivateLibrary {
       if (n <= 0) throw new Error(`cannot copy ${libraryPath}: write to memfd failed`);
       done += n;
     }
-    handle = dlopen(Memory.allocUtf8String(`/proc/self/fd/${fd}`), RTLD_NOW);
+    handle = dlopen(path, RTLD_NOW);
     if (handle.isNull()) {
       const why = dlerror();
       throw new Error(`cannot load ${libraryPath}: ${why.isNull() ? 'dlopen failed' : why.readUtf8String()}`);
     }
   } finally {
-    close(fd); // the mapping keeps the copy alive; no descriptor of ours stays open
+    close(fd);
+    unlink(path); // the mapping keeps the copy alive; nothing stays on disk
   }
-  let open = true;
+  let loaded = true;
   return {
     symbol(symbolName: string): NativePointer {
       const p = dlsym(handle, Memory.allocUtf8String(symbolName));
@@ -251,8 +257,8 @@ function openPrivateCopy(libraryPath: string): PrivateLibrary {
       return p;
     },
     close(): void {
-      if (open) dlclose(handle);
-      open = false;
+      if (loaded) dlclose(handle);
+      loaded = false;
     },
   };
 }
