@@ -13,7 +13,15 @@ export class EventQueue {
   droppedTotal = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(private batchSize = 256) {}
+  constructor(
+    private batchSize = 256,
+    /** Events held before they leave in a batch; more are dropped (and counted). Tests shrink it. */
+    private capacity = MAX_QUEUED,
+  ) {}
+
+  setCapacity(n: number): void {
+    this.capacity = Math.max(1, n);
+  }
 
   setBatchSize(n: number): void {
     this.batchSize = Math.max(1, n);
@@ -21,8 +29,9 @@ export class EventQueue {
 
   /** False when the queue is full and the event was dropped (ring buffers report it as -ENOSPC). */
   push(event: AgentEvent): boolean {
-    if (this.events.length >= MAX_QUEUED) {
+    if (this.events.length >= this.capacity) {
       this.dropped++;
+      this.droppedTotal++;
       return false;
     }
     this.events.push(event);

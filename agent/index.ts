@@ -2,7 +2,7 @@
 // the host through rpc.exports (typed by AgentRpc in protocol/messages.ts). Attach
 // implementations register with the runtime here, so the runtime never imports them.
 
-import type { AgentInfo, AgentRpc, AttachResult, DetachResult, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
+import type { AgentInfo, AgentRpc, AttachResult, DetachResult, FinalSnapshot, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
 import { SyscallAttachImpl } from './attach/syscall/SyscallAttachImpl.js';
 import { UprobeAttachImpl } from './attach/uprobe/UprobeAttachImpl.js';
 import { EventQueue } from './events.js';
@@ -17,6 +17,8 @@ const events = new EventQueue();
 let counter: HitCounter | null = null;
 let runtime: Runtime | null = null;
 let syscallImpl: SyscallAttachImpl | null = null;
+/** Once wasm ran in this script it must never be unloaded (DetachResult.keepResident). */
+let usedWasm = false;
 
 function newRuntime(): Runtime {
   const rt = new Runtime(events);
@@ -26,14 +28,20 @@ function newRuntime(): Runtime {
   return rt;
 }
 
-const exitMonitor = new ExitMonitor(events, () => ({
-  type: 'snapshot',
-  hitCounts: counter?.counts() ?? {},
-  maps: runtime?.mapDump() ?? [],
-  stats: runtime?.stats() ?? [],
-  droppedRecords: events.droppedTotal,
-  pending: runtime?.pending() ?? [],
-}));
+/** What the CLI prints at the end: counts, maps and stats, records produced and dropped per map. */
+function snapshot(): FinalSnapshot {
+  const records = runtime?.recordStats() ?? [];
+  return {
+    hitCounts: counter?.counts() ?? {},
+    maps: runtime?.mapDump() ?? [],
+    stats: runtime?.stats() ?? [],
+    droppedRecords: records.reduce((n, r) => n + r.dropped, 0),
+    pending: runtime?.pending() ?? [],
+    records,
+  };
+}
+
+const exitMonitor = new ExitMonitor(events, () => ({ type: 'snapshot', ...snapshot() }));
 
 // Only hits that ran in JS make garbage; native-path hits are counted by the VM and skipped here.
 keepHeapSmall(() => runtime?.jsHits() ?? 0);
@@ -75,7 +83,9 @@ const api: AgentRpc = {
   load(request: LoadRequest): AttachResult[] {
     runtime ??= newRuntime();
     syscallImpl?.setMechanism(request.syscalls ?? 'stalker');
+    if (request.engine.kind === 'wasm') usedWasm = true;
     if (request.batchSize) events.setBatchSize(request.batchSize);
+    if (request.queueCapacity) events.setCapacity(request.queueCapacity);
     const results = runtime.load(request);
     exitMonitor.rearm();
     return results;
@@ -84,11 +94,31 @@ const api: AgentRpc = {
   mapUpdate: (object, map, key, value, flags) => requireRuntime().mapUpdate(object, map, key, value, flags),
   mapDelete: (object, map, key) => requireRuntime().mapDelete(object, map, key),
   mapDump: (): MapDump[] => runtime?.mapDump() ?? [],
-  stats: () => ({ programs: runtime?.stats() ?? [], droppedRecords: events.droppedTotal, pending: runtime?.pending() ?? [] }),
+  stats: () => {
+    const s = snapshot();
+    return { programs: s.stats, droppedRecords: s.droppedRecords, pending: s.pending, records: s.records };
+  },
   symbolize: (addresses: string[]) => addresses.map((a) => proc.symbolize(BigInt(a))),
+  releaseStdio(fds: number[]): number[] {
+    const libc = (name: string) => Module.getGlobalExportByName(name);
+    const open = new NativeFunction(libc('open'), 'int', ['pointer', 'int']);
+    const dup2 = new NativeFunction(libc('dup2'), 'int', ['int', 'int']);
+    const close = new NativeFunction(libc('close'), 'int', ['int']);
+    const O_WRONLY = 1;
+    const devNull = open(Memory.allocUtf8String('/dev/null'), O_WRONLY) as number;
+    if (devNull < 0) return [];
+    // dup2 swaps a descriptor atomically: a write on another thread lands in one or the other.
+    const done = fds.filter((fd) => (dup2(devNull, fd) as number) === fd);
+    close(devNull);
+    return done;
+  },
   detachAll(): DetachResult {
     counter?.detachAll();
-    runtime?.detachAll();
+    // Taken once no hook can run and before the VM goes: every update made before the
+    // detach is in it, and every record queued before it reaches the host first (flush).
+    let final: FinalSnapshot | null = null;
+    if (runtime) runtime.detachAll(() => (final = snapshot()));
+    else if (counter) final = snapshot();
     runtime = null;
     exitMonitor.detach();
     // Our listeners are CModule code, unmapped when the script unloads right after this
@@ -98,7 +128,7 @@ const api: AgentRpc = {
     // Let V8 collect the wasm instance now, while the script is whole (see README: a
     // script torn down with a live wasm instance has crashed the target).
     (globalThis as unknown as { gc?: () => void }).gc?.();
-    return { blockedThreads: syscallImpl?.blockedAtDetach ?? 0 };
+    return { blockedThreads: syscallImpl?.blockedAtDetach ?? 0, final, keepResident: usedWasm };
   },
 };
 

@@ -88,6 +88,8 @@ export interface LoadRequest {
   mapInit: { object: number; map: number; key: string; value: string }[];
   /** Maximum events per batch before the agent flushes early. */
   batchSize?: number;
+  /** Events the agent holds for the host before it drops (and counts) more; tests make it small. */
+  queueCapacity?: number;
   /** How syscall tracepoints reach the syscalls: Stalker callouts (default) or rewritten sites. */
   syscalls?: 'rewrite' | 'stalker';
 }
@@ -101,7 +103,7 @@ export type AgentEvent =
   | { type: 'module-hooked'; module: string; results: AttachResult[] }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; text: string }
   /** Final state, sent when the target is about to exit (afterwards nobody can ask). */
-  | { type: 'snapshot'; hitCounts: Record<string, number>; maps: MapDump[]; stats: ProgramStats[]; droppedRecords: number; pending: string[] }
+  | ({ type: 'snapshot' } & FinalSnapshot)
   /** The target called exit()/_exit(): the only place its exit status can be seen from inside. */
   | { type: 'exit'; status: number }
   /** The target called execve(): the agent, hooks and maps go with the old program image. */
@@ -123,8 +125,36 @@ export function isAgentBatch(payload: unknown): payload is AgentBatch {
 }
 
 /** rpc.exports of the agent; method names are what the host calls. */
+/** Ring-buffer / perf-array records of one map: produced = delivered + dropped, exactly. */
+export interface RecordStats {
+  object: number;
+  map: number;
+  name: string;
+  /** Records the programs emitted (output or submit) or tried to (a reservation that failed). */
+  produced: number;
+  /** Lost in the target: no room in the ring, or the host-bound queue was full. */
+  dropped: number;
+}
+
+/** Everything the CLI prints at the end, taken after the hooks are off and before the VM goes. */
+export interface FinalSnapshot {
+  hitCounts: Record<string, number>;
+  maps: MapDump[];
+  stats: ProgramStats[];
+  droppedRecords: number;
+  pending: string[];
+  records: RecordStats[];
+}
+
 export interface DetachResult {
   blockedThreads: number;
+  /**
+   * The wasm engine ran: unloading a V8 script that used WebAssembly crashes the target
+   * (a use-after-free in Frida's V8 platform), so the host eternalizes it instead.
+   */
+  keepResident: boolean;
+  /** Null when nothing was loaded. */
+  final: FinalSnapshot | null;
 }
 
 export interface AgentRpc {
@@ -140,7 +170,7 @@ export interface AgentRpc {
   mapDelete(object: number, map: number, key: string): number;
   mapDump(): MapDump[];
   /** `pending`: attach points still waiting for their library to be loaded. */
-  stats(): { programs: ProgramStats[]; droppedRecords: number; pending: string[] };
+  stats(): { programs: ProgramStats[]; droppedRecords: number; pending: string[]; records: RecordStats[] };
   /** Each address (hex) as stacks print it: `symbol+offset`, else `module+0xoffset`, else the address. */
   symbolize(addresses: string[]): string[];
   /**
@@ -148,4 +178,9 @@ export interface AgentRpc {
    * inside a syscall they entered under Stalker; Frida unloads the agent only once they return.
    */
   detachAll(): DetachResult;
+  /**
+   * Points the target's `fds` at /dev/null (spawn --duration leaving a pipeline: the target
+   * must not hold the pipe open after we are gone). Returns the fds it changed.
+   */
+  releaseStdio(fds: number[]): number[];
 }

@@ -7,6 +7,7 @@ import type { AgentEvent } from '../../protocol/messages.js';
 import { encodeBase64 } from '../base64.js';
 import { PerfEventArrayMap } from '../maps/PerfEventArrayMap.js';
 import { BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, RingBufMap } from '../maps/RingBufMap.js';
+import type { RecordMap } from '../maps/RecordMap.js';
 import { EAGAIN, EFAULT, EINVAL, ENOSPC } from './errno.js';
 import { sizeArg, type HelperDef } from './HelperDef.js';
 import type { HelperEnv } from './HelperEnv.js';
@@ -19,9 +20,15 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
   /** Rings that handed out reservations: submit/discard get only the record pointer. */
   const rings: RingBufMap[] = [];
 
-  const send = (mapIndex: number, cpu: number, data: Uint8Array): boolean => {
-    const ev: AgentEvent = { type: 'record', object: env.run.object, map: mapIndex, cpu, data: encodeBase64(data), timeMs: Date.now() };
-    return env.events.push(ev);
+  /** Queues a record for the host, counted on its map either way (queued, or dropped). */
+  const send = (map: RecordMap, cpu: number, data: Uint8Array): boolean => {
+    const ev: AgentEvent = { type: 'record', object: env.run.object, map: map.spec.index, cpu, data: encodeBase64(data), timeMs: Date.now() };
+    if (env.events.push(ev)) {
+      map.queued++;
+      return true;
+    }
+    map.drops++;
+    return false;
   };
   const ring = (h: bigint): RingBufMap | undefined => {
     const m = env.mapByHandle(h);
@@ -33,7 +40,7 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
       const r = rings[i];
       if (!r.owns(a)) continue;
       const data = r.commit(a, discard);
-      if (data !== null && !send(r.spec.index, env.run.cpu, data)) r.drops++;
+      if (data !== null) send(r, env.run.cpu, data);
       return 0;
     }
     return 0;
@@ -51,9 +58,7 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
         if (n < 0) return -EINVAL;
         if (!vm.isAccessible(data, n, false)) return -EFAULT;
         const a = Number(data);
-        if (send(map.spec.index, cpu, vm.memory().slice(a, a + n))) return 0;
-        map.drops++;
-        return -ENOSPC;
+        return send(map, cpu, vm.memory().slice(a, a + n)) ? 0 : -ENOSPC;
       },
     },
     {
@@ -66,9 +71,7 @@ export function eventHelpers(env: HelperEnv): HelperDef[] {
         if (!vm.isAccessible(data, n, false)) return -EFAULT;
         if (!r.accept(n)) return -EAGAIN;
         const a = Number(data);
-        if (send(r.spec.index, env.run.cpu, vm.memory().slice(a, a + n))) return 0;
-        r.drops++;
-        return -ENOSPC;
+        return send(r, env.run.cpu, vm.memory().slice(a, a + n)) ? 0 : -ENOSPC;
       },
     },
     {

@@ -8,6 +8,8 @@ import { ENOTSUPP, type BpfMap } from './BpfMap.js';
 export abstract class RecordMap implements BpfMap {
   /** Records lost (no room, or the host-bound queue was full). */
   drops = 0;
+  /** Records handed to the host-bound queue; produced = queued + drops, delivered = what the host counted. */
+  queued = 0;
 
   constructor(
     readonly spec: MapSpec,

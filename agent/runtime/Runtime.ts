@@ -5,7 +5,7 @@
 // runs the program. Detaching everything restores the process.
 
 import { helperName } from '../../protocol/helperNames.js';
-import { DEFAULT_HOOK_MECHANISM, type AttachResult, type HookMechanism, type LoadRequest, type MapDump, type ProgramStats } from '../../protocol/messages.js';
+import { DEFAULT_HOOK_MECHANISM, type AttachResult, type HookMechanism, type LoadRequest, type MapDump, type ProgramStats, type RecordStats } from '../../protocol/messages.js';
 import { PSEUDO_MAP_FD, PSEUDO_MAP_VALUE, type AttachSpec, type MapSpec, type ObjectSpec, type ProgramSpec } from '../../protocol/spec.js';
 import { VmFault, VmLoadError } from '../../vm/ts/vm.js';
 import { decodeBase64, encodeBase64 } from '../base64.js';
@@ -19,6 +19,7 @@ import { HELPERS, helperId } from '../../protocol/helperTable.js';
 import { BPF_ANY, type BpfMap } from '../maps/BpfMap.js';
 import { createMap } from '../maps/createMap.js';
 import { NativeHashMap } from '../maps/NativeHashMap.js';
+import { RecordMap } from '../maps/RecordMap.js';
 import { StackTraceMap } from '../maps/StackTraceMap.js';
 import { round8 } from '../maps/layout.js';
 import {
@@ -57,7 +58,7 @@ interface LoadedProgram {
 const VM_RESOLVED_HELPERS = new Set([...HELPERS.filter((h) => h.runs === 'vm').map((h) => h.id), ...NATIVE_BUILTIN_HELPERS]);
 /** bpf_override_return: resolved by the VM only in runs that carry an override target. */
 const OVERRIDE_RETURN = helperId('override_return');
-/** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
+/** bpfvm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
 const MAX_PROGRAMS = 4096;
 
 interface Attachment {
@@ -108,6 +109,8 @@ export class Runtime {
   private runner: NativeRunner | null = null;
   private hooks: HookMechanism = DEFAULT_HOOK_MECHANISM;
   droppedRecords = 0;
+  /** Programs whose hooks detachAll removed: still in the final stats. */
+  private readonly detachedPrograms = new Set<unknown>();
 
   constructor(private readonly events: EventQueue) {}
 
@@ -441,7 +444,7 @@ export class Runtime {
 
   stats(): ProgramStats[] {
     return [...this.programs.values()]
-      .filter((p) => this.attachments.some((a) => a.program === p))
+      .filter((p) => this.attachments.some((a) => a.program === p) || this.detachedPrograms.has(p))
       .map((p) => ({
         object: p.object,
         program: p.spec.name,
@@ -456,7 +459,29 @@ export class Runtime {
     return this.attachments.filter((a) => a.impl.describeAttach?.(a.id)?.startsWith('pending')).map((a) => a.description);
   }
 
-  detachAll(): void {
+  /** Per record map (ring buffer, perf array): produced and dropped so far. */
+  recordStats(): RecordStats[] {
+    const out: RecordStats[] = [];
+    this.maps.forEach((maps, object) =>
+      maps.forEach((m, map) => {
+        if (m instanceof RecordMap) out.push({ object, map, name: m.spec.name, produced: m.queued + m.drops, dropped: m.drops });
+      }),
+    );
+    return out;
+  }
+
+  /** Removes every hook and then releases the engine; `beforeDispose` sees the maps as the hooks left them. */
+  detachAll(beforeDispose: () => void = () => undefined): void {
+    this.removeHooks();
+    try {
+      beforeDispose();
+    } finally {
+      this.dispose();
+    }
+  }
+
+  private removeHooks(): void {
+    for (const a of this.attachments) this.detachedPrograms.add(a.program);
     for (const a of this.attachments.splice(0)) {
       try {
         a.impl.detachById(a.id);
@@ -465,6 +490,9 @@ export class Runtime {
       }
     }
     Interceptor.flush();
+  }
+
+  private dispose(): void {
     // Native hit counts live in the engine, which goes now: fold them into the totals.
     for (const p of this.programs.values()) p.hits += this.engine?.nativeHits(p.handle) ?? 0;
     this.disposed = true;

@@ -40,6 +40,8 @@ export interface ScriptMessage {
 export interface FridaScript {
   load(): Promise<void>;
   unload(): Promise<void>;
+  /** Keeps the script (and so Frida's agent) resident forever instead of tearing it down. */
+  eternalize(): Promise<void>;
   post(message: unknown, data?: Buffer): Promise<void>;
   /** Calls rpc.exports[method](...args) in the agent; rejects with the agent's error message. */
   call<T = unknown>(method: string, args?: unknown[]): Promise<T>;
@@ -55,6 +57,12 @@ export interface FridaSession {
   onDetached(handler: (reason: DetachReason, crash: CrashInfo | null) => void): void;
 }
 
+/** Where a sidecar shares a target with later CLIs (targetLock.ts), and the claim it removes when done. */
+export interface ShareSpec {
+  socket: string;
+  claim: string;
+}
+
 export interface FridaBackend {
   readonly name: string;
   readonly fridaVersion: string;
@@ -63,7 +71,14 @@ export interface FridaBackend {
   spawn(opts: SpawnOptions): Promise<number>;
   resume(pid: number): Promise<void>;
   kill(pid: number): Promise<void>;
-  attach(pid: number): Promise<FridaSession>;
+  attach(pid: number, share?: ShareSpec): Promise<FridaSession>;
+  /**
+   * Backends that can serve a target to other bpftime-ts CLIs (the sidecar): the process
+   * that owns the Frida runtime in the target, and how a later CLI joins it.
+   */
+  readonly canShare?: boolean;
+  readonly sidecarPid?: number;
+  join?(socketPath: string, pid: number): Promise<FridaSession>;
   /** Output of children spawned with stdio 'pipe'. */
   onOutput(handler: (pid: number, fd: number, data: Buffer) => void): void;
   /** The backend itself died (sidecar crash, device lost): every pending call has been rejected. */

@@ -20,6 +20,7 @@ interface Signal<F extends (...args: never[]) => void> {
 interface NpmScript {
   load(): Promise<void>;
   unload(): Promise<void>;
+  eternalize(): Promise<void>;
   post(message: unknown, data?: Buffer | null): void;
   exports: Record<string, (...args: unknown[]) => Promise<unknown>>;
   message: Signal<(message: ScriptMessage, data: Buffer | null) => void>;
@@ -163,6 +164,10 @@ class NpmScriptAdapter implements FridaScript {
 
   unload(): Promise<void> {
     return wrap(this.script.unload());
+  }
+
+  eternalize(): Promise<void> {
+    return wrap(this.script.eternalize());
   }
 
   async post(message: unknown, data?: Buffer): Promise<void> {

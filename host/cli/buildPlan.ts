@@ -64,11 +64,6 @@ export function buildPlan(o: PlanOptions): RunPlan {
   }
   const target = o.target ?? manifest?.target;
   if (!target) throw new SessionError(`${o.manifest}: no target: give "target": {"spawn": [...]} or {"pid": N}`, 'usage');
-  if (engine.kind === 'wasm' && (target.kind === 'pid' || o.durationSec !== undefined)) {
-    // Measured: Frida's V8 crashes the target when it tears down a script whose hooks ran
-    // WebAssembly, so the wasm engine is only for targets that run to their end.
-    throw new SessionError('--engine wasm cannot detach from a process that keeps running (Frida tears WebAssembly down unsafely); use --engine native, or spawn without --duration', 'usage');
-  }
 
   // Each object with the path its errors should show: -o objects as the user typed them.
   const sources: { config: ObjectConfig; shown: string }[] = [

@@ -6,6 +6,7 @@ import { HOOK_MECHANISMS, type HookMechanism } from '../../protocol/messages';
 import type { HookTarget } from '../../protocol/messages';
 import { registerDisasmCommand } from './disasmCommand';
 import { EXIT } from './exitCodes';
+import { MAX_DURATION_S, MAX_INTERVAL_S, MIN_INTERVAL_S } from '../manifest/limits';
 import { registerInspectCommand } from './inspectCommand';
 import { parseHookTarget } from './parseHookTarget';
 import { buildPlan } from './buildPlan';
@@ -28,10 +29,11 @@ function parseTargets(specs: string[]): HookTarget[] {
   });
 }
 
-function positiveNumber(name: string) {
+function positiveNumber(name: string, min = 0, max = MAX_DURATION_S) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isFinite(n) || n <= 0) throw new CommanderError(EXIT.USAGE, 'bpftime-ts.usage', `error: ${name} must be a positive number, got "${value}"`);
+    if (n < min || n > max) throw new CommanderError(EXIT.USAGE, 'bpftime-ts.usage', `error: ${name} must be between ${min} and ${max} seconds, got "${value}"`);
     return n;
   };
 }
@@ -47,7 +49,7 @@ function withCommonOptions(cmd: Command): Command {
     .option('-m, --manifest <file.json>', 'attach manifest (attach points, initial maps, .rodata constants, output)')
     .option('--count <target>', 'count calls of a function (SYMBOL, MODULE:SYMBOL, MODULE:0xOFFSET or 0xADDRESS); repeatable', collect, [])
     .option('--json', 'one JSON object per line on stdout')
-    .option('--interval <seconds>', 'print maps every this many seconds, like bpftrace interval', positiveNumber('--interval'))
+    .option('--interval <seconds>', 'print maps every this many seconds, like bpftrace interval', positiveNumber('--interval', MIN_INTERVAL_S, MAX_INTERVAL_S))
     .option('--maps <names>', 'print only these maps and globals (comma-separated), at exit and with --interval', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
     .option('-T, --timestamps', 'a time column (HH:MM:SS) on ring-buffer and perf records, like libbpf-tools -T')
     .option('--duration <seconds>', 'detach after this many seconds and let the target go on', positiveNumber('--duration'))

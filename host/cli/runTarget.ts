@@ -4,7 +4,7 @@
 
 import * as fs from 'fs';
 import { performance } from 'perf_hooks';
-import type { AttachResult, HookTarget, LoadRequest, MapDump, ProgramStats } from '../../protocol/messages';
+import type { AttachResult, HookTarget, LoadRequest, MapDump, ProgramStats, RecordStats } from '../../protocol/messages';
 import type { ObjectSpec } from '../../protocol/spec';
 import { createBackend } from '../backend/createBackend';
 import { FridaBackend } from '../backend/FridaBackend';
@@ -95,7 +95,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   let session: Session | null = null;
   let counts: Record<string, number> = {};
   let finalMaps: MapDump[] | null = null;
-  let finalStats: { programs: ProgramStats[]; droppedRecords: number; pending: string[] } | null = null;
+  let finalStats: { programs: ProgramStats[]; droppedRecords: number; pending: string[]; records?: RecordStats[] } | null = null;
   let interval: NodeJS.Timeout | null = null;
   let metrics: MetricsServer | null = null;
   let printResults: () => void = () => undefined;
@@ -133,7 +133,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         case 'snapshot':
           counts = ev.hitCounts;
           finalMaps = ev.maps;
-          finalStats = { programs: ev.stats, droppedRecords: ev.droppedRecords, pending: ev.pending };
+          finalStats = { programs: ev.stats, droppedRecords: ev.droppedRecords, pending: ev.pending, records: ev.records };
           break;
         case 'log':
           if (ev.level === 'info') reporter.status(ev.text);
@@ -155,12 +155,16 @@ export async function runTarget(plan: RunPlan): Promise<number> {
       if (plan.count.length) reporter.hitCounts(counts);
       if (finalMaps) printer.maps(finalMaps);
       if (finalStats) {
-        printer.stats(finalStats.programs, finalStats.droppedRecords);
+        const records = (finalStats.records ?? []).map((r) => ({ ...r, delivered: s.delivered.get(`${r.object}:${r.map}`) ?? 0 }));
+        printer.stats(finalStats.programs, finalStats.droppedRecords, records);
         for (const p of finalStats.pending) reporter.warn(`${p}: never attached: its library was not loaded while we were attached`);
       }
     };
 
     for (const w of plan.warnings ?? []) reporter.warn(w);
+    // A test and diagnostic knob: a small agent-side queue makes drops easy to provoke.
+    const capacity = Number(process.env.BPFTIME_TS_EVENT_QUEUE ?? '');
+    if (plan.load && Number.isInteger(capacity) && capacity > 0) plan.load.queueCapacity = capacity;
     reporter.status(`attaching to ${s.label}`);
     await s.start();
     reporter.debug(`agent up in pid ${s.pid}: ${s.info?.runtime}, Frida ${s.info?.fridaVersion}`);
@@ -168,6 +172,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
 
     const results: AttachResult[] = [];
     if (plan.count.length) results.push(...(await s.call<AttachResult[]>('countHits', [plan.count])));
+    if (plan.load?.links.some((l) => l.attach.kind === 'syscall')) await s.claimSyscalls();
     if (plan.load) results.push(...(await s.call<AttachResult[]>('load', [plan.load])));
     const failed = results.filter((r) => !r.ok);
     for (const f of failed) reporter.error(`${f.target}: ${f.error}`);
@@ -211,7 +216,17 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         finalMaps = await s.call<MapDump[]>('mapDump').catch(() => finalMaps);
         finalStats = await s.call<typeof finalStats>('stats').catch(() => finalStats);
       }
+      if (target.kind === 'spawn' && (target.stdio ?? 'inherit') === 'inherit') await releasePipes(s, reporter);
       await s.detach();
+      // The agent's own snapshot, taken once no hook could run any more: exact.
+      const last = s.finalSnapshot;
+      if (last) {
+        counts = last.hitCounts;
+        if (plan.load) {
+          finalMaps = last.maps;
+          finalStats = { programs: last.stats, droppedRecords: last.droppedRecords, pending: last.pending, records: last.records };
+        }
+      }
       const fate = await detachedFate(s);
       if (stdoutClosed && (fate.kind === 'running' || fate.kind === 'exited')) return EXIT.BROKEN_PIPE;
       if (fate.kind === 'running') reporter.status(`detached from pid ${s.pid}`);
@@ -226,6 +241,9 @@ export async function runTarget(plan: RunPlan): Promise<number> {
               : `${s.label} ended during or right after the detach (its exit status is not known)`,
         );
         return EXIT.LOST;
+      }
+      if (s.agentResident) {
+        reporter.status(`pid ${s.pid} keeps Frida's agent, idle, for good: a script that ran the wasm engine cannot be unloaded safely (each such session adds one; the native engine leaves nothing)`);
       }
     }
     printResults();
@@ -299,4 +317,23 @@ async function detachedFate(s: Session): Promise<TargetFate | { kind: 'crashed';
   const end = s.endInfoOrNull;
   if (end?.crash) return { kind: 'crashed', summary: end.crash };
   return fate;
+}
+
+/**
+ * A spawned target inherited our stdout/stderr. Left on a pipe, it keeps the pipeline open
+ * after we detach (`bpftime-ts spawn --duration 1 prog | cat` never ended), so those go to
+ * /dev/null; a terminal or a file stays as it is (nothing waits on them).
+ */
+async function releasePipes(s: Session, reporter: Reporter): Promise<void> {
+  const pipes = [1, 2].filter((fd) => {
+    try {
+      return fs.fstatSync(fd).isFIFO() || fs.fstatSync(fd).isSocket();
+    } catch {
+      return false;
+    }
+  });
+  if (!pipes.length) return;
+  const done = await s.call<number[]>('releaseStdio', [pipes]).catch(() => [] as number[]);
+  const names = done.map((fd) => (fd === 1 ? 'stdout' : 'stderr'));
+  if (names.length) reporter.status(`pid ${s.pid} runs on with its ${names.join(' and ')} on /dev/null (it was this pipeline's)`);
 }

@@ -107,6 +107,9 @@ function encodeMapInit(obj: ObjectSpec, objectIndex: number, cfg: ObjectConfig |
       continue;
     }
     if (map.readOnly) throw new ManifestError(`${where(obj, cfg, sub)}: "${mapName}" is read-only global data; set its variables under "rodata"`);
+    if (entries.length > map.maxEntries) {
+      throw new ManifestError(`${where(obj, cfg, sub)}: ${entries.length} entries for map "${mapName}", more than its max_entries ${map.maxEntries}`);
+    }
     entries.forEach((e, i) => {
       const enc = (part: 'key' | 'value', value: InitValue, size: number, typeId: number): Uint8Array => {
         try {

@@ -8,6 +8,7 @@ import type { AttachSpec } from '../../protocol/spec.js';
 import { syscallTracepointProblem } from '../../protocol/syscalls.js';
 import schema from './manifest.schema.json';
 import { ManifestError, manifestError, pointerKey } from './errors.js';
+import { MAX_INTERVAL_S, MIN_INTERVAL_S } from './limits.js';
 import type { InitValue, Manifest, MapEntryConfig, MetricsManifest, ObjectConfig, OutputConfig, ProgramConfig, Target } from './types.js';
 
 /** The manifest as the schema guarantees it (before paths are resolved). */
@@ -155,7 +156,7 @@ function toTarget(file: string, dir: string, raw: NonNullable<RawManifest['targe
 
 function toProgram(file: string, pointer: string, dir: string, raw: RawProgram): ProgramConfig {
   const cfg: ProgramConfig = { disabled: raw.disabled === true };
-  if (raw.cookie !== undefined) cfg.cookie = String(raw.cookie);
+  if (raw.cookie !== undefined) cfg.cookie = cookieValue(file, `${pointer}/cookie`, raw.cookie);
   if (raw.type === 'syscall') {
     const problem = raw.syscall === '*' ? null : syscallTracepointProblem(raw.syscall!);
     if (problem !== null) throw manifestError(file, `${pointer}/syscall`, problem);
@@ -176,7 +177,7 @@ function toProgram(file: string, pointer: string, dir: string, raw: RawProgram):
   return cfg;
 }
 
-function toOutput(raw: RawManifest['output']): OutputConfig {
+function toOutput(file: string, raw: RawManifest['output']): OutputConfig {
   const out: OutputConfig = {
     json: raw?.json ?? false,
     histograms: [...(raw?.histograms ?? [])],
@@ -184,7 +185,12 @@ function toOutput(raw: RawManifest['output']): OutputConfig {
     syscalls: [...(raw?.syscalls ?? [])],
     timestamps: raw?.timestamps ?? false,
   };
-  if (raw?.interval !== undefined) out.interval = raw.interval;
+  if (raw?.interval !== undefined) {
+    if (!(raw.interval >= MIN_INTERVAL_S && raw.interval <= MAX_INTERVAL_S)) {
+      throw manifestError(file, '/output/interval', `must be between ${MIN_INTERVAL_S} and ${MAX_INTERVAL_S} seconds, got ${raw.interval}`);
+    }
+    out.interval = raw.interval;
+  }
   if (raw?.maps !== undefined) out.maps = [...raw.maps];
   if (raw?.metrics !== undefined) out.metrics = structuredClone(raw.metrics);
   return out;
@@ -223,7 +229,7 @@ export function manifestFromJson(file: string, json: unknown): Manifest {
       });
     }
   }
-  const m: Manifest = { file, dir, objects, output: toOutput(json.output) };
+  const m: Manifest = { file, dir, objects, output: toOutput(file, json.output) };
   if (json.syscalls) m.syscalls = json.syscalls;
   if (json.target) m.target = toTarget(file, dir, json.target);
   return m;
@@ -239,4 +245,15 @@ export function loadManifest(file: string): Manifest {
     throw new ManifestError(`${file}: cannot read manifest${code === 'ENOENT' ? ': no such file' : code ? ` (${code})` : ''}`);
   }
   return manifestFromJson(file, parseJson(file, text));
+}
+
+/** bpf_get_attach_cookie returns a u64: a decimal or 0x integer in 0 .. 2^64-1. */
+function cookieValue(file: string, pointer: string, raw: string | number): string {
+  const text = String(raw);
+  let v: bigint | null = null;
+  if (typeof raw === 'number' ? Number.isSafeInteger(raw) : /^(0x[0-9a-f]+|\d+)$/i.test(text)) v = BigInt(text);
+  if (v === null || v < 0n || v > 0xffff_ffff_ffff_ffffn) {
+    throw manifestError(file, pointer, `must be an integer from 0 to 2^64-1 (a string for values above 2^53), got ${text}`);
+  }
+  return v.toString();
 }

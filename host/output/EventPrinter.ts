@@ -6,7 +6,7 @@
 // have; tid then program keeps the same order (who, then what) and stays greppable.
 
 import type { Writable } from 'stream';
-import type { AgentEvent, MapDump, ProgramStats } from '../../protocol/messages.js';
+import type { AgentEvent, MapDump, ProgramStats, RecordStats } from '../../protocol/messages.js';
 import type { ObjectSpec } from '../../protocol/spec.js';
 import { decodeAll, mapText } from './mapText.js';
 import { decodeRecord, findStruct, recordTypeId } from './records.js';
@@ -60,6 +60,11 @@ export function timeOfDay(ms: number): string {
 
 type PrintkEvent = Extract<AgentEvent, { type: 'printk' }>;
 type RecordEvent = Extract<AgentEvent, { type: 'record' }>;
+
+/** A record map's counts at the end: produced = delivered + dropped when nothing was lost unseen. */
+export interface DeliveredRecords extends RecordStats {
+  delivered: number;
+}
 
 export class EventPrinter {
   private readonly out: Writable | NodeJS.WritableStream;
@@ -131,9 +136,10 @@ export class EventPrinter {
     this.out.write(text);
   }
 
-  stats(programs: ProgramStats[], droppedRecords: number): void {
+  stats(programs: ProgramStats[], droppedRecords: number, records: DeliveredRecords[] = []): void {
     if (this.opts.json) {
-      this.line({ type: 'stats', programs, droppedRecords });
+      const perMap = records.map(({ object, name, produced, delivered, dropped }) => ({ object, map: name, produced, delivered, dropped }));
+      this.line({ type: 'stats', programs, droppedRecords, ...(perMap.length ? { records: perMap } : {}) });
       return;
     }
     const parts = programs.map((p) => {
@@ -141,6 +147,11 @@ export class EventPrinter {
       return `${prefix}${p.program} ${p.hits} hit${p.hits === 1 ? '' : 's'}, ${p.faults} fault${p.faults === 1 ? '' : 's'}${p.disabled ? ` (disabled: ${p.disabled})` : ''}`;
     });
     this.out.write(`programs: ${parts.length ? parts.join('; ') : 'none'}; dropped records: ${droppedRecords}\n`);
+    if (records.length) {
+      const prefix = (r: DeliveredRecords) => (this.opts.objects.length > 1 ? `${this.objectName(r.object)}:` : '');
+      const rows = records.map((r) => `${prefix(r)}${r.name} ${r.produced} produced, ${r.delivered} delivered, ${r.dropped} dropped`);
+      this.out.write(`records: ${rows.join('; ')}\n`);
+    }
   }
 
   private objectName(i: number): string {

@@ -245,3 +245,27 @@ describe('prog_array slots and programs on several attach points', () => {
     expect(errorOf(() => loadManifest(bad))).toMatch(/\/objects\/0\/programs\/on_bare\/1/);
   });
 });
+
+describe('out-of-range values (#12 item 8): one line naming the JSON path', () => {
+  test('more initial entries than max_entries', () => {
+    const pairs = Array.from({ length: 17 }, (_, i) => ({ key: { a: i, b: 0, c: 0 }, value: 1 }));
+    expect(errorOf(() => build(base({}, { maps: { pairs } })))).toMatch(/\/objects\/0\/maps\/pairs: 17 entries for map "pairs", more than its max_entries 16$/);
+  });
+
+  test('cookie beyond a u64, negative, or not an integer', () => {
+    const withCookie = (cookie: unknown) => base({}, { programs: { ...okPrograms, on_bare: { ...okPrograms.on_bare, cookie } } });
+    expect(errorOf(() => loadManifest(write(withCookie(1.5))))).toMatch(/\/programs\/on_bare\/cookie: must be string or integer$/);
+    for (const c of [1e40, -1, '18446744073709551616', 'abc']) {
+      expect(errorOf(() => loadManifest(write(withCookie(c))))).toMatch(/\/objects\/0\/programs\/on_bare\/cookie: must be an integer from 0 to 2\^64-1/);
+    }
+    expect(loadManifest(write(withCookie('18446744073709551615'))).objects[0].programs.on_bare.cookie).toBe('18446744073709551615');
+    expect(loadManifest(write(withCookie('0x10'))).objects[0].programs.on_bare.cookie).toBe('16');
+  });
+
+  test('output.interval outside 0.01 .. 86400 s', () => {
+    for (const interval of [1e308, 1e-9, 0.001]) {
+      expect(errorOf(() => loadManifest(write(base({ output: { interval } }))))).toMatch(/\/output\/interval: must be between 0.01 and 86400 seconds/);
+    }
+    expect(loadManifest(write(base({ output: { interval: 0.5 } }))).output.interval).toBe(0.5);
+  });
+});

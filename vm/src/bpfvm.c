@@ -1,4 +1,5 @@
-/* bpfvm core: load-time validation, pre-decoding and the interpreter.
+/* bpfvm core: state, load-time validation, pre-decoding and the interpreter. The native
+ * build adds native_entry.c (locked entry points), native_helpers.c and hashmap.c.
  * Written from RFC 9669 (BPF Instruction Set Architecture). */
 #ifndef __wasm__
 #define _GNU_SOURCE /* PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP */
@@ -12,19 +13,16 @@
 __attribute__((import_module("env"), import_name("call_helper")))
 extern uint64_t env_call_helper(uint32_t id);
 static uint64_t g_hargs[5];
-EXPORT(vm_helper_args) uint64_t *vm_helper_args(void) { return g_hargs; }
+EXPORT(bpfvm_helper_args) uint64_t *bpfvm_helper_args(void) { return g_hargs; }
 extern unsigned char __heap_base;
-#define HP(a) ((uint8_t *)(uintptr_t)(a))
 #else
 #include <stdlib.h>
 #include <string.h>
 #define EXPORT(name)
-static uint8_t *g_host; /* host pointer of VM address 0 */
+uint8_t *bpfvm_host_base; /* host pointer of VM address 0 */
 static uint8_t *g_arena;
-#define HP(a) (g_host + (uintptr_t)(a))
 static bpfvm_helper_fn g_helper_fns[BPFVM_MAX_HELPERS];
-static uint64_t g_native_hits[BPFVM_MAX_PROGS];
-static void hash_maps_free(void);
+uint64_t bpfvm_native_hits_tab[BPFVM_MAX_PROGS];
 void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn) {
   if (id < BPFVM_MAX_HELPERS) g_helper_fns[id] = fn;
 }
@@ -41,7 +39,7 @@ static uint64_t g_ro_lo, g_rw_lo, g_rw_hi;
 static uint32_t g_narray_maps; /* array maps whose lookups the VM inlines (see array_lookup) */
 static uint64_t g_budget = 1000000;
 /* Per thread in the native build: hooks on several threads run programs one after another
- * (g_run_lock), and each reads its own run's result and fault afterwards. */
+ * (bpfvm_run_lock), and each reads its own run's result and fault afterwards. */
 #ifdef __wasm__
 #define VM_TLS
 #else
@@ -59,10 +57,10 @@ static volatile uint64_t g_action_val;
 static int32_t g_running, g_in_helper;
 static void *g_scratch;
 static uint32_t g_scratch_size;
-/* The regions and context of the next vm_load (vm_set_load_env). */
+/* The regions and context of the next bpfvm_load (bpfvm_set_load_env). */
 static bpfvm_region_t g_env_regions[BPFVM_MAX_REGIONS];
 static uint32_t g_env_nregions, g_env_ctx_size, g_env_ctx_flags;
-/* The run in progress on this thread: what its helpers may touch (vm_accessible). */
+/* The run in progress on this thread: what its helpers may touch (bpfvm_accessible). */
 typedef struct {
   const prog_t *prog;
   uint64_t ctx, ctx_len, fp;
@@ -94,7 +92,7 @@ static void sys_free(void *p) { free(p); }
 void *bpfvm_sys_alloc(uint32_t bytes) { return sys_alloc(bytes); }
 void bpfvm_sys_free(void *p) { if (p) sys_free(p); }
 
-EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
+EXPORT(bpfvm_init) int32_t bpfvm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   ro_bytes = (ro_bytes + 4095u) & ~4095u;
   rw_bytes = (rw_bytes + 4095u) & ~4095u;
   if (rw_bytes < BPFVM_STACK_BYTES + 4096u) rw_bytes = BPFVM_STACK_BYTES + 4096u;
@@ -113,10 +111,10 @@ EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   free(g_arena);
   g_arena = calloc(1, (size_t)ro_bytes + rw_bytes);
   if (!g_arena) return -3;
-  g_host = g_arena - BPFVM_ARENA_VADDR;
+  bpfvm_host_base = g_arena - BPFVM_ARENA_VADDR;
   memset(g_helper_ok, 0, sizeof g_helper_ok);
-  memset(g_native_hits, 0, sizeof g_native_hits);
-  hash_maps_free();
+  memset(bpfvm_native_hits_tab, 0, sizeof bpfvm_native_hits_tab);
+  bpfvm_hash_maps_free();
 #endif
   g_running = 0;
   g_action = 0;
@@ -125,27 +123,27 @@ EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   return 0;
 }
 
-EXPORT(vm_register_helper) void vm_register_helper(uint32_t id) {
+EXPORT(bpfvm_register_helper) void bpfvm_register_helper(uint32_t id) {
   if (id < BPFVM_MAX_HELPERS) g_helper_ok[id] = 1;
 }
 
 #ifndef __wasm__
-/* Frees everything vm_init and vm_load allocated, so a host that unloads the native build
+/* Frees everything bpfvm_init and bpfvm_load allocated, so a host that unloads the native build
  * (the Frida agent at detach) leaves nothing of the VM behind in the target. */
-void vm_fini(void) {
-  hash_maps_free();
+void bpfvm_fini(void) {
+  bpfvm_hash_maps_free();
   for (uint32_t i = 0; i < g_nprogs; i++) sys_free(g_progs[i].code), sys_free(g_progs[i].regions);
   g_nprogs = 0;
   free(g_arena);
   g_arena = 0;
-  g_host = 0;
+  bpfvm_host_base = 0;
   sys_free(g_scratch);
   g_scratch = 0;
   g_scratch_size = 0;
 }
 #endif
 
-EXPORT(vm_scratch) void *vm_scratch(uint32_t bytes) {
+EXPORT(bpfvm_scratch) void *bpfvm_scratch(uint32_t bytes) {
   if (bytes > g_scratch_size) {
     sys_free(g_scratch);
     g_scratch = sys_alloc(bytes);
@@ -154,32 +152,36 @@ EXPORT(vm_scratch) void *vm_scratch(uint32_t bytes) {
   return g_scratch;
 }
 
-EXPORT(vm_set_budget) void vm_set_budget(uint64_t budget) { g_budget = budget; }
-EXPORT(vm_result) uint64_t vm_result(void) { return g_result; }
-EXPORT(vm_insn_count) uint64_t vm_insn_count(void) { return g_insns; }
-EXPORT(vm_fault_pc) uint32_t vm_fault_pc(void) { return g_fault_pc; }
-EXPORT(vm_fault_addr) uint64_t vm_fault_addr(void) { return g_fault_addr; }
-EXPORT(vm_err_pc) uint32_t vm_err_pc(void) { return g_err_pc; }
-EXPORT(vm_err_msg) const char *vm_err_msg(void) { return g_err_msg; }
-EXPORT(vm_ro_lo) uint32_t vm_ro_lo(void) { return (uint32_t)g_ro_lo; }
-EXPORT(vm_rw_lo) uint32_t vm_rw_lo(void) { return (uint32_t)g_rw_lo; }
-EXPORT(vm_rw_hi) uint32_t vm_rw_hi(void) { return (uint32_t)g_rw_hi; }
-EXPORT(vm_alloc_start) uint32_t vm_alloc_start(void) { return (uint32_t)g_rw_lo + BPFVM_STACK_BYTES; }
-EXPORT(vm_prog_count) uint32_t vm_prog_count(void) { return g_nprogs; }
-EXPORT(vm_request_tail_call) void vm_request_tail_call(uint32_t handle) {
+EXPORT(bpfvm_set_budget) void bpfvm_set_budget(uint64_t budget) { g_budget = budget; }
+EXPORT(bpfvm_result) uint64_t bpfvm_result(void) { return g_result; }
+EXPORT(bpfvm_insn_count) uint64_t bpfvm_insn_count(void) { return g_insns; }
+EXPORT(bpfvm_fault_pc) uint32_t bpfvm_fault_pc(void) { return g_fault_pc; }
+EXPORT(bpfvm_fault_addr) uint64_t bpfvm_fault_addr(void) { return g_fault_addr; }
+void bpfvm_set_fault(uint32_t pc, uint64_t addr) {
+  g_fault_pc = pc;
+  g_fault_addr = addr;
+}
+EXPORT(bpfvm_err_pc) uint32_t bpfvm_err_pc(void) { return g_err_pc; }
+EXPORT(bpfvm_err_msg) const char *bpfvm_err_msg(void) { return g_err_msg; }
+EXPORT(bpfvm_ro_lo) uint32_t bpfvm_ro_lo(void) { return (uint32_t)g_ro_lo; }
+EXPORT(bpfvm_rw_lo) uint32_t bpfvm_rw_lo(void) { return (uint32_t)g_rw_lo; }
+EXPORT(bpfvm_rw_hi) uint32_t bpfvm_rw_hi(void) { return (uint32_t)g_rw_hi; }
+EXPORT(bpfvm_alloc_start) uint32_t bpfvm_alloc_start(void) { return (uint32_t)g_rw_lo + BPFVM_STACK_BYTES; }
+EXPORT(bpfvm_prog_count) uint32_t bpfvm_prog_count(void) { return g_nprogs; }
+EXPORT(bpfvm_request_tail_call) void bpfvm_request_tail_call(uint32_t handle) {
   g_action = BPFVM_ACT_TAIL;
   g_action_val = handle;
 }
-EXPORT(vm_request_exit) void vm_request_exit(uint64_t r0) {
+EXPORT(bpfvm_request_exit) void bpfvm_request_exit(uint64_t r0) {
   g_action = BPFVM_ACT_EXIT;
   g_action_val = r0;
 }
-EXPORT(vm_request_fault) void vm_request_fault(void) {
+EXPORT(bpfvm_request_fault) void bpfvm_request_fault(void) {
   g_action = BPFVM_ACT_FAULT;
   g_action_val = 0;
 }
-EXPORT(vm_in_helper) int32_t vm_in_helper(void) { return g_in_helper; }
-EXPORT(vm_reset_after_trap) void vm_reset_after_trap(void) {
+EXPORT(bpfvm_in_helper) int32_t bpfvm_in_helper(void) { return g_in_helper; }
+EXPORT(bpfvm_reset_after_trap) void bpfvm_reset_after_trap(void) {
   g_running = 0;
   g_in_helper = 0;
   g_action = 0;
@@ -244,7 +246,7 @@ static int check_dst_write(uint32_t pc, uint32_t dst) {
   return 0;
 }
 
-EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
+EXPORT(bpfvm_load) int32_t bpfvm_load(const uint64_t *raw, uint32_t n) {
   uint32_t pc = 0;
   if (g_nprogs >= BPFVM_MAX_PROGS) FAIL("too many programs loaded");
   if (n == 0) FAIL("empty program");
@@ -512,8 +514,8 @@ out:
 #undef BAD
 }
 
-EXPORT(vm_set_load_env)
-int32_t vm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_size, uint32_t ctx_flags) {
+EXPORT(bpfvm_set_load_env)
+int32_t bpfvm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_size, uint32_t ctx_flags) {
   if (n > BPFVM_MAX_REGIONS) return -1;
   for (uint32_t i = 0; i < n; i++) {
     const bpfvm_region_t *r = &regions[i];
@@ -554,16 +556,16 @@ static int owned(const prog_t *p, uint64_t base, uint64_t a, uint64_t len, int w
   return 0;
 }
 
-EXPORT(vm_accessible) int32_t vm_accessible(uint64_t addr, uint64_t len, uint32_t write) {
+EXPORT(bpfvm_accessible) int32_t bpfvm_accessible(uint64_t addr, uint64_t len, uint32_t write) {
   if (g_running && g_in_helper && g_run.rec_len && addr >= g_run.rec && addr - g_run.rec <= g_run.rec_len && len <= g_run.rec_len - (addr - g_run.rec))
     return 1;
   if (g_running && g_in_helper && g_run.prog) return owned(g_run.prog, addr, addr, len, (int)write, g_run.fp, g_run.ctx, g_run.ctx_len);
   uint64_t lo = write ? g_rw_lo : g_ro_lo;
   return addr >= lo && addr <= g_rw_hi && len <= g_rw_hi - addr;
 }
-EXPORT(vm_accessible32) int32_t vm_accessible32(uint32_t addr, uint32_t len, uint32_t write) { return vm_accessible(addr, len, write); }
-EXPORT(vm_fault_check) uint32_t vm_fault_check(void) { return g_fault_check; }
-EXPORT(vm_fault_region) uint32_t vm_fault_region(void) { return g_fault_region; }
+EXPORT(bpfvm_accessible32) int32_t bpfvm_accessible32(uint32_t addr, uint32_t len, uint32_t write) { return bpfvm_accessible(addr, len, write); }
+EXPORT(bpfvm_fault_check) uint32_t bpfvm_fault_check(void) { return g_fault_check; }
+EXPORT(bpfvm_fault_region) uint32_t bpfvm_fault_region(void) { return g_fault_region; }
 
 /* Whether map `handle` belongs to the running program's object (always, for programs loaded
  * without regions: the VM then knows no maps to tell apart). */
@@ -583,8 +585,8 @@ typedef struct {
 } array_map_t;
 static array_map_t g_array_maps[BPFVM_MAX_ARRAY_MAPS];
 
-EXPORT(vm_register_array_map)
-int32_t vm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, uint32_t max) {
+EXPORT(bpfvm_register_array_map)
+int32_t bpfvm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, uint32_t max) {
   if (g_narray_maps >= BPFVM_MAX_ARRAY_MAPS) return -1;
   if ((uint64_t)base < g_ro_lo || (uint64_t)base + (uint64_t)stride * max > g_rw_hi) return -2;
   g_array_maps[g_narray_maps++] = (array_map_t){handle, base, stride, max};
@@ -595,7 +597,7 @@ int32_t vm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, u
 static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
   for (uint32_t i = 0; i < g_narray_maps; i++) {
     if (g_array_maps[i].handle != map) continue;
-    if (!vm_accessible(key, 4, 0)) return 0; /* the host helper reports the bad key */
+    if (!bpfvm_accessible(key, 4, 0)) return 0; /* the host helper reports the bad key */
     uint32_t idx;
     __builtin_memcpy(&idx, HP(key), 4);
     *out = idx < g_array_maps[i].max ? (uint64_t)g_array_maps[i].base + (uint64_t)idx * g_array_maps[i].stride : 0;
@@ -605,10 +607,8 @@ static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
 }
 
 #ifndef __wasm__
-static uint32_t g_nhash_maps;
-static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out);
-/* Where bpf_override_return writes {1, value} during a vm_run_with_override (else the host's helper runs). */
-static __thread int64_t *g_override;
+/* Where bpf_override_return writes {1, value} during a bpfvm_run_with_override (else the host's helper runs). */
+__thread int64_t *bpfvm_override;
 #endif
 
 const bpfvm_helper_info *bpfvm_helper_info_of(uint32_t id) {
@@ -630,18 +630,18 @@ static void init_map_args(void) {
 }
 static inline uint32_t map_arg(uint32_t id) { return id < BPFVM_MAX_HELPERS ? g_map_arg[id] : 0; }
 
-static inline uint64_t call_helper(uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+static inline uint64_t call_helper(const prog_t *cur, uint32_t id, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
   uint64_t v;
   uint32_t ma;
   /* Another object's map (or no map): the helper's error for a bad map, and nothing touched. */
-  if (g_run.prog->nregions && (ma = map_arg(id)) && !owns_handle(ma == 1 ? a : b))
+  if (cur->nregions && (ma = map_arg(id)) && !owns_handle(ma == 1 ? a : b))
     return id == BPFVM_HELPER_MAP_LOOKUP_ELEM || id == BPFVM_HELPER_RINGBUF_RESERVE ? 0 : (uint64_t)-22; /* NULL / -EINVAL */
   if (id == BPFVM_HELPER_MAP_LOOKUP_ELEM && g_narray_maps && array_lookup(a, b, &v)) return v;
 #ifndef __wasm__
-  if (id <= BPFVM_HELPER_MAP_DELETE_ELEM && g_nhash_maps && hash_helper(id, a, b, c, d, &v)) return v;
-  if (id == BPFVM_HELPER_OVERRIDE_RETURN && g_override) {
-    g_override[0] = 1;
-    g_override[1] = (int64_t)b;
+  if (id <= BPFVM_HELPER_MAP_DELETE_ELEM && bpfvm_nhash_maps && bpfvm_hash_helper(id, a, b, c, d, &v)) return v;
+  if (id == BPFVM_HELPER_OVERRIDE_RETURN && bpfvm_override) {
+    bpfvm_override[0] = 1;
+    bpfvm_override[1] = (int64_t)b;
     return 0;
   }
 #endif
@@ -704,7 +704,7 @@ static inline int mem_ok(const dinsn *I, const prog_t *cur, uint64_t base, uint6
 #define CHARGE(newseg) do { budget -= (int64_t)(I - seg) + 1; seg = (newseg); } while (0)
 #define TAKE() do { const dinsn *T_ = code + I->off; if (T_ <= I) { CHARGE(T_); if (UNLIKELY(budget < 0)) goto fault_budget; } ip = T_; } while (0)
 
-static int32_t run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
+int32_t bpfvm_run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
 #ifndef __wasm__
 #define L_ALU(n) &&L_##n##64_IMM, &&L_##n##64_REG, &&L_##n##32_IMM, &&L_##n##32_REG,
 #define L_JMP(n) &&L_##n##_IMM, &&L_##n##_REG, &&L_##n##32_IMM, &&L_##n##32_REG,
@@ -912,7 +912,7 @@ dispatch_loop:
         g_in_helper = 1;
         g_fault_pc = (uint32_t)(I - code);
         g_run.fp = r[10];
-        r[0] = call_helper((uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
+        r[0] = call_helper(cur, (uint32_t)id, r[1], r[2], r[3], r[4], r[5]);
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
         DISPATCH_NEXT;
@@ -925,7 +925,7 @@ dispatch_loop:
           g_run.rec = r[I->chk];
           g_run.rec_len = (uint32_t)I->off;
         }
-        r[0] = call_helper((uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
+        r[0] = call_helper(cur, (uint32_t)I->imm, r[1], r[2], r[3], r[4], r[5]);
         if (UNLIKELY(I->chk)) g_run.rec_len = 0;
         g_in_helper = 0;
         if (UNLIKELY(g_action)) goto helper_action;
@@ -1063,354 +1063,5 @@ done:
 }
 
 #ifdef __wasm__
-EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) { return run_program(handle, ctx, ctx_len); }
-#else
-#include <pthread.h>
-/* One program runs at a time (the VM stack and g_action are shared). Recursive, so a run
- * started from inside a helper is refused by g_running as in the wasm build, not deadlocked. */
-static pthread_mutex_t g_run_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-
-int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
-  pthread_mutex_lock(&g_run_lock);
-  int32_t st = run_program(handle, ctx, ctx_len);
-  pthread_mutex_unlock(&g_run_lock);
-  return st;
-}
-
-/* Whether [addr, addr + len) lies in the readable ([ro_lo, rw_hi)) or writable ([rw_lo,
- * rw_hi)) VM regions; written so that no addition can wrap. */
-static int vm_readable(uint64_t addr, uint64_t len) { return vm_accessible(addr, len, 0); }
-static int vm_writable(uint64_t addr, uint64_t len) { return vm_accessible(addr, len, 1); }
-
-int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len) {
-  int32_t st;
-  pthread_mutex_lock(&g_run_lock);
-  if (!vm_writable(ctx, ctx_len)) {
-    g_fault_pc = 0;
-    g_fault_addr = ctx;
-    st = BPFVM_FAULT_MEMORY;
-  } else {
-    memcpy(HP(ctx), src, ctx_len);
-    if (handle < BPFVM_MAX_PROGS) g_native_hits[handle]++;
-    st = run_program(handle, ctx, ctx_len);
-  }
-  pthread_mutex_unlock(&g_run_lock);
-  return st;
-}
-
-uint64_t vm_native_hits(uint32_t handle) { return handle < BPFVM_MAX_PROGS ? g_native_hits[handle] : 0; }
-
-/* vm_run_with_ctx where bpf_override_return is allowed: it stores {1, value} at `override`. */
-int32_t vm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override) {
-  g_override = override;
-  int32_t st = vm_run_with_ctx(handle, ctx, src, ctx_len);
-  g_override = 0;
-  return st;
-}
-
-/* Helpers whose kernel semantics need nothing from the host, in C: a program that calls
- * only these (and VM-resolved map lookups) runs without the host's JavaScript, and the
- * host's own runs skip a call into it. The thread and CPU are the caller's, as in the
- * kernel: hooks run programs on the thread that hit them. */
-#include <sched.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
-
-static uint64_t clock_ns(clockid_t clock) {
-  struct timespec t;
-  clock_gettime(clock, &t);
-  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-static uint64_t h_ktime_get_ns(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  return clock_ns(CLOCK_MONOTONIC);
-}
-static uint64_t h_ktime_get_boot_ns(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  return clock_ns(CLOCK_BOOTTIME);
-}
-static uint64_t h_get_smp_processor_id(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  int cpu = sched_getcpu();
-  return cpu < 0 ? 0 : (uint64_t)cpu;
-}
-static uint64_t h_get_current_pid_tgid(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  return ((uint64_t)(uint32_t)getpid() << 32) | (uint32_t)syscall(SYS_gettid);
-}
-
-static uint64_t h_get_current_uid_gid(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
-  (void)a, (void)b, (void)c, (void)d, (void)e;
-  return ((uint64_t)(uint32_t)getgid() << 32) | (uint32_t)getuid();
-}
-
-#define HELPER_MAX_SIZE (1u << 30)
-#define EFAULT_RC ((uint64_t)-14)
-#define EINVAL_RC ((uint64_t)-22)
-
-/* get_current_comm(buf, size): the calling thread's name, NUL-terminated and padded. */
-static uint64_t h_get_current_comm(uint64_t buf, uint64_t size, uint64_t c, uint64_t d, uint64_t e) {
-  (void)c, (void)d, (void)e;
-  char comm[17] = {0};
-  if (size == 0 || size > HELPER_MAX_SIZE) return EINVAL_RC;
-  if (!vm_writable(buf, size)) return EFAULT_RC;
-  prctl(PR_GET_NAME, comm, 0, 0, 0);
-  size_t len = strnlen(comm, 15);
-  if (len > size - 1) len = size - 1;
-  memcpy(HP(buf), comm, len);
-  memset(HP(buf) + len, 0, size - len);
-  return 0;
-}
-
-/* Reads of the process's own memory that fail instead of faulting: process_vm_readv on
- * ourselves returns short for unmapped or unreadable pages. */
-static uint64_t read_self(void *dst, uint64_t src, uint64_t len) {
-  struct iovec local = {dst, len}, remote = {(void *)(uintptr_t)src, len};
-  ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-  return got < 0 ? 0 : (uint64_t)got;
-}
-
-/* probe_read_user(dst, size, src): all or nothing; on failure dst is zeroed, -EFAULT. */
-static uint64_t h_probe_read_user(uint64_t dst, uint64_t size, uint64_t src, uint64_t d, uint64_t e) {
-  (void)d, (void)e;
-  if (size > HELPER_MAX_SIZE) return EINVAL_RC;
-  if (size == 0) return 0;
-  if (!vm_writable(dst, size)) return EFAULT_RC;
-  if (src == 0 || read_self(HP(dst), src, size) < size) {
-    memset(HP(dst), 0, size);
-    return EFAULT_RC;
-  }
-  return 0;
-}
-
-/* probe_read_user_str(dst, size, src): up to size - 1 bytes and a NUL, read a page at a
- * time (a string may end just before an unmapped page); returns the length with the NUL. */
-static uint64_t h_probe_read_user_str(uint64_t dst, uint64_t size, uint64_t src, uint64_t d, uint64_t e) {
-  (void)d, (void)e;
-  uint8_t chunk[4096];
-  uint64_t got = 0, len = 0;
-  int ended = 0;
-  if (size > HELPER_MAX_SIZE) return EINVAL_RC;
-  if (size == 0) return 0;
-  if (!vm_writable(dst, size)) return EFAULT_RC;
-  uint8_t *out = HP(dst);
-  while (src != 0 && got < size && !ended) {
-    uint64_t to_page_end = 4096 - ((src + got) & 4095), n = size - got < to_page_end ? size - got : to_page_end;
-    uint64_t k = read_self(chunk, src + got, n);
-    if (k < n) break;
-    for (uint64_t i = 0; i < n; i++) {
-      if (chunk[i] == 0) {
-        ended = 1;
-        break;
-      }
-      if (len < size - 1) out[len] = chunk[i];
-      len++;
-    }
-    got += n;
-  }
-  if (got == 0) {
-    memset(out, 0, size);
-    return EFAULT_RC;
-  }
-  if (len > size - 1) len = size - 1;
-  out[len] = 0;
-  return len + 1;
-}
-
-int32_t bpfvm_use_builtin_helper(uint32_t id) {
-  bpfvm_helper_fn fn = 0;
-  switch (id) {
-    case BPFVM_HELPER_KTIME_GET_NS: fn = h_ktime_get_ns; break;
-    case BPFVM_HELPER_GET_SMP_PROCESSOR_ID: fn = h_get_smp_processor_id; break;
-    case BPFVM_HELPER_GET_CURRENT_PID_TGID: fn = h_get_current_pid_tgid; break;
-    case BPFVM_HELPER_GET_CURRENT_UID_GID: fn = h_get_current_uid_gid; break;
-    case BPFVM_HELPER_GET_CURRENT_COMM: fn = h_get_current_comm; break;
-    case BPFVM_HELPER_PROBE_READ_USER: fn = h_probe_read_user; break;
-    case BPFVM_HELPER_PROBE_READ_USER_STR: fn = h_probe_read_user_str; break;
-    case BPFVM_HELPER_KTIME_GET_BOOT_NS: fn = h_ktime_get_boot_ns; break;
-    default: return 0;
-  }
-  bpfvm_set_helper_fn(id, fn);
-  return 1;
-}
-
-/* ---------------------------------------------------------------- hash maps (native build)
- * BPF_MAP_TYPE_HASH with its index in C, so programs' lookup/update/delete never leave the
- * VM. Values live in the arena (preallocated, max_entries slots, as the kernel's default
- * hash maps), keys and the open-addressing index in the host heap. Programs reach them
- * through call_helper under the run lock; the host through vm_hash_* below, which take it. */
-typedef struct {
-  uint64_t handle;
-  uint32_t key_size, value_size, stride, max;
-  uint64_t values; /* VM address of slot 0's value */
-  uint32_t mask;   /* buckets - 1 */
-  int32_t *buckets; /* -1 empty, -2 deleted, else slot */
-  uint8_t *keys;
-  uint8_t *used;
-  uint32_t *free_slots;
-  uint32_t free_top;
-  uint32_t deleted; /* tombstones in buckets; rebuilt away once they outnumber max */
-} hash_map_t;
-static hash_map_t g_hash_maps[BPFVM_MAX_ARRAY_MAPS];
-
-static uint32_t hash_bytes(const uint8_t *k, uint32_t n) {
-  uint32_t h = 2166136261u;
-  for (uint32_t i = 0; i < n; i++) h = (h ^ k[i]) * 16777619u;
-  return h;
-}
-
-static hash_map_t *hash_map(uint64_t handle) {
-  for (uint32_t i = 0; i < g_nhash_maps; i++)
-    if (g_hash_maps[i].handle == handle) return &g_hash_maps[i];
-  return 0;
-}
-
-/* Bucket index holding `key`, or -1; *ins gets the first reusable bucket on the way. */
-static int64_t hash_find(const hash_map_t *m, const uint8_t *key, int64_t *ins) {
-  uint32_t b = hash_bytes(key, m->key_size) & m->mask;
-  *ins = -1;
-  for (uint32_t n = 0; n <= m->mask; n++, b = (b + 1) & m->mask) {
-    int32_t s = m->buckets[b];
-    if (s == -1) {
-      if (*ins < 0) *ins = b;
-      return -1;
-    }
-    if (s == -2) {
-      if (*ins < 0) *ins = b;
-      continue;
-    }
-    if (memcmp(m->keys + (uint64_t)s * m->key_size, key, m->key_size) == 0) return b;
-  }
-  return -1;
-}
-
-static uint64_t hash_lookup(hash_map_t *m, const uint8_t *key) {
-  int64_t ins, b = hash_find(m, key, &ins);
-  return b < 0 ? 0 : m->values + (uint64_t)m->buckets[b] * m->stride;
-}
-
-static int64_t hash_update(hash_map_t *m, const uint8_t *key, const uint8_t *value, uint64_t flags) {
-  if (flags > 2) return -22; /* EINVAL */
-  int64_t ins, b = hash_find(m, key, &ins);
-  if (b >= 0) {
-    if (flags == 1) return -17; /* BPF_NOEXIST: EEXIST */
-    memcpy(HP(m->values + (uint64_t)m->buckets[b] * m->stride), value, m->value_size);
-    return 0;
-  }
-  if (flags == 2) return -2; /* BPF_EXIST: ENOENT */
-  if (m->free_top == 0 || ins < 0) return -7; /* E2BIG */
-  uint32_t slot = m->free_slots[--m->free_top];
-  memcpy(m->keys + (uint64_t)slot * m->key_size, key, m->key_size);
-  uint8_t *v = HP(m->values + (uint64_t)slot * m->stride);
-  memset(v, 0, m->stride);
-  memcpy(v, value, m->value_size);
-  m->used[slot] = 1;
-  m->buckets[ins] = (int32_t)slot;
-  return 0;
-}
-
-/* Tombstones only lengthen probes; with churn (per-thread keys of short-lived threads)
- * they would fill every empty bucket. Rebuilding from the live slots drops them all. */
-static void hash_rebuild(hash_map_t *m) {
-  memset(m->buckets, 0xff, sizeof(int32_t) * (m->mask + 1));
-  for (uint32_t s = 0; s < m->max; s++) {
-    if (!m->used[s]) continue;
-    uint32_t b = hash_bytes(m->keys + (uint64_t)s * m->key_size, m->key_size) & m->mask;
-    while (m->buckets[b] != -1) b = (b + 1) & m->mask;
-    m->buckets[b] = (int32_t)s;
-  }
-  m->deleted = 0;
-}
-
-static int64_t hash_delete(hash_map_t *m, const uint8_t *key) {
-  int64_t ins, b = hash_find(m, key, &ins);
-  if (b < 0) return -2; /* ENOENT */
-  uint32_t slot = (uint32_t)m->buckets[b];
-  m->used[slot] = 0;
-  m->free_slots[m->free_top++] = slot;
-  /* Before an empty bucket no probe needs to pass here: it can be empty too. */
-  if (m->buckets[(b + 1) & m->mask] == -1) {
-    m->buckets[b] = -1;
-  } else {
-    m->buckets[b] = -2;
-    if (++m->deleted > m->max) hash_rebuild(m);
-  }
-  return 0;
-}
-
-/* Program side: 1 and *out set when `map` is a native hash map (bad pointers: -EFAULT). */
-static int hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out) {
-  hash_map_t *m = hash_map(map);
-  if (!m) return 0;
-  if (!vm_readable(key, m->key_size)) {
-    *out = id == BPFVM_HELPER_MAP_LOOKUP_ELEM ? 0 : (uint64_t)-14;
-    return 1;
-  }
-  if (id == BPFVM_HELPER_MAP_LOOKUP_ELEM) {
-    *out = hash_lookup(m, HP(key));
-  } else if (id == BPFVM_HELPER_MAP_UPDATE_ELEM) {
-    if (!vm_readable(value, m->value_size)) *out = (uint64_t)-14;
-    else *out = (uint64_t)hash_update(m, HP(key), HP(value), flags);
-  } else {
-    *out = (uint64_t)hash_delete(m, HP(key));
-  }
-  return 1;
-}
-
-int32_t vm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_size, uint32_t max, uint64_t values) {
-  if (g_nhash_maps >= BPFVM_MAX_ARRAY_MAPS || !key_size || !value_size || !max) return -1;
-  uint32_t stride = (value_size + 7u) & ~7u;
-  if (!vm_writable(values, (uint64_t)stride * max)) return -2;
-  uint32_t buckets = 16;
-  while (buckets < 2u * max) buckets <<= 1;
-  hash_map_t m = {handle, key_size, value_size, stride, max, values, buckets - 1,
-                  malloc(sizeof(int32_t) * buckets), calloc(max, key_size), calloc(max, 1),
-                  malloc(sizeof(uint32_t) * max), max, 0};
-  if (!m.buckets || !m.keys || !m.used || !m.free_slots) {
-    free(m.buckets), free(m.keys), free(m.used), free(m.free_slots);
-    return -3;
-  }
-  memset(m.buckets, 0xff, sizeof(int32_t) * buckets);
-  for (uint32_t i = 0; i < max; i++) m.free_slots[i] = max - 1 - i; /* low slots first */
-  pthread_mutex_lock(&g_run_lock);
-  g_hash_maps[g_nhash_maps++] = m;
-  pthread_mutex_unlock(&g_run_lock);
-  return 0;
-}
-
-/* Host side, under the run lock: op 1 lookup (returns the value's VM address or 0),
- * 2 update (value from host memory), 3 delete; -EINVAL (-22) for an unknown map. */
-int64_t vm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8_t *value, uint64_t flags) {
-  int64_t r = -22;
-  pthread_mutex_lock(&g_run_lock);
-  hash_map_t *m = hash_map(handle);
-  if (m) r = op == 1 ? (int64_t)hash_lookup(m, key) : op == 2 ? hash_update(m, key, value, flags) : hash_delete(m, key);
-  pthread_mutex_unlock(&g_run_lock);
-  return r;
-}
-
-/* Host side: copies up to `max_out` (key, slot) pairs of live entries, in slot order, into
- * keys_out (key_size each) and slots_out; returns how many. */
-int32_t vm_hash_entries(uint64_t handle, uint8_t *keys_out, uint32_t *slots_out, uint32_t max_out) {
-  int32_t n = 0;
-  pthread_mutex_lock(&g_run_lock);
-  hash_map_t *m = hash_map(handle);
-  for (uint32_t s = 0; m && s < m->max && (uint32_t)n < max_out; s++) {
-    if (!m->used[s]) continue;
-    memcpy(keys_out + (uint64_t)n * m->key_size, m->keys + (uint64_t)s * m->key_size, m->key_size);
-    slots_out[n++] = s;
-  }
-  pthread_mutex_unlock(&g_run_lock);
-  return n;
-}
-
-static void hash_maps_free(void) {
-  for (uint32_t i = 0; i < g_nhash_maps; i++) {
-    free(g_hash_maps[i].buckets), free(g_hash_maps[i].keys), free(g_hash_maps[i].used), free(g_hash_maps[i].free_slots);
-  }
-  g_nhash_maps = 0;
-}
+EXPORT(bpfvm_run) int32_t bpfvm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) { return bpfvm_run_program(handle, ctx, ctx_len); }
 #endif

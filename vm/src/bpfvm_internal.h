@@ -74,4 +74,26 @@ void bpfvm_sys_free(void *p);
  * rejects provably bad accesses (-1, message set) and sets each memory instruction's check. */
 int32_t bpfvm_verify(prog_t *p);
 
+/* ---------------------------------------------------------------- native build only */
+#ifndef __wasm__
+#include <pthread.h>
+extern uint8_t *bpfvm_host_base; /* host pointer of VM address 0 */
+#define HP(a) (bpfvm_host_base + (uintptr_t)(a))
+extern uint64_t bpfvm_native_hits_tab[BPFVM_MAX_PROGS];
+extern __thread int64_t *bpfvm_override; /* where bpf_override_return writes {1, value} */
+/* One program runs at a time (native_entry.c); hash maps take it too. */
+extern pthread_mutex_t bpfvm_run_lock;
+int32_t bpfvm_run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len);
+void bpfvm_set_fault(uint32_t pc, uint64_t addr);
+/* hashmap.c */
+extern uint32_t bpfvm_nhash_maps;
+int bpfvm_hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out);
+void bpfvm_hash_maps_free(void);
+/* Whether the running program (or, outside a run, the arena) allows [addr, addr + len). */
+static inline int vm_readable(uint64_t addr, uint64_t len) { return bpfvm_accessible(addr, len, 0); }
+static inline int vm_writable(uint64_t addr, uint64_t len) { return bpfvm_accessible(addr, len, 1); }
+#else
+#define HP(a) ((uint8_t *)(uintptr_t)(a))
+#endif
+
 #endif

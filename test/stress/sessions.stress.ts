@@ -1,0 +1,99 @@
+// Session life cycles under load (npm run stress): attach --duration cycles per hook kind on
+// victims running threads in tight loops, the detach time of each (from "hooks installed"
+// to the CLI's exit, minus the duration), what is left in the target, and a second session
+// tried during each cycle. Prints one table; the README's Reliability section quotes it.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runCli, startCli, waitForOutput } from '../support/cli';
+import { bpfObjectPath, repoRoot } from '../support/paths';
+import { startLoopVictim } from '../support/syscallHarness';
+import { isAlive, mapsOnceUnmapped, startVictim } from '../support/victim';
+
+const CYCLES = Number(process.env.STRESS_CYCLES ?? 10);
+jest.setTimeout(CYCLES * 4 * 20_000 + 60_000);
+
+const DURATION_S = 0.5;
+const ours = /frida|libbpfvm/;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sessions-stress-'));
+fs.writeFileSync(path.join(tmp, 'ok'), '');
+
+interface Row {
+  kind: string;
+  cycles: number;
+  crashes: number;
+  leftBehind: number;
+  refusedSecond: number;
+  detachMs: number[];
+}
+
+const rows: Row[] = [];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const max = (xs: number[]) => Math.max(...xs);
+
+async function cycles(kind: string, pid: number, args: string[], alive: () => boolean): Promise<Row> {
+  const row: Row = { kind, cycles: 0, crashes: 0, leftBehind: 0, refusedSecond: 0, detachMs: [] };
+  for (let i = 0; i < CYCLES && alive(); i++) {
+    const cli = startCli(['attach', '--pid', String(pid), ...args, '--duration', String(DURATION_S)]);
+    await waitForOutput(cli, (t) => / installed in pid/.test(t), 30000);
+    const installedAt = Date.now();
+    const second = await runCli(['attach', '--pid', String(pid), ...args, '--duration', '0.2']);
+    if (second.code === 3 && /already traced/.test(second.stderr)) row.refusedSecond++;
+    const r = await cli.result;
+    row.detachMs.push(Math.max(0, Date.now() - installedAt - DURATION_S * 1000));
+    row.cycles++;
+    if (r.code !== 0 || !alive()) row.crashes++;
+    if (ours.test(await mapsOnceUnmapped(pid, ours, 5000))) row.leftBehind++;
+  }
+  rows.push(row);
+  return row;
+}
+
+afterAll(() => {
+  const lines = [
+    '| hook kind | cycles | target crashes | agent left behind | second session refused | detach median / max (ms) |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.kind} | ${r.cycles} | ${r.crashes} | ${r.leftBehind} | ${r.refusedSecond} of ${r.cycles} | ${median(r.detachMs)} / ${max(r.detachMs)} |`),
+  ];
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+});
+
+test(`${CYCLES} cycles of a uprobe counter on 4 threads calling the hooked function back to back`, async () => {
+  const v = await startVictim('adder', ['0', '0', '4']);
+  try {
+    const row = await cycles('uprobe (cli_config)', v.pid, ['-o', bpfObjectPath('cli_config')], () => isAlive(v.pid));
+    expect(row).toMatchObject({ cycles: CYCLES, crashes: 0, leftBehind: 0, refusedSecond: CYCLES });
+  } finally {
+    v.stop();
+  }
+});
+
+test(`${CYCLES} cycles of syscall tracepoints on 4 threads in tight syscall loops, main thread in read()`, async () => {
+  const v = await startLoopVictim(path.join(repoRoot, 'test', 'fixtures', 'build', 'victims', 'sysvictim'), ['loop', '4', path.join(tmp, 'ok'), path.join(tmp, 'deny')]);
+  const pid = v.child.pid!;
+  try {
+    const row = await cycles('syscall tracepoint (syscount)', pid, ['-o', path.join(repoRoot, 'examples', 'build', 'syscount.bpf.o')], () => isAlive(pid));
+    expect(row).toMatchObject({ cycles: CYCLES, crashes: 0, leftBehind: 0, refusedSecond: CYCLES });
+    await v.send('quit', /done .*\n/);
+    expect(v.output()).toMatch(/bad=0/);
+  } finally {
+    if (v.child.exitCode === null) v.child.kill('SIGKILL');
+  }
+});
+
+test(`${CYCLES} cycles of the wasm engine (eternalized at detach) on 4 threads`, async () => {
+  const v = await startVictim('adder', ['0', '0', '4']);
+  try {
+    const row: Row = { kind: 'uprobe, --engine wasm', cycles: 0, crashes: 0, leftBehind: 0, refusedSecond: 0, detachMs: [] };
+    for (let i = 0; i < Math.min(CYCLES, 5) && isAlive(v.pid); i++) {
+      const r = await runCli(['attach', '--pid', String(v.pid), '-o', bpfObjectPath('cli_config'), '--engine', 'wasm', '--duration', String(DURATION_S)]);
+      row.cycles++;
+      if (r.code !== 0 || !isAlive(v.pid)) row.crashes++;
+    }
+    row.leftBehind = row.cycles; // by design: one idle agent per wasm session
+    rows.push(row);
+    expect(row.crashes).toBe(0);
+  } finally {
+    v.stop();
+  }
+});
