@@ -74,7 +74,8 @@ function viaCli(mode: string, n: number, program = 'bench_sys', mechanism = 'sta
  */
 async function underKernelTracepoint(mode: string, n: number): Promise<number | null> {
   if (spawnSync('sh', ['-c', 'command -v bpftrace']).status !== 0) return null;
-  const bt = spawn('bpftrace', ['-e', 'tracepoint:syscalls:sys_enter_getpid { @c = count(); }'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // -B none: unbuffered, so "Attaching 1 probe..." arrives while it runs.
+  const bt = spawn('bpftrace', ['-B', 'none', '-e', 'tracepoint:syscalls:sys_enter_getpid { @c = count(); }'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   bt.stdout.on('data', (d: Buffer) => (out += d.toString()));
   bt.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -90,7 +91,8 @@ async function underKernelTracepoint(mode: string, n: number): Promise<number | 
   try {
     return untraced(mode, n);
   } finally {
-    bt.kill('SIGINT');
+    // Its count is not needed; bpftrace 0.17 here did not always exit on SIGINT.
+    bt.kill('SIGKILL');
     await exited;
   }
 }

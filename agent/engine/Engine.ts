@@ -44,12 +44,12 @@ export class Engine {
     return this.vm.load(code, opts);
   }
 
-  /** The native core's vm_run_with_ctx, for hooks that run programs without JS; null for wasm. */
+  /** The native core's bpfvm_run_with_ctx, for hooks that run programs without JS; null for wasm. */
   get nativeRun(): NativePointer | null {
     return this.native?.runWithCtx ?? null;
   }
 
-  /** The native core's vm_run_with_override; null for wasm. */
+  /** The native core's bpfvm_run_with_override; null for wasm. */
   get nativeRunWithOverride(): NativePointer | null {
     return this.native?.runWithOverride ?? null;
   }

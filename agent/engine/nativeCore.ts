@@ -24,7 +24,7 @@ export const NATIVE_BUILTIN_HELPERS: readonly number[] = HELPERS.filter((h) => h
 
 export interface NativeVm {
   factory: VmCoreFactory;
-  /** `int vm_run_with_ctx(uint handle, uint64 ctxVaddr, const void *src, uint64 len)`, for native hooks. */
+  /** `int bpfvm_run_with_ctx(uint handle, uint64 ctxVaddr, const void *src, uint64 len)`, for native hooks. */
   runWithCtx: NativePointer;
   /** The same with an override target (see NativeRunner.runWithOverride). */
   runWithOverride: NativePointer;
@@ -36,7 +36,7 @@ export interface NativeVm {
   unload(): void;
 }
 
-/** A helper failure cannot unwind through C frames: it is parked here and rethrown by vm_run. */
+/** A helper failure cannot unwind through C frames: it is parked here and rethrown by bpfvm_run. */
 class HelperFailure {
   constructor(readonly error: unknown) {}
 }
@@ -46,40 +46,40 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const fn = <R extends NativeFunctionReturnType, A extends NativeFunctionArgumentType[] | []>(name: string, ret: R, args: A) =>
     new NativeFunction(lib.symbol(name), ret, args, EXCLUSIVE);
 
-  const vmInit = fn('vm_init', 'int', ['uint', 'uint']);
-  const vmRegisterHelper = fn('vm_register_helper', 'void', ['uint']);
+  const vmInit = fn('bpfvm_init', 'int', ['uint', 'uint']);
+  const vmRegisterHelper = fn('bpfvm_register_helper', 'void', ['uint']);
   const setHelperFn = fn('bpfvm_set_helper_fn', 'void', ['uint', 'pointer']);
-  const vmRegisterArrayMap = fn('vm_register_array_map', 'int', ['uint64', 'uint', 'uint', 'uint']);
+  const vmRegisterArrayMap = fn('bpfvm_register_array_map', 'int', ['uint64', 'uint', 'uint', 'uint']);
   const hostPtr = fn('bpfvm_host_ptr', 'pointer', ['uint64']);
-  const vmLoad = fn('vm_load', 'int', ['pointer', 'uint']);
-  const vmErrMsg = fn('vm_err_msg', 'pointer', []);
-  const vmSetLoadEnv = fn('vm_set_load_env', 'int', ['pointer', 'uint', 'uint', 'uint']);
-  const vmAccessible32 = fn('vm_accessible32', 'int', ['uint', 'uint', 'uint']);
-  const vmFaultCheck = fn('vm_fault_check', 'uint', []);
-  const vmFaultRegion = fn('vm_fault_region', 'uint', []);
-  const vmRun = fn('vm_run', 'int', ['uint', 'uint64', 'uint64']);
-  const vmSetBudget = fn('vm_set_budget', 'void', ['uint64']);
-  const vmResult = fn('vm_result', 'uint64', []);
-  const vmInsnCount = fn('vm_insn_count', 'uint64', []);
-  const vmFaultPc = fn('vm_fault_pc', 'uint', []);
-  const vmFaultAddr = fn('vm_fault_addr', 'uint64', []);
-  const vmErrPc = fn('vm_err_pc', 'uint', []);
-  const vmRoLo = fn('vm_ro_lo', 'uint', []);
-  const vmRwLo = fn('vm_rw_lo', 'uint', []);
-  const vmRwHi = fn('vm_rw_hi', 'uint', []);
-  const vmAllocStart = fn('vm_alloc_start', 'uint', []);
-  const vmProgCount = fn('vm_prog_count', 'uint', []);
-  const vmRequestTailCall = fn('vm_request_tail_call', 'void', ['uint']);
-  const vmRequestExit = fn('vm_request_exit', 'void', ['uint64']);
-  const vmRequestFault = fn('vm_request_fault', 'void', []);
-  const vmInHelper = fn('vm_in_helper', 'int', []);
-  const vmResetAfterTrap = fn('vm_reset_after_trap', 'void', []);
-  const vmFini = fn('vm_fini', 'void', []);
-  const vmNativeHits = fn('vm_native_hits', 'uint64', ['uint']);
+  const vmLoad = fn('bpfvm_load', 'int', ['pointer', 'uint']);
+  const vmErrMsg = fn('bpfvm_err_msg', 'pointer', []);
+  const vmSetLoadEnv = fn('bpfvm_set_load_env', 'int', ['pointer', 'uint', 'uint', 'uint']);
+  const vmAccessible32 = fn('bpfvm_accessible32', 'int', ['uint', 'uint', 'uint']);
+  const vmFaultCheck = fn('bpfvm_fault_check', 'uint', []);
+  const vmFaultRegion = fn('bpfvm_fault_region', 'uint', []);
+  const vmRun = fn('bpfvm_run', 'int', ['uint', 'uint64', 'uint64']);
+  const vmSetBudget = fn('bpfvm_set_budget', 'void', ['uint64']);
+  const vmResult = fn('bpfvm_result', 'uint64', []);
+  const vmInsnCount = fn('bpfvm_insn_count', 'uint64', []);
+  const vmFaultPc = fn('bpfvm_fault_pc', 'uint', []);
+  const vmFaultAddr = fn('bpfvm_fault_addr', 'uint64', []);
+  const vmErrPc = fn('bpfvm_err_pc', 'uint', []);
+  const vmRoLo = fn('bpfvm_ro_lo', 'uint', []);
+  const vmRwLo = fn('bpfvm_rw_lo', 'uint', []);
+  const vmRwHi = fn('bpfvm_rw_hi', 'uint', []);
+  const vmAllocStart = fn('bpfvm_alloc_start', 'uint', []);
+  const vmProgCount = fn('bpfvm_prog_count', 'uint', []);
+  const vmRequestTailCall = fn('bpfvm_request_tail_call', 'void', ['uint']);
+  const vmRequestExit = fn('bpfvm_request_exit', 'void', ['uint64']);
+  const vmRequestFault = fn('bpfvm_request_fault', 'void', []);
+  const vmInHelper = fn('bpfvm_in_helper', 'int', []);
+  const vmResetAfterTrap = fn('bpfvm_reset_after_trap', 'void', []);
+  const vmFini = fn('bpfvm_fini', 'void', []);
+  const vmNativeHits = fn('bpfvm_native_hits', 'uint64', ['uint']);
   const useBuiltinHelper = fn('bpfvm_use_builtin_helper', 'int', ['uint']);
-  const vmRegisterHashMap = fn('vm_register_hash_map', 'int', ['uint64', 'uint', 'uint', 'uint', 'uint64']);
-  const vmHashOp = fn('vm_hash_op', 'int64', ['uint64', 'uint', 'pointer', 'pointer', 'uint64']);
-  const vmHashEntries = fn('vm_hash_entries', 'int', ['uint64', 'pointer', 'pointer', 'uint']);
+  const vmRegisterHashMap = fn('bpfvm_register_hash_map', 'int', ['uint64', 'uint', 'uint', 'uint', 'uint64']);
+  const vmHashOp = fn('bpfvm_hash_op', 'int64', ['uint64', 'uint', 'pointer', 'pointer', 'uint64']);
+  const vmHashEntries = fn('bpfvm_hash_entries', 'int', ['uint64', 'pointer', 'pointer', 'uint']);
 
   const big = (v: UInt64 | Int64 | number): bigint => BigInt(v.toString());
   const u64 = (v: bigint): UInt64 => uint64(BigInt.asUintN(64, v).toString());
@@ -95,11 +95,11 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         buffer ??= ArrayBuffer.wrap(hostPtr(0), vmRwHi() as number);
         return buffer;
       },
-      vm_init(ro: number, rw: number): number {
+      bpfvm_init(ro: number, rw: number): number {
         buffer = null;
         return vmInit(ro, rw) as number;
       },
-      vm_register_helper(id: number): void {
+      bpfvm_register_helper(id: number): void {
         // Helpers the library has in C (NATIVE_BUILTIN_HELPERS) never call back into JS.
         if (!callbacks[id] && !builtins.has(id)) {
           // Convert only the arguments the helper declares, as the wasm core does.
@@ -129,7 +129,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         }
         vmRegisterHelper(id);
       },
-      vm_register_array_map: (handle: bigint, base: number, stride: number, max: number) =>
+      bpfvm_register_array_map: (handle: bigint, base: number, stride: number, max: number) =>
         vmRegisterArrayMap(u64(handle), base, stride, max) as number,
       loadProgram(prog: Uint8Array, n: number): number {
         const mem = Memory.alloc(Math.max(8, prog.length));
@@ -141,14 +141,14 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         mem.writeByteArray(regions.buffer.slice(regions.byteOffset, regions.byteOffset + regions.byteLength) as ArrayBuffer);
         return vmSetLoadEnv(mem, n, ctxSize, ctxFlags) as number;
       },
-      vm_accessible32: (addr: number, len: number, write: number) => vmAccessible32(addr, len, write) as number,
-      vm_fault_check: () => vmFaultCheck() as number,
-      vm_fault_region: () => vmFaultRegion() as number,
+      bpfvm_accessible32: (addr: number, len: number, write: number) => vmAccessible32(addr, len, write) as number,
+      bpfvm_fault_check: () => vmFaultCheck() as number,
+      bpfvm_fault_region: () => vmFaultRegion() as number,
       errorMessage(): string {
         const p = vmErrMsg();
         return p.isNull() ? 'out of memory' : p.readUtf8String() ?? '';
       },
-      vm_run(handle: number, ctx: bigint, len: bigint): number {
+      bpfvm_run(handle: number, ctx: bigint, len: bigint): number {
         failure = null;
         const st = vmRun(handle, Number(ctx), Number(len)) as number;
         if (failure !== null) {
@@ -158,28 +158,28 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         }
         return st;
       },
-      vm_set_budget: (b: bigint) => vmSetBudget(u64(b)),
-      vm_result: () => big(vmResult()),
-      vm_insn_count: () => big(vmInsnCount()),
-      vm_fault_pc: () => vmFaultPc() as number,
-      vm_fault_addr: () => big(vmFaultAddr()),
-      vm_err_pc: () => vmErrPc() as number,
-      vm_ro_lo: () => vmRoLo() as number,
-      vm_rw_lo: () => vmRwLo() as number,
-      vm_rw_hi: () => vmRwHi() as number,
-      vm_alloc_start: () => vmAllocStart() as number,
-      vm_prog_count: () => vmProgCount() as number,
-      vm_request_tail_call: (h: number) => vmRequestTailCall(h),
-      vm_request_exit: (r0: bigint) => vmRequestExit(u64(r0)),
-      vm_in_helper: () => vmInHelper() as number,
-      vm_reset_after_trap: () => vmResetAfterTrap(),
+      bpfvm_set_budget: (b: bigint) => vmSetBudget(u64(b)),
+      bpfvm_result: () => big(vmResult()),
+      bpfvm_insn_count: () => big(vmInsnCount()),
+      bpfvm_fault_pc: () => vmFaultPc() as number,
+      bpfvm_fault_addr: () => big(vmFaultAddr()),
+      bpfvm_err_pc: () => vmErrPc() as number,
+      bpfvm_ro_lo: () => vmRoLo() as number,
+      bpfvm_rw_lo: () => vmRwLo() as number,
+      bpfvm_rw_hi: () => vmRwHi() as number,
+      bpfvm_alloc_start: () => vmAllocStart() as number,
+      bpfvm_prog_count: () => vmProgCount() as number,
+      bpfvm_request_tail_call: (h: number) => vmRequestTailCall(h),
+      bpfvm_request_exit: (r0: bigint) => vmRequestExit(u64(r0)),
+      bpfvm_in_helper: () => vmInHelper() as number,
+      bpfvm_reset_after_trap: () => vmResetAfterTrap(),
     };
   };
 
   return {
     factory,
-    runWithCtx: lib.symbol('vm_run_with_ctx'),
-    runWithOverride: lib.symbol('vm_run_with_override'),
+    runWithCtx: lib.symbol('bpfvm_run_with_ctx'),
+    runWithOverride: lib.symbol('bpfvm_run_with_override'),
     nativeHits: (handle) => Number(vmNativeHits(handle)),
     hash: {
       register: (handle, keySize, valueSize, max, values) => vmRegisterHashMap(u64(handle), keySize, valueSize, max, values) as number,
@@ -202,29 +202,34 @@ interface PrivateLibrary {
 let copies = 0;
 
 /**
- * dlopen()s a private copy of the library: its bytes in a fresh memfd, opened through
- * /proc/self/fd. The dynamic loader shares one instance per file (same device and inode),
- * so two sessions on one process that both dlopen'd vm/build/libbpfvm.so would run on one
- * set of VM globals and corrupt each other's programs (measured: the target died 5 of 5).
- * A memfd is a new inode every time, so each session gets its own globals and TLS, and
- * nothing is left on disk. The memfd's name keeps "libbpfvm" visible in /proc/PID/maps.
+ * dlopen()s a private copy of the library: its bytes in a new file under /dev/shm with a
+ * name no other session uses, unlinked once it is mapped. The dynamic loader shares one
+ * instance per file name and per file (same device and inode), so two sessions on one
+ * process that both dlopen'd vm/build/libbpfvm.so would run on one set of VM globals and
+ * corrupt each other's programs (measured: the target died 5 of 5). A /proc/self/fd/N path
+ * of a memfd is not enough: fd numbers are reused, and the loader matched the second
+ * session's "/proc/self/fd/N" by name to the first one's copy. Nothing is left on disk; the
+ * name keeps "libbpfvm" visible in /proc/PID/maps.
  */
 function openPrivateCopy(libraryPath: string): PrivateLibrary {
   const bytes = File.readAllBytes(libraryPath);
   const sym = (name: string) => Module.getGlobalExportByName(name);
-  const memfdCreate = new NativeFunction(sym('memfd_create'), 'int', ['pointer', 'uint'], EXCLUSIVE);
+  const open = new NativeFunction(sym('open'), 'int', ['pointer', 'int', 'int'], EXCLUSIVE);
+  const unlink = new NativeFunction(sym('unlink'), 'int', ['pointer'], EXCLUSIVE);
   const write = new NativeFunction(sym('write'), 'int64', ['int', 'pointer', 'uint64'], EXCLUSIVE);
   const close = new NativeFunction(sym('close'), 'int', ['int'], EXCLUSIVE);
   const dlopen = new NativeFunction(sym('dlopen'), 'pointer', ['pointer', 'int'], EXCLUSIVE);
   const dlsym = new NativeFunction(sym('dlsym'), 'pointer', ['pointer', 'pointer'], EXCLUSIVE);
   const dlclose = new NativeFunction(sym('dlclose'), 'int', ['pointer'], EXCLUSIVE);
   const dlerror = new NativeFunction(sym('dlerror'), 'pointer', [], EXCLUSIVE);
-  const MFD_CLOEXEC = 1;
+  const O_WRONLY_CREAT_EXCL_CLOEXEC = 0o1 | 0o100 | 0o200 | 0o2000000;
   const RTLD_NOW = 2;
 
-  const name = `libbpfvm-${Process.id}-${Date.now().toString(36)}-${copies++}.so`;
-  const fd = memfdCreate(Memory.allocUtf8String(name), MFD_CLOEXEC) as number;
-  if (fd < 0) throw new Error(`cannot copy ${libraryPath}: memfd_create failed`);
+  // Unique across the scripts of one process too: each has its own `copies`.
+  const unique = `${Process.id}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}-${copies++}`;
+  const path = Memory.allocUtf8String(`/dev/shm/libbpfvm-${unique}.so`);
+  const fd = open(path, O_WRONLY_CREAT_EXCL_CLOEXEC, 0o700) as number;
+  if (fd < 0) throw new Error(`cannot copy ${libraryPath} to /dev/shm`);
   let handle: NativePointer;
   try {
     const buf = Memory.alloc(bytes.byteLength);
@@ -235,15 +240,16 @@ function openPrivateCopy(libraryPath: string): PrivateLibrary {
       if (n <= 0) throw new Error(`cannot copy ${libraryPath}: write to memfd failed`);
       done += n;
     }
-    handle = dlopen(Memory.allocUtf8String(`/proc/self/fd/${fd}`), RTLD_NOW);
+    handle = dlopen(path, RTLD_NOW);
     if (handle.isNull()) {
       const why = dlerror();
       throw new Error(`cannot load ${libraryPath}: ${why.isNull() ? 'dlopen failed' : why.readUtf8String()}`);
     }
   } finally {
-    close(fd); // the mapping keeps the copy alive; no descriptor of ours stays open
+    close(fd);
+    unlink(path); // the mapping keeps the copy alive; nothing stays on disk
   }
-  let open = true;
+  let loaded = true;
   return {
     symbol(symbolName: string): NativePointer {
       const p = dlsym(handle, Memory.allocUtf8String(symbolName));
@@ -251,8 +257,8 @@ function openPrivateCopy(libraryPath: string): PrivateLibrary {
       return p;
     },
     close(): void {
-      if (open) dlclose(handle);
-      open = false;
+      if (loaded) dlclose(handle);
+      loaded = false;
     },
   };
 }

@@ -1,7 +1,7 @@
 // BPF_MAP_TYPE_HASH on the native engine: the index lives in the VM library (bpfvm.c,
-// vm_register_hash_map), so a program's lookup, update and delete are resolved inside the
+// bpfvm_register_hash_map), so a program's lookup, update and delete are resolved inside the
 // VM and never call into JS; such programs can run on the native path. The host's reads
-// and writes go through vm_hash_op/vm_hash_entries, under the VM's run lock. Values are
+// and writes go through bpfvm_hash_op/bpfvm_hash_entries, under the VM's run lock. Values are
 // preallocated in the arena, max_entries slots, like the JS HashMap and the kernel.
 
 import type { MapSpec } from '../../protocol/spec.js';

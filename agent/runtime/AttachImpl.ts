@@ -53,9 +53,9 @@ export type EbpfRunCallback = ((hit: HitInfo) => boolean) & {
  * only with the native engine, and only for callbacks that carry a nativeHandle.
  */
 export interface NativeRunner {
-  /** `int32 vm_run_with_ctx(uint32 handle, uint64 ctxVaddr, const void *src, uint64 len)`: copies the context and runs, under the VM's run lock. */
+  /** `int32 bpfvm_run_with_ctx(uint32 handle, uint64 ctxVaddr, const void *src, uint64 len)`: copies the context and runs, under the VM's run lock. */
   readonly run: NativePointer;
-  /** `int32 vm_run_with_override(handle, ctxVaddr, src, len, int64 *override)`: run, where bpf_override_return stores {1, value} at `override`. */
+  /** `int32 bpfvm_run_with_override(handle, ctxVaddr, src, len, int64 *override)`: run, where bpf_override_return stores {1, value} at `override`. */
   readonly runWithOverride: NativePointer;
   /** VM address of a context area only native runs use (they run one at a time). */
   readonly ctxAddr: number;

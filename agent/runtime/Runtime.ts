@@ -58,7 +58,7 @@ interface LoadedProgram {
 const VM_RESOLVED_HELPERS = new Set([...HELPERS.filter((h) => h.runs === 'vm').map((h) => h.id), ...NATIVE_BUILTIN_HELPERS]);
 /** bpf_override_return: resolved by the VM only in runs that carry an override target. */
 const OVERRIDE_RETURN = helperId('override_return');
-/** vm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
+/** bpfvm_run_with_ctx's handle space (BPFVM_MAX_PROGS). */
 const MAX_PROGRAMS = 4096;
 
 interface Attachment {

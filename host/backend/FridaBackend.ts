@@ -57,6 +57,12 @@ export interface FridaSession {
   onDetached(handler: (reason: DetachReason, crash: CrashInfo | null) => void): void;
 }
 
+/** Where a sidecar shares a target with later CLIs (targetLock.ts), and the claim it removes when done. */
+export interface ShareSpec {
+  socket: string;
+  claim: string;
+}
+
 export interface FridaBackend {
   readonly name: string;
   readonly fridaVersion: string;
@@ -65,7 +71,14 @@ export interface FridaBackend {
   spawn(opts: SpawnOptions): Promise<number>;
   resume(pid: number): Promise<void>;
   kill(pid: number): Promise<void>;
-  attach(pid: number): Promise<FridaSession>;
+  attach(pid: number, share?: ShareSpec): Promise<FridaSession>;
+  /**
+   * Backends that can serve a target to other bpftime-ts CLIs (the sidecar): the process
+   * that owns the Frida runtime in the target, and how a later CLI joins it.
+   */
+  readonly canShare?: boolean;
+  readonly sidecarPid?: number;
+  join?(socketPath: string, pid: number): Promise<FridaSession>;
   /** Output of children spawned with stdio 'pipe'. */
   onOutput(handler: (pid: number, fd: number, data: Buffer) => void): void;
   /** The backend itself died (sidecar crash, device lost): every pending call has been rejected. */

@@ -1,11 +1,12 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as readline from 'readline';
 import { sidecarScript, venvPython } from '../paths';
 import { withTimeout } from '../withTimeout';
+import { SidecarEvent, SidecarProtocol } from './sidecarProtocol';
 import {
   BackendError,
-  BackendErrorCode,
   CrashInfo,
   DetachReason,
   FridaBackend,
@@ -14,16 +15,9 @@ import {
   ProcessInfo,
   ScriptMessage,
   ScriptRuntime,
+  ShareSpec,
   SpawnOptions,
 } from './FridaBackend';
-
-interface Pending {
-  resolve(value: unknown): void;
-  reject(err: Error): void;
-  op: string;
-}
-
-type SidecarEvent = { event: string; [k: string]: unknown };
 
 /** A descriptor we can hand to the sidecar only if it is open in this process. */
 function openFd(fd: number): number | 'ignore' {
@@ -43,16 +37,28 @@ export class SidecarBackend implements FridaBackend {
   readonly name = 'python-sidecar';
   fridaVersion = '';
   private child!: ChildProcess;
-  private nextId = 1;
-  private pending = new Map<number, Pending>();
-  private listeners = new Map<string, Set<(ev: SidecarEvent) => void>>();
+  private readonly proto: SidecarProtocol;
+  /** Set once our sidecar serves a target to other CLIs: it may outlive us (close()). */
+  private sharing = false;
   private outputHandlers: ((pid: number, fd: number, data: Buffer) => void)[] = [];
   private lostHandlers: ((why: string) => void)[] = [];
   private stderrTail: string[] = [];
   private closing = false;
-  private lostReason: string | null = null;
+  private readonly guestConnections: net.Socket[] = [];
 
-  private constructor(private readonly verbose: boolean) {}
+  private constructor(private readonly verbose: boolean) {
+    this.proto = new SidecarProtocol((line) => this.child.stdin!.write(line), verbose);
+    this.proto.on('output', (ev) => {
+      const data = Buffer.from(String(ev.data ?? ''), 'base64');
+      for (const h of this.outputHandlers) h(Number(ev.pid), Number(ev.fd), data);
+    });
+    this.proto.on('device-lost', () => this.markLost('the Frida device was lost'));
+  }
+
+  /** Our sidecar's pid: the owner named in a shared target's claim. */
+  get sidecarPid(): number {
+    return this.child.pid ?? 0;
+  }
 
   static async start(opts: { verbose?: boolean; python?: string } = {}): Promise<SidecarBackend> {
     const backend = new SidecarBackend(!!opts.verbose);
@@ -71,7 +77,7 @@ export class SidecarBackend implements FridaBackend {
       env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
     });
     const lines = readline.createInterface({ input: this.child.stdout! });
-    lines.on('line', (line) => this.onLine(line));
+    lines.on('line', (line) => this.proto.onLine(line));
     readline.createInterface({ input: this.child.stderr! }).on('line', (line) => {
       this.stderrTail.push(line);
       if (this.stderrTail.length > 20) this.stderrTail.shift();
@@ -85,7 +91,7 @@ export class SidecarBackend implements FridaBackend {
         this.fridaVersion = String(ev.frida);
         resolve();
       };
-      this.once('ready', onReady);
+      this.proto.once('ready', onReady);
       this.child.on('error', (err) => reject(new BackendError(`cannot start the Frida sidecar: ${err.message}`, 'unavailable')));
       this.child.on('exit', (code, signal) => {
         const why =
@@ -98,62 +104,15 @@ export class SidecarBackend implements FridaBackend {
   }
 
   private markLost(why: string): void {
-    if (this.lostReason) return;
-    this.lostReason = why;
-    for (const p of this.pending.values()) p.reject(new BackendError(why, 'lost'));
-    this.pending.clear();
-    if (!this.closing) for (const h of this.lostHandlers) h(why);
-  }
-
-  private onLine(line: string): void {
-    let msg: { id?: number; ok?: boolean; result?: unknown; error?: string; code?: BackendErrorCode; event?: string };
-    try {
-      msg = JSON.parse(line);
-    } catch {
-      if (this.verbose) process.stderr.write(`[sidecar] non-protocol line: ${line}\n`);
-      return;
-    }
-    if (typeof msg.id === 'number') {
-      const p = this.pending.get(msg.id);
-      if (!p) return;
-      this.pending.delete(msg.id);
-      if (msg.ok) p.resolve(msg.result);
-      else p.reject(new BackendError(msg.error ?? `${p.op} failed`, msg.code ?? 'frida'));
-      return;
-    }
-    if (typeof msg.event === 'string') {
-      const ev = msg as SidecarEvent;
-      if (ev.event === 'output') {
-        const data = Buffer.from(String(ev.data ?? ''), 'base64');
-        for (const h of this.outputHandlers) h(Number(ev.pid), Number(ev.fd), data);
-      } else if (ev.event === 'device-lost') {
-        this.markLost('the Frida device was lost');
-      }
-      for (const h of [...(this.listeners.get(ev.event) ?? [])]) h(ev);
-    }
-  }
-
-  on(event: string, handler: (ev: SidecarEvent) => void): () => void {
-    let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(handler);
-    return () => set!.delete(handler);
-  }
-
-  private once(event: string, handler: (ev: SidecarEvent) => void): void {
-    const off = this.on(event, (ev) => {
-      off();
-      handler(ev);
-    });
+    if (this.proto.markLost(why) && !this.closing) for (const h of this.lostHandlers) h(why);
   }
 
   request<T>(op: string, params: Record<string, unknown> = {}): Promise<T> {
-    if (this.lostReason) return Promise.reject(new BackendError(this.lostReason, 'lost'));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, op });
-      this.child.stdin!.write(JSON.stringify({ id, op, ...params }) + '\n');
-    });
+    return this.proto.request<T>(op, params);
+  }
+
+  on(event: string, handler: (ev: SidecarEvent) => void): () => void {
+    return this.proto.on(event, handler);
   }
 
   enumerateProcesses(): Promise<ProcessInfo[]> {
@@ -176,9 +135,41 @@ export class SidecarBackend implements FridaBackend {
     await this.request('kill', { pid });
   }
 
-  async attach(pid: number): Promise<FridaSession> {
-    const { session } = await this.request<{ session: number }>('attach', { pid });
-    return new SidecarSession(this, session, pid);
+  async attach(pid: number, share?: ShareSpec): Promise<FridaSession> {
+    const { session } = await this.request<{ session: number }>('attach', { pid, share });
+    if (share) this.sharing = true;
+    return new SidecarSession(this.proto, session, pid);
+  }
+
+  get canShare(): boolean {
+    return true;
+  }
+
+  /**
+   * A session on the Frida runtime that another bpftime-ts's sidecar already has in `pid`,
+   * through the socket it shares the target on. The connection is this session's: closing
+   * it (or our exit) detaches the session there.
+   */
+  async join(socketPath: string, pid: number): Promise<FridaSession> {
+    const conn = net.connect(socketPath);
+    const proto = new SidecarProtocol((line) => conn.write(line), this.verbose);
+    const failed = new Promise<never>((_resolve, reject) => {
+      conn.once('error', (e) => reject(new BackendError(`cannot join the session sharing pid ${pid}: ${e.message}`, 'unavailable')));
+    });
+    failed.catch(() => undefined); // an error after we joined: 'close' reports the loss
+    conn.on('error', () => undefined);
+    const lines = readline.createInterface({ input: conn });
+    lines.on('error', () => undefined);
+    lines.on('line', (line) => proto.onLine(line));
+    await Promise.race([new Promise<void>((resolve) => proto.once('ready', () => resolve())), failed]);
+    conn.on('close', () => {
+      if (proto.markLost(`lost the bpftime-ts sharing pid ${pid}`) && !this.closing) {
+        for (const h of this.lostHandlers) h(`lost the bpftime-ts sharing pid ${pid}`);
+      }
+    });
+    this.guestConnections.push(conn);
+    const { session } = await proto.request<{ session: number }>('attach', { pid });
+    return new SidecarSession(proto, session, pid);
   }
 
   onOutput(handler: (pid: number, fd: number, data: Buffer) => void): void {
@@ -192,7 +183,11 @@ export class SidecarBackend implements FridaBackend {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (!this.lostReason) {
+    for (const c of this.guestConnections) {
+      c.end();
+      c.unref(); // the other sidecar closes its end; we need not wait for it
+    }
+    if (!this.proto.lost) {
       await withTimeout(this.request('shutdown').catch(() => undefined), 3000);
     }
     this.child.stdin!.end();
@@ -201,14 +196,21 @@ export class SidecarBackend implements FridaBackend {
       else this.child.once('exit', () => resolve());
     });
     await withTimeout(exited, 3000);
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (this.sharing) {
+      // Still serving other CLIs on the target we shared: it leaves when the last one does.
+      this.child.unref();
+      for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) (stream as { destroy?: () => void } | null)?.destroy?.();
+      return;
+    }
+    this.child.kill('SIGKILL');
   }
 }
 
 
 class SidecarSession implements FridaSession {
   constructor(
-    private readonly backend: SidecarBackend,
+    private readonly backend: SidecarProtocol,
     private readonly id: number,
     readonly pid: number,
   ) {}
@@ -236,7 +238,7 @@ class SidecarSession implements FridaSession {
 
 class SidecarScript implements FridaScript {
   constructor(
-    private readonly backend: SidecarBackend,
+    private readonly backend: SidecarProtocol,
     private readonly id: number,
   ) {}
 

@@ -172,6 +172,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
 
     const results: AttachResult[] = [];
     if (plan.count.length) results.push(...(await s.call<AttachResult[]>('countHits', [plan.count])));
+    if (plan.load?.links.some((l) => l.attach.kind === 'syscall')) await s.claimSyscalls();
     if (plan.load) results.push(...(await s.call<AttachResult[]>('load', [plan.load])));
     const failed = results.filter((r) => !r.ok);
     for (const f of failed) reporter.error(`${f.target}: ${f.error}`);

@@ -10,7 +10,7 @@ import { withTimeout } from '../withTimeout';
 import { AgentBatch, AgentEvent, AgentInfo, DetachResult, EXIT_ACK, FinalSnapshot, isAgentBatch } from '../../protocol/messages';
 import { resolveProgram } from './resolveProgram';
 import { SessionError } from './SessionError';
-import { TargetClaim } from './targetLock';
+import { claimSyscalls, TargetClaim } from './targetLock';
 
 export { SessionError };
 
@@ -82,6 +82,8 @@ export class Session extends EventEmitter {
   private fridaSession: FridaSession | null = null;
   /** This CLI's claim on the target: one Frida runtime per process (targetLock.ts). */
   private claim: TargetClaim | null = null;
+  /** Held while this session's syscall tracepoints are attached (targetLock.ts). */
+  private syscallLock: { close(): void } | null = null;
   private spawned = false;
   private resumed = false;
   private exitStatus: number | null = null;
@@ -144,9 +146,19 @@ export class Session extends EventEmitter {
         }
         this.pid = this.target.pid;
       }
-      this.claim = await TargetClaim.acquire(this.pid);
+      const canShare = this.backend.canShare === true && this.backend.join !== undefined;
       this.backend.onLost((why) => this.end(why, null, true));
-      this.fridaSession = await this.backend.attach(this.pid);
+      // Join the bpftime-ts that owns the target, or own it; an owner that is just leaving
+      // gives the target up, and we claim it again.
+      for (let attempt = 0; this.fridaSession === null; attempt++) {
+        this.claim = await TargetClaim.acquire(this.pid, { pid: canShare ? this.backend.sidecarPid! : process.pid, canShare });
+        if (this.claim.joinSocket === null) {
+          this.fridaSession = await this.backend.attach(this.pid, canShare ? { socket: this.claim.socket, claim: this.claim.file } : undefined);
+          this.claim.shared = canShare;
+        } else {
+          this.fridaSession = await joinWhileOwned(this.backend, this.claim, this.pid, attempt >= 4);
+        }
+      }
       this.fridaSession.onDetached((reason, crash) => {
         const lost = reason === 'connection-terminated' || reason === 'device-lost';
         this.end(lost ? `lost the connection to ${this.label} (${reason})` : reason, crash ? crash.summary : null, lost);
@@ -207,6 +219,11 @@ export class Session extends EventEmitter {
     }
   }
 
+  /** Before syscall programs are loaded: refuses if another session traces this target's syscalls. */
+  async claimSyscalls(): Promise<void> {
+    this.syscallLock ??= await claimSyscalls(this.pid);
+  }
+
   async resume(): Promise<void> {
     if (this.spawned && !this.resumed) {
       this.resumed = true;
@@ -258,7 +275,31 @@ export class Session extends EventEmitter {
         await withTimeout(this.backend.kill(this.pid).catch(() => undefined), 3000);
       }
       this.claim?.release();
+      this.syscallLock?.close();
     })();
     return this.detaching;
+  }
+}
+
+/**
+ * Joins the session that shares `pid`. Its owner claims the target before it attaches and
+ * listens only after, so a CLI started right after it may wait a moment; null once the
+ * owner has gone (the caller claims the target again), the error itself on the last try.
+ */
+async function joinWhileOwned(backend: FridaBackend, claim: TargetClaim, pid: number, last: boolean): Promise<FridaSession | null> {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    try {
+      return await backend.join!(claim.joinSocket!, pid);
+    } catch (e) {
+      // Errors of the attach itself (no such process, permissions) are the answer.
+      if (e instanceof BackendError && e.code !== 'unavailable' && e.code !== 'lost') throw e;
+      if (!claim.ownerStillThere()) {
+        if (last) throw e;
+        return null;
+      }
+      if (Date.now() > end) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }

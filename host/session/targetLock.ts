@@ -3,15 +3,20 @@
 // process each patch the same functions with their own Interceptor, one over the other; as
 // soon as one of them restores "its" original bytes the other's trampolines are gone or
 // restored over (measured: two CLIs on one pid killed the target 5 of 6 runs, whatever the
-// detach order). Until sessions share one Frida runtime, a second session is refused with
-// one clear line before anything is injected, never a crash.
+// detach order). One Frida runtime serves any number of sessions, though: so the first
+// bpftime-ts on a target owns it, and its sidecar shares the runtime on a Unix socket;
+// later CLIs join through that socket (SidecarBackend.join) and get sessions of their own
+// on the same runtime. A backend that cannot share (the npm binding) refuses a second
+// session with one clear line before anything is injected, never a crash.
 //
 // The claim is a file per target (pid + start time, so a reused pid is another target)
-// created with O_EXCL, holding the CLI's pid; a claim whose owner is gone is stale and
-// taken over. A foreign Frida agent (frida, frida-trace, another checkout) is seen in
-// /proc/PID/maps; one that is still being unmapped after a detach gets a moment to go.
+// created with O_EXCL, holding the owner's pid (the sharing sidecar, or the CLI) and the
+// socket; a claim whose owner is gone is stale and taken over. A sharing sidecar removes
+// its claim when its last client leaves. A foreign Frida agent (frida, frida-trace, another
+// checkout) is seen in /proc/PID/maps; one still being unmapped after a detach gets a moment.
 
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { SessionError } from './SessionError';
@@ -50,8 +55,33 @@ export function claimDir(): string {
   return process.env.BPFTIME_TS_CLAIM_DIR ?? path.join(os.tmpdir(), 'bpftime-ts-claims');
 }
 
+export interface ClaimOwner {
+  /** The process whose life the claim follows: a sharing sidecar, or this CLI. */
+  pid: number;
+  canShare: boolean;
+}
+
 export class TargetClaim {
-  private constructor(private readonly file: string) {}
+  /** Once the owner's sidecar shares the target, the claim is the sidecar's to remove. */
+  shared = false;
+
+  private constructor(
+    readonly file: string,
+    private readonly owner: number,
+    /** Set when another bpftime-ts owns the target: join its session through this socket. */
+    readonly joinSocket: string | null,
+  ) {}
+
+  /** For a joining claim: the owner named in it is still the owner, and alive. */
+  ownerStillThere(): boolean {
+    const [ownerText] = readOr(this.file, '').trim().split(' ');
+    return ownerText === String(this.owner) && alive(this.owner);
+  }
+
+  /** Where the owner of this target shares it. */
+  get socket(): string {
+    return `${this.file}.sock`;
+  }
 
   /**
    * Records that our idle agent stays in the target for good (an eternalized wasm-engine
@@ -66,10 +96,11 @@ export class TargetClaim {
   }
 
   /**
-   * Claims `pid` for this process, or throws the SessionError the CLI shows (exit 3).
-   * Waits for the agent of a session that just ended to leave; refuses a live one.
+   * Claims `pid` for `owner`, or finds the bpftime-ts that owns it and can share it, or
+   * throws the SessionError the CLI shows (exit 3). Waits for the agent of a session that
+   * just ended to leave; refuses a foreign one.
    */
-  static async acquire(pid: number): Promise<TargetClaim> {
+  static async acquire(pid: number, owner: ClaimOwner = { pid: process.pid, canShare: false }): Promise<TargetClaim> {
     const started = startTime(pid);
     if (started === null) throw new SessionError(`pid ${pid}: no such process`, 'attach');
     const dir = claimDir();
@@ -84,12 +115,14 @@ export class TargetClaim {
     const file = path.join(dir, `pid-${pid}-${started}`);
     for (let attempt = 0; ; attempt++) {
       try {
-        fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+        fs.writeFileSync(file, `${owner.pid}${owner.canShare ? ` ${file}.sock` : ''}\n`, { flag: 'wx', mode: 0o644 });
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 3) throw claimError(pid, e);
-        const owner = Number.parseInt(readOr(file, ''), 10);
-        if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+        const [ownerText, socket] = readOr(file, '').trim().split(' ');
+        const current = Number.parseInt(ownerText ?? '', 10);
+        if (Number.isInteger(current) && current > 0 && current !== owner.pid && alive(current)) {
+          if (socket && owner.canShare) return new TargetClaim(file, current, socket);
           throw new SessionError(
             `pid ${pid}: already traced by another bpftime-ts (pid ${owner}); one session per process — ` +
               'stop that one first, or load several objects in one session (-o a.bpf.o -o b.bpf.o)',
@@ -103,7 +136,7 @@ export class TargetClaim {
         }
       }
     }
-    const claim = new TargetClaim(file);
+    const claim = new TargetClaim(file, owner.pid, null);
     const end = Date.now() + AGENT_UNMAP_WAIT_MS;
     const residentOk = fs.existsSync(`${file}.resident`);
     while (!residentOk && fridaAgentMapped(pid)) {
@@ -120,10 +153,11 @@ export class TargetClaim {
     return claim;
   }
 
-  /** Gives the target up; safe to call more than once. */
+  /** Gives the target up (unless a sharing sidecar now holds it); safe to call more than once. */
   release(): void {
+    if (this.joinSocket !== null || this.shared) return;
     try {
-      if (readOr(this.file, '').trim() === String(process.pid)) fs.unlinkSync(this.file);
+      if (readOr(this.file, '').trim().split(' ')[0] === String(this.owner)) fs.unlinkSync(this.file);
     } catch {
       /* already gone */
     }
@@ -140,4 +174,32 @@ function readOr(file: string, fallback: string): string {
 
 function claimError(pid: number, e: unknown): SessionError {
   return new SessionError(`pid ${pid}: cannot claim it in ${claimDir()}: ${(e as Error).message}`, 'attach');
+}
+
+/**
+ * Syscall tracepoints cannot be shared between sessions in one process: each session's
+ * agent would follow every thread with its own Stalker (or rewrite the same syscall sites),
+ * and the second one kills the target (measured: 1 of 1). So the first session with syscall
+ * programs holds a lock for the target: an abstract Unix socket (it exists only while this
+ * CLI lives, so a crashed CLI never leaves it behind), and later ones are refused.
+ */
+export async function claimSyscalls(pid: number): Promise<net.Server> {
+  const name = `\0bpftime-ts-syscalls-${pid}-${startTime(pid) ?? 0}`;
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EADDRINUSE') reject(new SessionError(`pid ${pid}: cannot lock its syscall tracepoints: ${e.message}`, 'attach'));
+      else
+        reject(
+          new SessionError(
+            `pid ${pid}: another bpftime-ts session traces its syscalls; syscall tracepoints cannot be shared between ` +
+              'sessions (each thread is followed once) — stop that one first, or load both objects in one session (-o a.bpf.o -o b.bpf.o)',
+            'attach',
+          ),
+        );
+    });
+    server.listen({ path: name }, () => resolve());
+  });
+  server.unref();
+  return server;
 }

@@ -13,7 +13,7 @@
 __attribute__((import_module("env"), import_name("call_helper")))
 extern uint64_t env_call_helper(uint32_t id);
 static uint64_t g_hargs[5];
-EXPORT(vm_helper_args) uint64_t *vm_helper_args(void) { return g_hargs; }
+EXPORT(bpfvm_helper_args) uint64_t *bpfvm_helper_args(void) { return g_hargs; }
 extern unsigned char __heap_base;
 #else
 #include <stdlib.h>
@@ -57,10 +57,10 @@ static volatile uint64_t g_action_val;
 static int32_t g_running, g_in_helper;
 static void *g_scratch;
 static uint32_t g_scratch_size;
-/* The regions and context of the next vm_load (vm_set_load_env). */
+/* The regions and context of the next bpfvm_load (bpfvm_set_load_env). */
 static bpfvm_region_t g_env_regions[BPFVM_MAX_REGIONS];
 static uint32_t g_env_nregions, g_env_ctx_size, g_env_ctx_flags;
-/* The run in progress on this thread: what its helpers may touch (vm_accessible). */
+/* The run in progress on this thread: what its helpers may touch (bpfvm_accessible). */
 typedef struct {
   const prog_t *prog;
   uint64_t ctx, ctx_len, fp;
@@ -92,7 +92,7 @@ static void sys_free(void *p) { free(p); }
 void *bpfvm_sys_alloc(uint32_t bytes) { return sys_alloc(bytes); }
 void bpfvm_sys_free(void *p) { if (p) sys_free(p); }
 
-EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
+EXPORT(bpfvm_init) int32_t bpfvm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   ro_bytes = (ro_bytes + 4095u) & ~4095u;
   rw_bytes = (rw_bytes + 4095u) & ~4095u;
   if (rw_bytes < BPFVM_STACK_BYTES + 4096u) rw_bytes = BPFVM_STACK_BYTES + 4096u;
@@ -123,14 +123,14 @@ EXPORT(vm_init) int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   return 0;
 }
 
-EXPORT(vm_register_helper) void vm_register_helper(uint32_t id) {
+EXPORT(bpfvm_register_helper) void bpfvm_register_helper(uint32_t id) {
   if (id < BPFVM_MAX_HELPERS) g_helper_ok[id] = 1;
 }
 
 #ifndef __wasm__
-/* Frees everything vm_init and vm_load allocated, so a host that unloads the native build
+/* Frees everything bpfvm_init and bpfvm_load allocated, so a host that unloads the native build
  * (the Frida agent at detach) leaves nothing of the VM behind in the target. */
-void vm_fini(void) {
+void bpfvm_fini(void) {
   bpfvm_hash_maps_free();
   for (uint32_t i = 0; i < g_nprogs; i++) sys_free(g_progs[i].code), sys_free(g_progs[i].regions);
   g_nprogs = 0;
@@ -143,7 +143,7 @@ void vm_fini(void) {
 }
 #endif
 
-EXPORT(vm_scratch) void *vm_scratch(uint32_t bytes) {
+EXPORT(bpfvm_scratch) void *bpfvm_scratch(uint32_t bytes) {
   if (bytes > g_scratch_size) {
     sys_free(g_scratch);
     g_scratch = sys_alloc(bytes);
@@ -152,36 +152,36 @@ EXPORT(vm_scratch) void *vm_scratch(uint32_t bytes) {
   return g_scratch;
 }
 
-EXPORT(vm_set_budget) void vm_set_budget(uint64_t budget) { g_budget = budget; }
-EXPORT(vm_result) uint64_t vm_result(void) { return g_result; }
-EXPORT(vm_insn_count) uint64_t vm_insn_count(void) { return g_insns; }
-EXPORT(vm_fault_pc) uint32_t vm_fault_pc(void) { return g_fault_pc; }
-EXPORT(vm_fault_addr) uint64_t vm_fault_addr(void) { return g_fault_addr; }
+EXPORT(bpfvm_set_budget) void bpfvm_set_budget(uint64_t budget) { g_budget = budget; }
+EXPORT(bpfvm_result) uint64_t bpfvm_result(void) { return g_result; }
+EXPORT(bpfvm_insn_count) uint64_t bpfvm_insn_count(void) { return g_insns; }
+EXPORT(bpfvm_fault_pc) uint32_t bpfvm_fault_pc(void) { return g_fault_pc; }
+EXPORT(bpfvm_fault_addr) uint64_t bpfvm_fault_addr(void) { return g_fault_addr; }
 void bpfvm_set_fault(uint32_t pc, uint64_t addr) {
   g_fault_pc = pc;
   g_fault_addr = addr;
 }
-EXPORT(vm_err_pc) uint32_t vm_err_pc(void) { return g_err_pc; }
-EXPORT(vm_err_msg) const char *vm_err_msg(void) { return g_err_msg; }
-EXPORT(vm_ro_lo) uint32_t vm_ro_lo(void) { return (uint32_t)g_ro_lo; }
-EXPORT(vm_rw_lo) uint32_t vm_rw_lo(void) { return (uint32_t)g_rw_lo; }
-EXPORT(vm_rw_hi) uint32_t vm_rw_hi(void) { return (uint32_t)g_rw_hi; }
-EXPORT(vm_alloc_start) uint32_t vm_alloc_start(void) { return (uint32_t)g_rw_lo + BPFVM_STACK_BYTES; }
-EXPORT(vm_prog_count) uint32_t vm_prog_count(void) { return g_nprogs; }
-EXPORT(vm_request_tail_call) void vm_request_tail_call(uint32_t handle) {
+EXPORT(bpfvm_err_pc) uint32_t bpfvm_err_pc(void) { return g_err_pc; }
+EXPORT(bpfvm_err_msg) const char *bpfvm_err_msg(void) { return g_err_msg; }
+EXPORT(bpfvm_ro_lo) uint32_t bpfvm_ro_lo(void) { return (uint32_t)g_ro_lo; }
+EXPORT(bpfvm_rw_lo) uint32_t bpfvm_rw_lo(void) { return (uint32_t)g_rw_lo; }
+EXPORT(bpfvm_rw_hi) uint32_t bpfvm_rw_hi(void) { return (uint32_t)g_rw_hi; }
+EXPORT(bpfvm_alloc_start) uint32_t bpfvm_alloc_start(void) { return (uint32_t)g_rw_lo + BPFVM_STACK_BYTES; }
+EXPORT(bpfvm_prog_count) uint32_t bpfvm_prog_count(void) { return g_nprogs; }
+EXPORT(bpfvm_request_tail_call) void bpfvm_request_tail_call(uint32_t handle) {
   g_action = BPFVM_ACT_TAIL;
   g_action_val = handle;
 }
-EXPORT(vm_request_exit) void vm_request_exit(uint64_t r0) {
+EXPORT(bpfvm_request_exit) void bpfvm_request_exit(uint64_t r0) {
   g_action = BPFVM_ACT_EXIT;
   g_action_val = r0;
 }
-EXPORT(vm_request_fault) void vm_request_fault(void) {
+EXPORT(bpfvm_request_fault) void bpfvm_request_fault(void) {
   g_action = BPFVM_ACT_FAULT;
   g_action_val = 0;
 }
-EXPORT(vm_in_helper) int32_t vm_in_helper(void) { return g_in_helper; }
-EXPORT(vm_reset_after_trap) void vm_reset_after_trap(void) {
+EXPORT(bpfvm_in_helper) int32_t bpfvm_in_helper(void) { return g_in_helper; }
+EXPORT(bpfvm_reset_after_trap) void bpfvm_reset_after_trap(void) {
   g_running = 0;
   g_in_helper = 0;
   g_action = 0;
@@ -246,7 +246,7 @@ static int check_dst_write(uint32_t pc, uint32_t dst) {
   return 0;
 }
 
-EXPORT(vm_load) int32_t vm_load(const uint64_t *raw, uint32_t n) {
+EXPORT(bpfvm_load) int32_t bpfvm_load(const uint64_t *raw, uint32_t n) {
   uint32_t pc = 0;
   if (g_nprogs >= BPFVM_MAX_PROGS) FAIL("too many programs loaded");
   if (n == 0) FAIL("empty program");
@@ -514,8 +514,8 @@ out:
 #undef BAD
 }
 
-EXPORT(vm_set_load_env)
-int32_t vm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_size, uint32_t ctx_flags) {
+EXPORT(bpfvm_set_load_env)
+int32_t bpfvm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_size, uint32_t ctx_flags) {
   if (n > BPFVM_MAX_REGIONS) return -1;
   for (uint32_t i = 0; i < n; i++) {
     const bpfvm_region_t *r = &regions[i];
@@ -556,16 +556,16 @@ static int owned(const prog_t *p, uint64_t base, uint64_t a, uint64_t len, int w
   return 0;
 }
 
-EXPORT(vm_accessible) int32_t vm_accessible(uint64_t addr, uint64_t len, uint32_t write) {
+EXPORT(bpfvm_accessible) int32_t bpfvm_accessible(uint64_t addr, uint64_t len, uint32_t write) {
   if (g_running && g_in_helper && g_run.rec_len && addr >= g_run.rec && addr - g_run.rec <= g_run.rec_len && len <= g_run.rec_len - (addr - g_run.rec))
     return 1;
   if (g_running && g_in_helper && g_run.prog) return owned(g_run.prog, addr, addr, len, (int)write, g_run.fp, g_run.ctx, g_run.ctx_len);
   uint64_t lo = write ? g_rw_lo : g_ro_lo;
   return addr >= lo && addr <= g_rw_hi && len <= g_rw_hi - addr;
 }
-EXPORT(vm_accessible32) int32_t vm_accessible32(uint32_t addr, uint32_t len, uint32_t write) { return vm_accessible(addr, len, write); }
-EXPORT(vm_fault_check) uint32_t vm_fault_check(void) { return g_fault_check; }
-EXPORT(vm_fault_region) uint32_t vm_fault_region(void) { return g_fault_region; }
+EXPORT(bpfvm_accessible32) int32_t bpfvm_accessible32(uint32_t addr, uint32_t len, uint32_t write) { return bpfvm_accessible(addr, len, write); }
+EXPORT(bpfvm_fault_check) uint32_t bpfvm_fault_check(void) { return g_fault_check; }
+EXPORT(bpfvm_fault_region) uint32_t bpfvm_fault_region(void) { return g_fault_region; }
 
 /* Whether map `handle` belongs to the running program's object (always, for programs loaded
  * without regions: the VM then knows no maps to tell apart). */
@@ -585,8 +585,8 @@ typedef struct {
 } array_map_t;
 static array_map_t g_array_maps[BPFVM_MAX_ARRAY_MAPS];
 
-EXPORT(vm_register_array_map)
-int32_t vm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, uint32_t max) {
+EXPORT(bpfvm_register_array_map)
+int32_t bpfvm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, uint32_t max) {
   if (g_narray_maps >= BPFVM_MAX_ARRAY_MAPS) return -1;
   if ((uint64_t)base < g_ro_lo || (uint64_t)base + (uint64_t)stride * max > g_rw_hi) return -2;
   g_array_maps[g_narray_maps++] = (array_map_t){handle, base, stride, max};
@@ -597,7 +597,7 @@ int32_t vm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, u
 static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
   for (uint32_t i = 0; i < g_narray_maps; i++) {
     if (g_array_maps[i].handle != map) continue;
-    if (!vm_accessible(key, 4, 0)) return 0; /* the host helper reports the bad key */
+    if (!bpfvm_accessible(key, 4, 0)) return 0; /* the host helper reports the bad key */
     uint32_t idx;
     __builtin_memcpy(&idx, HP(key), 4);
     *out = idx < g_array_maps[i].max ? (uint64_t)g_array_maps[i].base + (uint64_t)idx * g_array_maps[i].stride : 0;
@@ -607,7 +607,7 @@ static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
 }
 
 #ifndef __wasm__
-/* Where bpf_override_return writes {1, value} during a vm_run_with_override (else the host's helper runs). */
+/* Where bpf_override_return writes {1, value} during a bpfvm_run_with_override (else the host's helper runs). */
 __thread int64_t *bpfvm_override;
 #endif
 
@@ -1063,5 +1063,5 @@ done:
 }
 
 #ifdef __wasm__
-EXPORT(vm_run) int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) { return bpfvm_run_program(handle, ctx, ctx_len); }
+EXPORT(bpfvm_run) int32_t bpfvm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) { return bpfvm_run_program(handle, ctx, ctx_len); }
 #endif

@@ -58,56 +58,56 @@ enum bpfvm_action { BPFVM_ACT_NONE = 0, BPFVM_ACT_TAIL = 1, BPFVM_ACT_EXIT = 2, 
 typedef uint64_t (*bpfvm_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn);
 uint8_t *bpfvm_host_ptr(uint64_t vaddr);
-void vm_fini(void);
+void bpfvm_fini(void);
 /* Copies ctx_len bytes from host memory `src` to VM address `ctx` and runs the program, both
  * under the run lock, for hooks that run programs from native code on any thread. */
-int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len);
-/* vm_run_with_ctx where bpf_override_return stores {1, value} at `override` (int64[2]). */
-int32_t vm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override);
-/* Runs counted by vm_run_with_ctx for `handle`. */
-uint64_t vm_native_hits(uint32_t handle);
+int32_t bpfvm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len);
+/* bpfvm_run_with_ctx where bpf_override_return stores {1, value} at `override` (int64[2]). */
+int32_t bpfvm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override);
+/* Runs counted by bpfvm_run_with_ctx for `handle`. */
+uint64_t bpfvm_native_hits(uint32_t handle);
 /* Installs the C version of helper `id` (ktime, CPU, pid/tid, uid/gid, comm,
  * probe_read_user(_str)); 0 when there is none. */
 int32_t bpfvm_use_builtin_helper(uint32_t id);
 /* BPF_MAP_TYPE_HASH resolved inside the VM (lookup, update, delete from programs), values
  * at VM address `values` (max * round8(value_size) bytes). See bpfvm.c. */
-int32_t vm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_size, uint32_t max, uint64_t values);
-int64_t vm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8_t *value, uint64_t flags);
-int32_t vm_hash_entries(uint64_t handle, uint8_t *keys_out, uint32_t *slots_out, uint32_t max_out);
+int32_t bpfvm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_size, uint32_t max, uint64_t values);
+int64_t bpfvm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8_t *value, uint64_t flags);
+int32_t bpfvm_hash_entries(uint64_t handle, uint8_t *keys_out, uint32_t *slots_out, uint32_t max_out);
 #endif
 
 /* Shared API (exported from wasm as vm_*). */
-int32_t vm_init(uint32_t ro_bytes, uint32_t rw_bytes);
-void vm_register_helper(uint32_t id);
-int32_t vm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, uint32_t max);
-void *vm_scratch(uint32_t bytes);
-int32_t vm_load(const uint64_t *raw, uint32_t n_insns);
-int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len);
-void vm_set_budget(uint64_t budget);
-uint64_t vm_result(void);
-uint64_t vm_insn_count(void);
-uint32_t vm_fault_pc(void);
-uint64_t vm_fault_addr(void);
-uint32_t vm_err_pc(void);
-const char *vm_err_msg(void);
-uint32_t vm_ro_lo(void);
-uint32_t vm_rw_lo(void);
-uint32_t vm_rw_hi(void);
-uint32_t vm_alloc_start(void);
-uint32_t vm_prog_count(void);
-void vm_request_tail_call(uint32_t handle);
-void vm_request_exit(uint64_t r0);
-void vm_request_fault(void);
-int32_t vm_in_helper(void);
-void vm_reset_after_trap(void);
-/* The regions and context of the next vm_load (copied); n = 0: stack and context only. */
-int32_t vm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_size, uint32_t ctx_flags);
+int32_t bpfvm_init(uint32_t ro_bytes, uint32_t rw_bytes);
+void bpfvm_register_helper(uint32_t id);
+int32_t bpfvm_register_array_map(uint64_t handle, uint32_t base, uint32_t stride, uint32_t max);
+void *bpfvm_scratch(uint32_t bytes);
+int32_t bpfvm_load(const uint64_t *raw, uint32_t n_insns);
+int32_t bpfvm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len);
+void bpfvm_set_budget(uint64_t budget);
+uint64_t bpfvm_result(void);
+uint64_t bpfvm_insn_count(void);
+uint32_t bpfvm_fault_pc(void);
+uint64_t bpfvm_fault_addr(void);
+uint32_t bpfvm_err_pc(void);
+const char *bpfvm_err_msg(void);
+uint32_t bpfvm_ro_lo(void);
+uint32_t bpfvm_rw_lo(void);
+uint32_t bpfvm_rw_hi(void);
+uint32_t bpfvm_alloc_start(void);
+uint32_t bpfvm_prog_count(void);
+void bpfvm_request_tail_call(uint32_t handle);
+void bpfvm_request_exit(uint64_t r0);
+void bpfvm_request_fault(void);
+int32_t bpfvm_in_helper(void);
+void bpfvm_reset_after_trap(void);
+/* The regions and context of the next bpfvm_load (copied); n = 0: stack and context only. */
+int32_t bpfvm_set_load_env(const bpfvm_region_t *regions, uint32_t n, uint32_t ctx_size, uint32_t ctx_flags);
 /* Whether the running program may touch [addr, addr + len) (helpers check their buffers
  * with it); outside a run, whether it lies in the arena (readable, or writable). */
-int32_t vm_accessible(uint64_t addr, uint64_t len, uint32_t write);
-int32_t vm_accessible32(uint32_t addr, uint32_t len, uint32_t write); /* for JavaScript: no BigInt */
+int32_t bpfvm_accessible(uint64_t addr, uint64_t len, uint32_t write);
+int32_t bpfvm_accessible32(uint32_t addr, uint32_t len, uint32_t write); /* for JavaScript: no BigInt */
 /* After a memory fault: the check that failed (enum bpfvm_check in bpfvm_internal.h) and its region. */
-uint32_t vm_fault_check(void);
-uint32_t vm_fault_region(void);
+uint32_t bpfvm_fault_check(void);
+uint32_t bpfvm_fault_region(void);
 
 #endif

@@ -90,8 +90,8 @@ extern uint32_t bpfvm_nhash_maps;
 int bpfvm_hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t *out);
 void bpfvm_hash_maps_free(void);
 /* Whether the running program (or, outside a run, the arena) allows [addr, addr + len). */
-static inline int vm_readable(uint64_t addr, uint64_t len) { return vm_accessible(addr, len, 0); }
-static inline int vm_writable(uint64_t addr, uint64_t len) { return vm_accessible(addr, len, 1); }
+static inline int vm_readable(uint64_t addr, uint64_t len) { return bpfvm_accessible(addr, len, 0); }
+static inline int vm_writable(uint64_t addr, uint64_t len) { return bpfvm_accessible(addr, len, 1); }
 #else
 #define HP(a) ((uint8_t *)(uintptr_t)(a))
 #endif

@@ -7,7 +7,7 @@
  * BPF_MAP_TYPE_HASH with its index in C, so programs' lookup/update/delete never leave the
  * VM. Values live in the arena (preallocated, max_entries slots, as the kernel's default
  * hash maps), keys and the open-addressing index in the host heap. Programs reach them
- * through call_helper under the run lock; the host through vm_hash_* below, which take it. */
+ * through call_helper under the run lock; the host through bpfvm_hash_* below, which take it. */
 typedef struct {
   uint64_t handle;
   uint32_t key_size, value_size, stride, max;
@@ -127,7 +127,7 @@ int bpfvm_hash_helper(uint32_t id, uint64_t map, uint64_t key, uint64_t value, u
   return 1;
 }
 
-int32_t vm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_size, uint32_t max, uint64_t values) {
+int32_t bpfvm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_size, uint32_t max, uint64_t values) {
   if (bpfvm_nhash_maps >= BPFVM_MAX_ARRAY_MAPS || !key_size || !value_size || !max) return -1;
   uint32_t stride = (value_size + 7u) & ~7u;
   if (!vm_writable(values, (uint64_t)stride * max)) return -2;
@@ -150,7 +150,7 @@ int32_t vm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_
 
 /* Host side, under the run lock: op 1 lookup (returns the value's VM address or 0),
  * 2 update (value from host memory), 3 delete; -EINVAL (-22) for an unknown map. */
-int64_t vm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8_t *value, uint64_t flags) {
+int64_t bpfvm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8_t *value, uint64_t flags) {
   int64_t r = -22;
   pthread_mutex_lock(&bpfvm_run_lock);
   hash_map_t *m = hash_map(handle);
@@ -161,7 +161,7 @@ int64_t vm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8
 
 /* Host side: copies up to `max_out` (key, slot) pairs of live entries, in slot order, into
  * keys_out (key_size each) and slots_out; returns how many. */
-int32_t vm_hash_entries(uint64_t handle, uint8_t *keys_out, uint32_t *slots_out, uint32_t max_out) {
+int32_t bpfvm_hash_entries(uint64_t handle, uint8_t *keys_out, uint32_t *slots_out, uint32_t max_out) {
   int32_t n = 0;
   pthread_mutex_lock(&bpfvm_run_lock);
   hash_map_t *m = hash_map(handle);

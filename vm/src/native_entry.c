@@ -8,7 +8,7 @@
  * started from inside a helper is refused by g_running as in the wasm build, not deadlocked. */
 pthread_mutex_t bpfvm_run_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
-int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
+int32_t bpfvm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
   pthread_mutex_lock(&bpfvm_run_lock);
   int32_t st = bpfvm_run_program(handle, ctx, ctx_len);
   pthread_mutex_unlock(&bpfvm_run_lock);
@@ -16,7 +16,7 @@ int32_t vm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
 }
 
 
-int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len) {
+int32_t bpfvm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len) {
   int32_t st;
   pthread_mutex_lock(&bpfvm_run_lock);
   if (!vm_writable(ctx, ctx_len)) {
@@ -31,12 +31,12 @@ int32_t vm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t
   return st;
 }
 
-uint64_t vm_native_hits(uint32_t handle) { return handle < BPFVM_MAX_PROGS ? bpfvm_native_hits_tab[handle] : 0; }
+uint64_t bpfvm_native_hits(uint32_t handle) { return handle < BPFVM_MAX_PROGS ? bpfvm_native_hits_tab[handle] : 0; }
 
-/* vm_run_with_ctx where bpf_override_return is allowed: it stores {1, value} at `override`. */
-int32_t vm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override) {
+/* bpfvm_run_with_ctx where bpf_override_return is allowed: it stores {1, value} at `override`. */
+int32_t bpfvm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override) {
   bpfvm_override = override;
-  int32_t st = vm_run_with_ctx(handle, ctx, src, ctx_len);
+  int32_t st = bpfvm_run_with_ctx(handle, ctx, src, ctx_len);
   bpfvm_override = 0;
   return st;
 }

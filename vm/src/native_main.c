@@ -4,7 +4,7 @@
  * Each input line is one job (blank lines and lines starting with '#' are ignored):
  *   run   CODEHEX MEMHEX|- [BUDGET]      -> "ok R0 INSNS" | "fault KIND PC ADDR" | "load PC MESSAGE"
  *   bench CODEHEX MEMHEX|- REPEAT [BUDGET] -> "bench R0 INSNS_PER_RUN NS_TOTAL" (or fault/load as above)
- *   hash  KS VS MAX OPSHEX               -> the C hash map (hashmap.c) through vm_hash_op: each op
+ *   hash  KS VS MAX OPSHEX               -> the C hash map (hashmap.c) through bpfvm_hash_op: each op
  *         is 2 bytes (1 lookup, 2 update, 3 delete; flags) + key + value; prints one result per
  *         op ("-" or the value's hex for lookups, else the return code), then "n=ENTRIES"
  *   iso   CODEHEX MEMHEX|- [BUDGET]      -> as run, then " changed=N": the isolation fuzz layout
@@ -24,10 +24,10 @@
 static uint32_t g_ro = 65536, g_rw = 65536;
 
 static int in_rw(uint64_t a, uint64_t len) {
-  return a >= vm_rw_lo() && a <= vm_rw_hi() && len <= vm_rw_hi() - a;
+  return a >= bpfvm_rw_lo() && a <= bpfvm_rw_hi() && len <= bpfvm_rw_hi() - a;
 }
 static int in_any(uint64_t a, uint64_t len) {
-  return a >= vm_ro_lo() && a <= vm_rw_hi() && len <= vm_rw_hi() - a;
+  return a >= bpfvm_ro_lo() && a <= bpfvm_rw_hi() && len <= bpfvm_rw_hi() - a;
 }
 
 static uint64_t h_gather(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
@@ -35,7 +35,7 @@ static uint64_t h_gather(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_
 }
 static uint64_t h_memfrob(uint64_t p, uint64_t len, uint64_t c, uint64_t d, uint64_t e) {
   (void)c; (void)d; (void)e;
-  if (!in_rw(p, len)) { vm_request_fault(); return 0; }
+  if (!in_rw(p, len)) { bpfvm_request_fault(); return 0; }
   uint8_t *q = bpfvm_host_ptr(p);
   for (uint64_t i = 0; i < len; i++) q[i] ^= 42;
   return 0;
@@ -59,7 +59,7 @@ static uint64_t h_sqrti(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t
 static uint64_t h_strcmp(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
   (void)c; (void)d; (void)e;
   for (uint64_t i = 0;; i++) {
-    if (!in_any(a + i, 1) || !in_any(b + i, 1)) { vm_request_fault(); return 0; }
+    if (!in_any(a + i, 1) || !in_any(b + i, 1)) { bpfvm_request_fault(); return 0; }
     uint8_t x = *bpfvm_host_ptr(a + i), y = *bpfvm_host_ptr(b + i);
     if (x != y) return (uint64_t)(int64_t)((int)x - (int)y);
     if (!x) return 0;
@@ -67,7 +67,7 @@ static uint64_t h_strcmp(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_
 }
 static uint64_t h_unwind(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
   (void)b; (void)c; (void)d; (void)e;
-  if (a == 0) vm_request_exit(0);
+  if (a == 0) bpfvm_request_exit(0);
   return a;
 }
 
@@ -116,7 +116,7 @@ static double now_ns(void) {
 static uint64_t g_iso_base;
 static uint64_t h_iso_lookup(uint64_t map, uint64_t key, uint64_t c, uint64_t d, uint64_t e) {
   (void)c; (void)d; (void)e;
-  if (!vm_accessible(key, 4, 0)) return 0;
+  if (!bpfvm_accessible(key, 4, 0)) return 0;
   uint32_t k;
   memcpy(&k, bpfvm_host_ptr(key), 4);
   if (map == 1 && k < 2) return g_iso_base + ISO_A + 32u * k;
@@ -124,7 +124,7 @@ static uint64_t h_iso_lookup(uint64_t map, uint64_t key, uint64_t c, uint64_t d,
   return 0;
 }
 static int iso_allowed(uint64_t a, uint64_t ctx, uint64_t mlen) {
-  if (a >= vm_rw_lo() && a < vm_alloc_start()) return 1; /* the stack */
+  if (a >= bpfvm_rw_lo() && a < bpfvm_alloc_start()) return 1; /* the stack */
   if (a >= ctx && a < ctx + mlen) return 1;
   uint64_t o = a - g_iso_base;
   if (o >= ISO_A && o < ISO_A + 64 && (o - ISO_A) % 32 < 16) return 1;
@@ -142,70 +142,70 @@ static void job(int bench, char *code_hex, char *mem_hex, long repeat, uint64_t 
     free(code); free(mem);
     return;
   }
-  if (vm_init(g_ro, g_rw) != 0) { printf("error init\n"); exit(2); }
+  if (bpfvm_init(g_ro, g_rw) != 0) { printf("error init\n"); exit(2); }
   static const bpfvm_helper_fn fns[6] = {h_gather, h_memfrob, h_noop, h_sqrti, h_strcmp, h_unwind};
-  for (uint32_t i = 0; i < 6; i++) { vm_register_helper(i); bpfvm_set_helper_fn(i, fns[i]); }
-  vm_set_budget(budget);
+  for (uint32_t i = 0; i < 6; i++) { bpfvm_register_helper(i); bpfvm_set_helper_fn(i, fns[i]); }
+  bpfvm_set_budget(budget);
   uint64_t *raw = malloc(clen + 8);
   memcpy(raw, code, clen);
-  g_iso_base = (vm_alloc_start() + 7u) & ~7u;
+  g_iso_base = (bpfvm_alloc_start() + 7u) & ~7u;
   if (iso) {
     bpfvm_region_t regions[2] = {
         {1, (uint32_t)g_iso_base + ISO_A, 64, 32, 16, BPFVM_REGION_VALUES, 0},
         {2, (uint32_t)g_iso_base + ISO_B, 8, 8, 8, BPFVM_REGION_VALUES, 0},
     };
-    vm_set_load_env(regions, 2, 0, 0);
+    bpfvm_set_load_env(regions, 2, 0, 0);
     bpfvm_set_helper_fn(1, h_iso_lookup);
-    memset(bpfvm_host_ptr(vm_alloc_start()), 0xa5, vm_rw_hi() - vm_alloc_start());
+    memset(bpfvm_host_ptr(bpfvm_alloc_start()), 0xa5, bpfvm_rw_hi() - bpfvm_alloc_start());
     memset(bpfvm_host_ptr(g_iso_base + ISO_A), 0, 64);
     memset(bpfvm_host_ptr(g_iso_base + ISO_B), 0, 8);
   }
-  int32_t h = vm_load(raw, (uint32_t)(clen / 8));
+  int32_t h = bpfvm_load(raw, (uint32_t)(clen / 8));
   free(raw);
   free(code);
   if (h < 0) {
-    printf("load %u %s\n", vm_err_pc(), vm_err_msg());
+    printf("load %u %s\n", bpfvm_err_pc(), bpfvm_err_msg());
     free(mem);
     return;
   }
   uint64_t ctx = 0;
   if (mem && mlen) {
-    ctx = (vm_alloc_start() + 7u) & ~7u;
+    ctx = (bpfvm_alloc_start() + 7u) & ~7u;
     if (!in_rw(ctx, mlen)) { printf("error mem too large\n"); free(mem); return; }
     memcpy(bpfvm_host_ptr(ctx), mem, mlen);
   }
   uint8_t *snap = NULL;
-  size_t rw_len = vm_rw_hi() - vm_ro_lo();
+  size_t rw_len = bpfvm_rw_hi() - bpfvm_ro_lo();
   if (iso) {
     snap = malloc(rw_len);
-    memcpy(snap, bpfvm_host_ptr(vm_ro_lo()), rw_len);
+    memcpy(snap, bpfvm_host_ptr(bpfvm_ro_lo()), rw_len);
   }
   double t0 = now_ns();
   int st = 0;
   long i;
   for (i = 0; i < (bench ? repeat : 1); i++) {
-    st = vm_run((uint32_t)h, ctx, mlen);
+    st = bpfvm_run((uint32_t)h, ctx, mlen);
     if (st) break;
   }
   double t1 = now_ns();
   if (iso) {
-    const uint8_t *now = bpfvm_host_ptr(vm_ro_lo());
+    const uint8_t *now = bpfvm_host_ptr(bpfvm_ro_lo());
     unsigned long changed = 0;
     for (size_t i = 0; i < rw_len; i++)
-      if (now[i] != snap[i] && !iso_allowed(vm_ro_lo() + i, ctx, mlen)) changed++;
+      if (now[i] != snap[i] && !iso_allowed(bpfvm_ro_lo() + i, ctx, mlen)) changed++;
     free(snap);
-    if (st) printf("fault %s %u %llu changed=%lu\n", kind_name(st), vm_fault_pc(), (unsigned long long)vm_fault_addr(), changed);
-    else printf("ok %llu %llu changed=%lu\n", (unsigned long long)vm_result(), (unsigned long long)vm_insn_count(), changed);
-  } else if (st) printf("fault %s %u %llu\n", kind_name(st), vm_fault_pc(), (unsigned long long)vm_fault_addr());
-  else if (bench) printf("bench %llu %llu %.0f\n", (unsigned long long)vm_result(), (unsigned long long)vm_insn_count(), t1 - t0);
-  else printf("ok %llu %llu\n", (unsigned long long)vm_result(), (unsigned long long)vm_insn_count());
+    if (st) printf("fault %s %u %llu changed=%lu\n", kind_name(st), bpfvm_fault_pc(), (unsigned long long)bpfvm_fault_addr(), changed);
+    else printf("ok %llu %llu changed=%lu\n", (unsigned long long)bpfvm_result(), (unsigned long long)bpfvm_insn_count(), changed);
+  } else if (st) printf("fault %s %u %llu\n", kind_name(st), bpfvm_fault_pc(), (unsigned long long)bpfvm_fault_addr());
+  else if (bench) printf("bench %llu %llu %.0f\n", (unsigned long long)bpfvm_result(), (unsigned long long)bpfvm_insn_count(), t1 - t0);
+  else printf("ok %llu %llu\n", (unsigned long long)bpfvm_result(), (unsigned long long)bpfvm_insn_count());
   free(mem);
 }
 
 static void hash_job(uint32_t ks, uint32_t vs, uint32_t max, const char *ops_hex) {
   size_t n = 0;
   uint8_t *ops = unhex(ops_hex, &n);
-  if (!ops || vm_init(g_ro, g_rw) != 0 || vm_register_hash_map(7, ks, vs, max, vm_alloc_start()) != 0) {
+  if (!ops || bpfvm_init(g_ro, g_rw) != 0 || bpfvm_register_hash_map(7, ks, vs, max, bpfvm_alloc_start()) != 0) {
     printf("error hash setup\n");
     free(ops);
     return;
@@ -213,7 +213,7 @@ static void hash_job(uint32_t ks, uint32_t vs, uint32_t max, const char *ops_hex
   size_t step = 2 + ks + vs;
   for (size_t i = 0; i + step <= n; i += step) {
     const uint8_t *key = ops + i + 2, *value = key + ks;
-    int64_t r = vm_hash_op(7, ops[i], key, value, ops[i + 1]);
+    int64_t r = bpfvm_hash_op(7, ops[i], key, value, ops[i + 1]);
     if (ops[i] != 1) printf("%lld ", (long long)r);
     else if (r == 0) printf("- ");
     else {
@@ -224,7 +224,7 @@ static void hash_job(uint32_t ks, uint32_t vs, uint32_t max, const char *ops_hex
   }
   uint8_t *keys = malloc((size_t)ks * max + 1);
   uint32_t *slots = malloc(sizeof(uint32_t) * max + 4);
-  printf("n=%d\n", vm_hash_entries(7, keys, slots, max));
+  printf("n=%d\n", bpfvm_hash_entries(7, keys, slots, max));
   free(keys), free(slots), free(ops);
 }
 

@@ -79,7 +79,7 @@ const REGION_FLAGS = { readOnly: 1, values: 2, ringbuf: 4 } as const;
 /** enum bpfvm_check (vm/src/bpfvm_internal.h): which run-time check failed. */
 const CHECK_NULL = 1, CHECK_STACK = 2, CHECK_CTX = 3, CHECK_ELEM = 4, CHECK_OWNED = 5, CHECK_RECORD = 7;
 
-/** The regions as the C struct array vm_set_load_env takes. */
+/** The regions as the C struct array bpfvm_set_load_env takes. */
 export function encodeRegions(regions: readonly VmRegion[]): Uint8Array {
   const out = new Uint8Array(Math.max(8, regions.length * REGION_BYTES));
   const dv = new DataView(out.buffer);
@@ -104,35 +104,35 @@ export function encodeRegions(regions: readonly VmRegion[]): Uint8Array {
 export interface VmCore {
   /** Memory indexed by VM address (only the arena [roLo, rwHi) is ever touched). */
   buffer(): ArrayBuffer;
-  vm_init(ro: number, rw: number): number;
-  vm_register_helper(id: number): void;
-  vm_register_array_map(handle: bigint, base: number, stride: number, max: number): number;
+  bpfvm_init(ro: number, rw: number): number;
+  bpfvm_register_helper(id: number): void;
+  bpfvm_register_array_map(handle: bigint, base: number, stride: number, max: number): number;
   /** Copies `prog` (n instructions) into the core and validates it: handle, or negative. */
   loadProgram(prog: Uint8Array, n: number): number;
   /** The load error message after loadProgram failed. */
   errorMessage(): string;
-  /** vm_set_load_env: the regions (encodeRegions) and context of the next loadProgram; 0 or negative. */
+  /** bpfvm_set_load_env: the regions (encodeRegions) and context of the next loadProgram; 0 or negative. */
   setLoadEnv(regions: Uint8Array, n: number, ctxSize: number, ctxFlags: number): number;
-  /** vm_accessible32: may the running program (inside a helper) touch [addr, addr + len)? */
-  vm_accessible32(addr: number, len: number, write: number): number;
-  vm_fault_check(): number;
-  vm_fault_region(): number;
-  vm_run(handle: number, ctx: bigint, len: bigint): number;
-  vm_set_budget(b: bigint): void;
-  vm_result(): bigint;
-  vm_insn_count(): bigint;
-  vm_fault_pc(): number;
-  vm_fault_addr(): bigint;
-  vm_err_pc(): number;
-  vm_ro_lo(): number;
-  vm_rw_lo(): number;
-  vm_rw_hi(): number;
-  vm_alloc_start(): number;
-  vm_prog_count(): number;
-  vm_request_tail_call(h: number): void;
-  vm_request_exit(r0: bigint): void;
-  vm_in_helper(): number;
-  vm_reset_after_trap(): void;
+  /** bpfvm_accessible32: may the running program (inside a helper) touch [addr, addr + len)? */
+  bpfvm_accessible32(addr: number, len: number, write: number): number;
+  bpfvm_fault_check(): number;
+  bpfvm_fault_region(): number;
+  bpfvm_run(handle: number, ctx: bigint, len: bigint): number;
+  bpfvm_set_budget(b: bigint): void;
+  bpfvm_result(): bigint;
+  bpfvm_insn_count(): bigint;
+  bpfvm_fault_pc(): number;
+  bpfvm_fault_addr(): bigint;
+  bpfvm_err_pc(): number;
+  bpfvm_ro_lo(): number;
+  bpfvm_rw_lo(): number;
+  bpfvm_rw_hi(): number;
+  bpfvm_alloc_start(): number;
+  bpfvm_prog_count(): number;
+  bpfvm_request_tail_call(h: number): void;
+  bpfvm_request_exit(r0: bigint): void;
+  bpfvm_in_helper(): number;
+  bpfvm_reset_after_trap(): void;
 }
 
 /** Builds a core that calls back into `helpers` (indexed by helper id) when programs call them. */
@@ -191,13 +191,13 @@ export class BpfVm {
     this.exp = factory(this.helpers);
     const ro = opts.roArenaBytes ?? 4 << 20;
     const rw = opts.rwArenaBytes ?? 16 << 20;
-    const rc = this.exp.vm_init(ro, rw);
-    if (rc !== 0) throw new Error(`bpfvm: vm_init failed (${rc})`);
-    this.roLo = this.exp.vm_ro_lo();
-    this.rwLo = this.exp.vm_rw_lo();
-    this.rwHi = this.exp.vm_rw_hi();
+    const rc = this.exp.bpfvm_init(ro, rw);
+    if (rc !== 0) throw new Error(`bpfvm: bpfvm_init failed (${rc})`);
+    this.roLo = this.exp.bpfvm_ro_lo();
+    this.rwLo = this.exp.bpfvm_rw_lo();
+    this.rwHi = this.exp.bpfvm_rw_hi();
     this.roNext = this.roLo;
-    this.rwNext = this.exp.vm_alloc_start();
+    this.rwNext = this.exp.bpfvm_alloc_start();
     this.budget = 0;
     this.setBudget(opts.budget ?? 1_000_000);
     this.u8 = new Uint8Array(this.exp.buffer());
@@ -218,7 +218,7 @@ export class BpfVm {
   registerHelper(id: number, fn: Helper): void {
     if (!Number.isInteger(id) || id < 0 || id >= MAX_HELPERS) throw new RangeError(`helper id ${id} out of range 0..${MAX_HELPERS - 1}`);
     this.helpers[id] = fn;
-    this.exp.vm_register_helper(id);
+    this.exp.bpfvm_register_helper(id);
   }
 
   /**
@@ -227,7 +227,7 @@ export class BpfVm {
    * kernel inlines array lookups. False when the VM's table of such maps is full.
    */
   inlineArrayMap(handle: bigint, base: number, stride: number, maxEntries: number): boolean {
-    return this.exp.vm_register_array_map(handle, base, stride, maxEntries) === 0;
+    return this.exp.bpfvm_register_array_map(handle, base, stride, maxEntries) === 0;
   }
 
   /** Makes `region` part of the default region set of programs loaded without `regions`. */
@@ -244,12 +244,12 @@ export class BpfVm {
     if (!(budget >= 0) || !Number.isSafeInteger(Math.floor(budget))) throw new RangeError(`bad budget ${budget}`);
     budget = Math.floor(budget);
     this.budget = budget;
-    this.exp.vm_set_budget(BigInt(budget));
+    this.exp.bpfvm_set_budget(BigInt(budget));
   }
 
   /** Instructions charged to the last run (an upper bound: skipped forward-jump targets count). */
   lastInsnCount(): bigint {
-    return this.exp.vm_insn_count();
+    return this.exp.bpfvm_insn_count();
   }
 
   allocRw(size: number, align = 8): number {
@@ -275,7 +275,7 @@ export class BpfVm {
     if (!(len >= 0) || !Number.isInteger(a) || a < 0 || len > 0xffffffff) return false;
     // Inside a helper: only what the running program owns (its live stack frames, context
     // and its object's map values), so a helper cannot be used to reach other memory.
-    if (this.exp.vm_in_helper()) return this.exp.vm_accessible32(a, len, write ? 1 : 0) === 1;
+    if (this.exp.bpfvm_in_helper()) return this.exp.bpfvm_accessible32(a, len, write ? 1 : 0) === 1;
     return a >= (write ? this.rwLo : this.roLo) && a + len <= this.rwHi;
   }
 
@@ -338,7 +338,7 @@ export class BpfVm {
     const h = this.exp.loadProgram(prog, n);
     if (h < 0) {
       const msg = this.exp.errorMessage().replace(/region #(\d+)/g, (_m, i: string) => `map ${regions[Number(i)]?.name ?? '#' + i}`);
-      throw new VmLoadError(this.exp.vm_err_pc(), msg);
+      throw new VmLoadError(this.exp.bpfvm_err_pc(), msg);
     }
     this.names[h] = opts.name ?? `prog${h}`;
     this.progRegions[h] = regions;
@@ -354,14 +354,14 @@ export class BpfVm {
     const exp = this.exp;
     let st: number;
     try {
-      st = exp.vm_run(handle, BigInt(ctxAddr), BigInt(ctxLen));
+      st = exp.bpfvm_run(handle, BigInt(ctxAddr), BigInt(ctxLen));
     } catch (e) {
-      const pc = exp.vm_fault_pc();
-      exp.vm_reset_after_trap();
+      const pc = exp.bpfvm_fault_pc();
+      exp.bpfvm_reset_after_trap();
       if (e instanceof VmFault) throw e;
       throw new VmFault('helper', pc, `pc ${pc}: helper failed in ${this.names[handle]}: ${(e as Error)?.message ?? e}`, undefined, e);
     }
-    if (st === 0) return wantResult ? BigInt.asUintN(64, exp.vm_result()) : 0n;
+    if (st === 0) return wantResult ? BigInt.asUintN(64, exp.bpfvm_result()) : 0n;
     throw this.faultFor(handle, st);
   }
 
@@ -373,8 +373,8 @@ export class BpfVm {
     const exp = this.exp;
     if (st === 6) return new RangeError(`run: invalid program handle ${handle} (or VM already running)`);
     const kind = FAULT_KINDS[st] ?? 'helper';
-    const pc = exp.vm_fault_pc();
-    const addr = BigInt.asUintN(64, exp.vm_fault_addr());
+    const pc = exp.bpfvm_fault_pc();
+    const addr = BigInt.asUintN(64, exp.bpfvm_fault_addr());
     const where = `pc ${pc}`;
     const name = this.names[handle];
     switch (kind) {
@@ -393,12 +393,12 @@ export class BpfVm {
 
   /** Which region the faulting access left, from the check the verifier gave the instruction. */
   private faultRegion(handle: number): string {
-    const check = this.exp.vm_fault_check();
+    const check = this.exp.bpfvm_fault_check();
     switch (check) {
       case CHECK_NULL:
         return 'NULL pointer (a map lookup or ringbuf reservation that returned NULL)';
       case CHECK_STACK: {
-        const level = this.exp.vm_fault_region();
+        const level = this.exp.bpfvm_fault_region();
         return level === 0 ? 'outside the stack frame [r10-512, r10)' : `outside the stack frame of the caller ${level} level(s) up`;
       }
       case CHECK_RECORD:
@@ -406,7 +406,7 @@ export class BpfVm {
       case CHECK_CTX:
         return 'outside the context';
       case CHECK_ELEM: {
-        const r = this.progRegions[handle]?.[this.exp.vm_fault_region()];
+        const r = this.progRegions[handle]?.[this.exp.bpfvm_fault_region()];
         return r ? `outside a value of map ${r.name} (value_size ${r.valueSize})` : 'outside a map value';
       }
       case CHECK_OWNED:
@@ -418,19 +418,19 @@ export class BpfVm {
 
   /** Called from within a helper: after it returns, jump to the start of `handle` (same r1, fresh stack). */
   requestTailCall(handle: number): void {
-    if (!this.exp.vm_in_helper()) throw new Error('requestTailCall is only valid while a helper is running');
+    if (!this.exp.bpfvm_in_helper()) throw new Error('requestTailCall is only valid while a helper is running');
     if (!Number.isInteger(handle) || handle < 0) throw new RangeError(`requestTailCall: bad handle ${handle}`);
-    this.exp.vm_request_tail_call(handle);
+    this.exp.bpfvm_request_tail_call(handle);
   }
 
   /** Called from within a helper: the program ends with r0 = value once the helper returns. */
   requestExit(r0: bigint | number): void {
-    if (!this.exp.vm_in_helper()) throw new Error('requestExit is only valid while a helper is running');
-    this.exp.vm_request_exit(BigInt.asIntN(64, BigInt(r0)));
+    if (!this.exp.bpfvm_in_helper()) throw new Error('requestExit is only valid while a helper is running');
+    this.exp.bpfvm_request_exit(BigInt.asIntN(64, BigInt(r0)));
   }
 
   /** Number of programs loaded. */
   programCount(): number {
-    return this.exp.vm_prog_count();
+    return this.exp.bpfvm_prog_count();
   }
 }

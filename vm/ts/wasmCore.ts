@@ -7,12 +7,12 @@ import { decodeUtf8 } from './vm.js';
 import { wasmApi, type WasmMemory, type WasmModule } from './wasmApi.js';
 
 interface WasmExports extends Omit<VmCore, 'buffer' | 'loadProgram' | 'errorMessage' | 'setLoadEnv'> {
-  vm_set_load_env(ptr: number, n: number, ctxSize: number, ctxFlags: number): number;
+  bpfvm_set_load_env(ptr: number, n: number, ctxSize: number, ctxFlags: number): number;
   memory: WasmMemory;
-  vm_scratch(bytes: number): number;
-  vm_load(ptr: number, n: number): number;
-  vm_err_msg(): number;
-  vm_helper_args(): number;
+  bpfvm_scratch(bytes: number): number;
+  bpfvm_load(ptr: number, n: number): number;
+  bpfvm_err_msg(): number;
+  bpfvm_helper_args(): number;
 }
 
 export function wasmCore(module: WasmModule): VmCoreFactory {
@@ -22,7 +22,7 @@ export function wasmCore(module: WasmModule): VmCoreFactory {
     const callHelper = (id: number): bigint => {
       const fn = helpers[id];
       if (fn === undefined) throw new Error(`helper ${id} is not registered`);
-      if (args === undefined || args.length === 0) args = new BigUint64Array(exp.memory.buffer, exp.vm_helper_args(), 5);
+      if (args === undefined || args.length === 0) args = new BigUint64Array(exp.memory.buffer, exp.bpfvm_helper_args(), 5);
       // A helper of 1 or 2 declared parameters gets only those; any other (including rest
       // parameters, length 0) gets all five.
       let v: bigint | number;
@@ -38,19 +38,19 @@ export function wasmCore(module: WasmModule): VmCoreFactory {
     const core = Object.create(exp) as VmCore;
     core.buffer = () => exp.memory.buffer;
     core.loadProgram = (prog: Uint8Array, n: number): number => {
-      const ptr = exp.vm_scratch(Math.max(8, prog.length));
+      const ptr = exp.bpfvm_scratch(Math.max(8, prog.length));
       if (!ptr) return -1;
       new Uint8Array(exp.memory.buffer).set(prog, ptr);
-      return exp.vm_load(ptr, n);
+      return exp.bpfvm_load(ptr, n);
     };
     core.setLoadEnv = (regions: Uint8Array, n: number, ctxSize: number, ctxFlags: number): number => {
-      const ptr = exp.vm_scratch(Math.max(8, regions.length));
+      const ptr = exp.bpfvm_scratch(Math.max(8, regions.length));
       if (!ptr) return -1;
       new Uint8Array(exp.memory.buffer).set(regions, ptr);
-      return exp.vm_set_load_env(ptr, n, ctxSize, ctxFlags);
+      return exp.bpfvm_set_load_env(ptr, n, ctxSize, ctxFlags);
     };
     core.errorMessage = (): string => {
-      const p = exp.vm_err_msg();
+      const p = exp.bpfvm_err_msg();
       if (!p) return 'out of memory';
       const m = new Uint8Array(exp.memory.buffer);
       let e = p;

@@ -45,7 +45,7 @@ typedef struct {
 export const NATIVE_DISPATCH_C = `
 /*
  * The native path: when every program for this syscall (its own and the raw set) calls no
- * JS helper, run them here through the VM's vm_run_with_ctx, without entering JS.
+ * JS helper, run them here through the VM's bpfvm_run_with_ctx, without entering JS.
  * Returns 1 when it did. JS changes the table only between native_quiesce() and
  * native_activate(); the inflight count tells quiesce when no caller is still reading it
  * (and, at detach, still calling into the VM library).

@@ -1,6 +1,6 @@
 // UPROBE, URETPROBE and UPROBE_OVERRIDE for programs that need no JS (NativeRunner): a
 // CModule listener (or replacement) fills pt_regs and runs the program through the VM's
-// vm_run_with_ctx (vm_run_with_override for overrides), so a hit never enters JS. It costs Frida's native listener floor plus the run, instead of the ~3 µs of
+// bpfvm_run_with_ctx (bpfvm_run_with_override for overrides), so a hit never enters JS. It costs Frida's native listener floor plus the run, instead of the ~3 µs of
 // a JS entry (bench/uprobe.bench.ts). Each probe has its own block with an active flag and
 // an inflight count: detaching clears the flag and waits for threads already inside, so
 // the engine library can be unloaded right after.
