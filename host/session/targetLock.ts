@@ -124,7 +124,7 @@ export class TargetClaim {
         if (Number.isInteger(current) && current > 0 && current !== owner.pid && alive(current)) {
           if (socket && owner.canShare) return new TargetClaim(file, current, socket);
           throw new SessionError(
-            `pid ${pid}: already traced by another bpftime-ts (pid ${owner}); one session per process — ` +
+            `pid ${pid}: already traced by another bpftime-ts (pid ${current}); one session per process — ` +
               'stop that one first, or load several objects in one session (-o a.bpf.o -o b.bpf.o)',
             'attach',
           );

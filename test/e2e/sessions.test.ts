@@ -246,3 +246,20 @@ describe('spawn --duration in a pipeline', () => {
     }
   });
 });
+
+describe('a target that forks continuously', () => {
+  test('attach --pid succeeds 3 times in a row; the forks go on (children run untraced, README)', async () => {
+    const victim = await startVictim('forker', ['1000000']);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await runCli(['attach', '--pid', String(victim.pid), '--count', 'target_add', '--duration', '0.5']);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain(`detached from pid ${victim.pid}`);
+        noStack(r.stderr);
+      }
+      expect(isAlive(victim.pid)).toBe(true);
+    } finally {
+      victim.stop();
+    }
+  });
+});
