@@ -5,6 +5,7 @@ import { readUsdtBinary } from '../../host/usdt/stapsdt';
 import { BPF_USDT_ARG_CONST, BPF_USDT_ARG_REG, BPF_USDT_ARG_REG_DEREF, parseUsdtArgs } from '../../host/usdt/usdtArgs';
 import { expandUsdt } from '../../host/usdt/usdtLinks';
 import { sectionAttach } from '../../host/loader/sections';
+import type { LoadRequest } from '../../protocol/messages';
 import type { ObjectSpec } from '../../protocol/spec';
 import { victimPath } from '../support/paths';
 
@@ -84,7 +85,7 @@ describe('links', () => {
   });
 
   test('one trap uprobe per site with its semaphore; one spec per distinct arguments and cookie', () => {
-    const plan = expandUsdt({
+    const plan = expandUsdt<Pick<LoadRequest, 'objects' | 'links' | 'mapInit'>>({
       objects: [obj(true)],
       links: [
         { object: 0, program: 'p', attach: { kind: 'usdt', binary: victim, provider: 'sdt', name: 'slow' }, cookie: '77' },
