@@ -13,8 +13,8 @@ const cases: [string, string, string][] = [
   ['syscall tracepoint, JS path', 'sysbusy', 'bench_sys_js'],
 ];
 
-async function flatWhileTraced(victim: string, object: string): Promise<void> {
-  const r = await runSoak({ victim, cliArgs: ['-o', bpfObjectPath(object)], seconds: SECONDS, sampleEverySeconds: 2 });
+async function flatWhileTraced(victim: string, object: string, extra: string[] = []): Promise<void> {
+  const r = await runSoak({ victim, cliArgs: ['-o', bpfObjectPath(object), ...extra], seconds: SECONDS, sampleEverySeconds: 2 });
   const report = formatSoak(r);
   expect([r.targetAlive, r.cliCode]).toEqual([true, 0]);
   expect(finalHits(r.stdout)).toBeGreaterThan(SECONDS * 10_000);
@@ -23,6 +23,8 @@ async function flatWhileTraced(victim: string, object: string): Promise<void> {
 
 describe('target memory while attached', () => {
   test.each(cases)(`%s: ${SECONDS} s under load, target RSS grows < 1 MB after warm-up`, (_name, victim, object) => flatWhileTraced(victim, object), 90_000);
+
+  test(`uprobe, JS path, inline hooks: ${SECONDS} s under load, target RSS grows < 1 MB after warm-up`, () => flatWhileTraced('metrics_busy', 'soak_js', ['--hooks', 'inline']), 90_000);
 
   // KNOWN BUG, kept visible: on Interceptor listeners the JS-path hit enters JS through a
   // NativeCallback called inside the listener, where Frida's guard keeps the leak-free gate

@@ -7,6 +7,7 @@
 import type { AttachServices, EbpfRunCallback } from '../../runtime/AttachImpl.js';
 import { InlineProbe, type InlineKind, type ProbeRunner } from '../../hooks/inlineProbe.js';
 import { forkGuard } from '../../forkGuard.js';
+import { hotCallback } from '../../hotCallback.js';
 import { PT_REGS_SIZE } from './ptRegs.js';
 
 /** pt_regs.ax, where an override's value goes. */
@@ -36,7 +37,8 @@ export function attachInline(addr: NativePointer, kind: InlineKind, cb: EbpfRunC
     runner = { native: true, run: nr.run, runOverride: nr.runWithOverride, ctxAddr: nr.ctxAddr, enabled: nr.enabled, handle: cb.nativeHandle!, fault: faultFn(services) };
   } else {
     const funcIp = BigInt(addr.toString());
-    const js = new NativeCallback(
+    // Through a gate: a plain NativeCallback called from the stub leaks in Frida's V8 (hotCallback.ts).
+    const js = hotCallback(
       (_probe: NativePointer, regs: NativePointer): number => {
         const dst = services.ctxPtr();
         if (dst === null) return 0;
