@@ -32,7 +32,7 @@ export interface PlanOptions {
   interval?: number;
   durationSec?: number;
   engine: string;
-  /** --hooks interceptor|inline. */
+  /** --hooks interceptor|inline; the manifest's `hooks` when absent. */
   hooks?: HookMechanism;
   /** `--syscalls rewrite|stalker`; the manifest's `syscalls` when absent. */
   syscalls?: string;
@@ -93,7 +93,8 @@ export function buildPlan(o: PlanOptions): RunPlan {
       // Under a manifest, paths in section names are relative to its folder like every other
       // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt).
       load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine };
-      if (o.hooks) load.hooks = o.hooks;
+      const hooks = o.hooks ?? manifest?.hooks;
+      if (hooks) load.hooks = hooks;
       const syscalls = o.syscalls ?? manifest?.syscalls;
       if (syscalls === 'rewrite' || syscalls === 'stalker') load.syscalls = syscalls;
     } catch (e) {

@@ -27,6 +27,7 @@ interface RawProgram {
 }
 interface RawManifest {
   syscalls?: 'rewrite' | 'stalker';
+  hooks?: 'interceptor' | 'inline';
   target?: { spawn?: string[]; env?: Record<string, string>; cwd?: string; pid?: number };
   objects: { path: string; programs?: Record<string, RawProgram | RawProgram[]>; rodata?: Record<string, InitValue>; maps?: Record<string, MapEntryConfig[]> }[];
   output?: { json?: boolean; interval?: number; histograms?: string[]; records?: Record<string, string>; syscalls?: string[]; maps?: string[]; timestamps?: boolean; metrics?: MetricsManifest };
@@ -231,6 +232,7 @@ export function manifestFromJson(file: string, json: unknown): Manifest {
   }
   const m: Manifest = { file, dir, objects, output: toOutput(file, json.output) };
   if (json.syscalls) m.syscalls = json.syscalls;
+  if (json.hooks) m.hooks = json.hooks;
   if (json.target) m.target = toTarget(file, dir, json.target);
   return m;
 }

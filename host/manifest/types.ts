@@ -87,4 +87,6 @@ export interface Manifest {
   output: OutputConfig;
   /** How syscall tracepoints are reached (`--syscalls`, which wins when given). */
   syscalls?: 'rewrite' | 'stalker';
+  /** How uprobes hook functions (`--hooks`, which wins when given). */
+  hooks?: 'interceptor' | 'inline';
 }

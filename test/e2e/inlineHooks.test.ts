@@ -2,6 +2,9 @@
 // programs, the real CLI. Exact counts on 4-byte leaves, recursion and longjmp, a taken
 // override, an int3 mid-function; bad offsets refused. Detach safety: inlineDetach.test.ts.
 
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { runCli } from '../support/cli';
 import { finalMaps, jsonLines, mapValue } from '../support/jsonLines';
 import { bpfObjectPath, victimPath } from '../support/paths';
@@ -32,6 +35,19 @@ describe('exact on -O2 code', () => {
     expect(s.ex_fib_ret).toBe(s.ex_fib); // every real call of the recursion returns through its probe
     expect(s.ex_jumper_ret).toBe(500); // odd calls leave by longjmp and never return
     expect(s.ex_jumper_off).toBe(500); // the int3 inside jumper, reached by even calls
+  });
+
+  test('a manifest\'s "hooks": "inline" selects the engine (the Interceptor cannot hook the 4-byte leaf)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inline-manifest-'));
+    const manifest = path.join(dir, 'm.json');
+    fs.writeFileSync(manifest, JSON.stringify({ hooks: 'inline', target: { spawn: [victim, 'exact', '100'] }, objects: [{ path: obj('inl_exact') }] }));
+    const r = await runCli(['run', '--json', manifest]);
+    expect(r.code).toBe(0);
+    expect(stats(r.stdout).ex_leaf).toBe(100);
+    fs.writeFileSync(manifest, JSON.stringify({ hooks: 'sideways', target: { spawn: [victim, 'exact', '1'] }, objects: [{ path: obj('inl_exact') }] }));
+    const bad = await runCli(['run', manifest]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/hooks/);
   });
 
   test('an offset inside an instruction is refused, naming the nearest boundaries', async () => {
