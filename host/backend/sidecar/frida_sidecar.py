@@ -416,11 +416,11 @@ def main():
     sidecar = Sidecar()
 
     def on_term(*_):
-        # SIGTERM (PR_SET_PDEATHSIG when our CLI dies, or anyone's kill): alone, we go at once,
-        # as before; while other CLIs share our target, their sessions must not end with our
-        # CLI: our stdin's EOF (which its death also brings) lets its sessions go instead.
-        if not sidecar.guests:
-            os._exit(0)
+        # SIGTERM (PR_SET_PDEATHSIG when our CLI dies): our stdin's EOF, which its death
+        # brings too, ends the loop below; its sessions are then detached the way the CLI
+        # would have (its agent's detachAll: hooks off, VM copy unloaded), not just dropped,
+        # and other CLIs sharing the target keep theirs.
+        pass
 
     signal.signal(signal.SIGTERM, on_term)
     emit({"event": "ready", "frida": frida.__version__})
