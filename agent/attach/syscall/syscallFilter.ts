@@ -9,6 +9,7 @@ import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
 import { FORK_GUARD_C, forkGuard } from '../../forkGuard.js';
 import { hotCallback } from '../../hotCallback.js';
 import { NATIVE_DISPATCH_C, NATIVE_DISPATCH_C_TYPES } from './nativeDispatch.js';
+import { THREAD_STATE_C } from './threadState.js';
 
 /** Byte offsets in the shared config block: one enable byte per syscall and phase, then the raw ones. */
 export const CFG = {
@@ -43,40 +44,7 @@ const SOURCE = `
 
 #define SLOTS ${SYSCALL_SLOTS}
 
-typedef struct {
-  guint16 type;
-  guint8 flags;
-  guint8 preempt_count;
-  gint32 pid;
-} TraceEntry;
-
-typedef struct {
-  TraceEntry ent;
-  gint64 id;
-  guint64 args[6];
-} EnterRecord;
-
-typedef struct {
-  TraceEntry ent;
-  gint64 id;
-  gint64 ret;
-} ExitRecord;
-
-/* Mirrors TS in threadState.ts. */
-typedef struct {
-  EnterRecord enter;
-  ExitRecord exit;
-  gint64 nr;
-  gint64 override_set;
-  gint64 override_value;
-  gint32 slot;
-  gint32 tid;
-  gint32 cpu;
-  volatile gint32 in_syscall; /* between on_enter and on_exit: blocked threads hold Stalker's code */
-  guint64 user_ip; /* the syscall instruction and the thread's stack, for bpf_get_stack */
-  guint64 user_sp;
-  guint64 user_bp;
-} ThreadState;
+${THREAD_STATE_C}
 
 extern volatile guint8 cfg[];
 /* forkGuard.ts: js_forbidden() in a forked child and on a thread inside fork(). */

@@ -31,6 +31,31 @@ export const TS = {
   size: 152,
 } as const;
 
+/**
+ * The same layout in C, for both mechanisms' callouts (syscallFilter.ts, rewrite/): the
+ * kernel's tracepoint records and the thread state block whose offsets TS gives.
+ */
+export const THREAD_STATE_C = `
+typedef struct { guint16 type; guint8 flags; guint8 preempt_count; gint32 pid; } TraceEntry;
+typedef struct { TraceEntry ent; gint64 id; guint64 args[6]; } EnterRecord;
+typedef struct { TraceEntry ent; gint64 id; gint64 ret; } ExitRecord;
+
+typedef struct {
+  EnterRecord enter;
+  ExitRecord exit;
+  gint64 nr;
+  gint64 override_set;
+  gint64 override_value;
+  gint32 slot;
+  gint32 tid;
+  gint32 cpu;
+  volatile gint32 in_syscall; /* between on_enter and on_exit: blocked threads hold Stalker's code */
+  guint64 user_ip; /* the syscall instruction and the thread's stack, for bpf_get_stack */
+  guint64 user_sp;
+  guint64 user_bp;
+} ThreadState;
+`;
+
 /** The hit descriptor a thread's syscalls reuse (see SyscallAttachImpl.run). */
 export interface SyscallHit extends HitInfo {
   overridden: boolean;

@@ -16,7 +16,7 @@ import { FORK_GUARD_C } from '../../../forkGuard.js';
 import { hotCallback } from '../../../hotCallback.js';
 import { CFG } from '../syscallFilter.js';
 import { NATIVE_DISPATCH_C, NATIVE_DISPATCH_C_TYPES } from '../nativeDispatch.js';
-import { TS } from '../threadState.js';
+import { THREAD_STATE_C, TS } from '../threadState.js';
 import { stubPage } from './stubs.js';
 
 /** Site table entry: the site's syscall address (its mov + 5) and number. */
@@ -115,25 +115,9 @@ app_thread (gint32 tid)
 
 #define SLOTS ${SYSCALL_SLOTS}
 
-typedef struct { guint16 type; guint8 flags; guint8 preempt_count; gint32 pid; } TraceEntry;
-typedef struct { TraceEntry ent; gint64 id; guint64 args[6]; } EnterRecord;
-typedef struct { TraceEntry ent; gint64 id; gint64 ret; } ExitRecord;
-
-/* Mirrors TS in threadState.ts: JS reads the record as a thread state block. */
-typedef struct {
-  EnterRecord enter;
-  ExitRecord exit;
-  gint64 nr;
-  gint64 override_set;
-  gint64 override_value;
-  gint32 slot;
-  gint32 tid;
-  gint32 cpu;
-  gint32 pad;
-  guint64 user_ip;
-  guint64 user_sp;
-  guint64 user_bp;
-} Record;
+${THREAD_STATE_C}
+/* JS reads the record as a thread state block (in_syscall unused here). */
+typedef ThreadState Record;
 
 /* Mirrors FRAME in stubs.ts. */
 typedef struct {
