@@ -10,7 +10,7 @@ import { withTimeout } from '../withTimeout';
 import { AgentBatch, AgentEvent, AgentInfo, DetachResult, EXIT_ACK, FinalSnapshot, isAgentBatch } from '../../protocol/messages';
 import { resolveProgram } from './resolveProgram';
 import { SessionError } from './SessionError';
-import { claimSyscalls, TargetClaim } from './targetLock';
+import { alive, claimSyscalls, TargetClaim } from './targetLock';
 
 export { SessionError };
 
@@ -41,15 +41,6 @@ export interface SessionEvents {
 export declare interface Session {
   on<E extends keyof SessionEvents>(event: E, listener: SessionEvents[E]): this;
   emit<E extends keyof SessionEvents>(event: E, ...args: Parameters<SessionEvents[E]>): boolean;
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function explain(err: unknown, target: string): SessionError {
@@ -141,7 +132,7 @@ export class Session extends EventEmitter {
         });
         this.spawned = true;
       } else {
-        if (!Number.isInteger(this.target.pid) || this.target.pid <= 0 || !processExists(this.target.pid)) {
+        if (!Number.isInteger(this.target.pid) || this.target.pid <= 0 || !alive(this.target.pid)) {
           throw new SessionError(`pid ${this.target.pid}: no such process`, 'attach');
         }
         this.pid = this.target.pid;

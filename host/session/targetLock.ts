@@ -33,7 +33,8 @@ function startTime(pid: number): string | null {
   }
 }
 
-function alive(pid: number): boolean {
+/** The process exists (EPERM: it does, and is another user's). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
