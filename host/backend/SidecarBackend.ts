@@ -103,8 +103,9 @@ export class SidecarBackend implements FridaBackend {
     });
   }
 
-  private markLost(why: string): void {
-    if (this.proto.markLost(why) && !this.closing) for (const h of this.lostHandlers) h(why);
+  /** One of our streams (our sidecar's, or a joined session's) is gone: its requests fail, the session ends. */
+  private markLost(why: string, proto: SidecarProtocol = this.proto): void {
+    if (proto.markLost(why) && !this.closing) for (const h of this.lostHandlers) h(why);
   }
 
   request<T>(op: string, params: Record<string, unknown> = {}): Promise<T> {
@@ -162,11 +163,7 @@ export class SidecarBackend implements FridaBackend {
     lines.on('error', () => undefined);
     lines.on('line', (line) => proto.onLine(line));
     await Promise.race([new Promise<void>((resolve) => proto.once('ready', () => resolve())), failed]);
-    conn.on('close', () => {
-      if (proto.markLost(`lost the bpftime-ts sharing pid ${pid}`) && !this.closing) {
-        for (const h of this.lostHandlers) h(`lost the bpftime-ts sharing pid ${pid}`);
-      }
-    });
+    conn.on('close', () => this.markLost(`lost the bpftime-ts sharing pid ${pid}`, proto));
     this.guestConnections.push(conn);
     const { session } = await proto.request<{ session: number }>('attach', { pid });
     return new SidecarSession(proto, session, pid);
