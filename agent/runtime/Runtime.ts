@@ -220,7 +220,7 @@ export class Runtime {
       try {
         this.loadProgram(init.object, spec.name);
       } catch (e) {
-        results.push({ target: `${spec.name} (in prog_array ${map.spec.name})`, ok: false, error: e instanceof Error ? e.message : String(e) });
+        results.push({ state: 'failed', target: `${spec.name} (in prog_array ${map.spec.name})`, error: e instanceof Error ? e.message : String(e) });
       }
     }
     for (const link of req.links) {
@@ -235,10 +235,12 @@ export class Runtime {
         const cookie = link.cookie !== undefined ? BigInt(link.cookie) : 0n;
         const id = impl.createAttach(this.makeCallback(program, cookie, link.attach), data, type);
         this.attachments.push({ impl, id, program, description: data.description });
-        results.push({ target: `${label} → ${data.description}`, ok: true, address: impl.describeAttach?.(id) });
+        const target = `${label} → ${data.description}`;
+        const waitingFor = impl.waitingFor?.(id);
+        results.push(waitingFor !== undefined ? { state: 'pending', target, waitingFor } : { state: 'attached', target, where: impl.describeAttach?.(id) });
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
-        results.push({ target: `${label}${obj ? '' : ' (unknown object)'}`, ok: false, error: msg });
+        results.push({ state: 'failed', target: `${label}${obj ? '' : ' (unknown object)'}`, error: msg });
       }
     }
     return results;
@@ -456,7 +458,7 @@ export class Runtime {
 
   /** Attach points still waiting for their library (a typo, or never dlopen'ed). */
   pending(): string[] {
-    return this.attachments.filter((a) => a.impl.describeAttach?.(a.id)?.startsWith('pending')).map((a) => a.description);
+    return this.attachments.filter((a) => a.impl.waitingFor?.(a.id) !== undefined).map((a) => a.description);
   }
 
   /** Per record map (ring buffer, perf array): produced and dropped so far. */
