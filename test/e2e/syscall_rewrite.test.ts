@@ -22,12 +22,13 @@ fs.writeFileSync(denyPath, 'secret\n');
 const ITER = 300;
 const WORKERS = 5; // main + 4 threads
 
-async function burst(probes: object[], iter = ITER): Promise<{ stats: Stats & { at: string; tid: number }; output: string; started: { describe: string; coverage: { module: string; syscalls: number; rewritten: number; skipped: number }[] } }> {
+async function burst(probes: object[], iter = ITER, forks = 0, mechanism: 'rewrite' | 'stalker' = 'rewrite'): Promise<{ stats: Stats & { at: string; tid: number }; output: string; started: { describe: string; coverage: { module: string; syscalls: number; rewritten: number; skipped: number }[] } }> {
   const marker = path.join(tmp, `stats-${Date.now()}-${Math.random()}.json`);
-  const h = await spawnWithHarness([victim, 'burst', String(iter), String(WORKERS - 1), okPath, denyPath]);
+  const mode = forks > 0 ? ['forks', String(iter), String(WORKERS - 1), okPath, denyPath, String(forks)] : ['burst', String(iter), String(WORKERS - 1), okPath, denyPath];
+  const h = await spawnWithHarness([victim, ...mode]);
   let started;
   try {
-    started = await h.script.call('start', [[...probes, { phase: 'enter', syscall: 'exit_group', markerFile: marker }], 'rewrite']);
+    started = await h.script.call('start', [[...probes, { phase: 'enter', syscall: 'exit_group', markerFile: marker }], mechanism]);
     await h.resume();
     await h.exited;
   } finally {
@@ -159,6 +160,30 @@ describe('rewrite mechanism, code loaded later and forks', () => {
     const r = await runCli(['spawn', '--syscalls', 'rewrite', '-o', bpfObjectPath(object), victimPath('forker'), '10', threads]);
     expect(r.stdout).toContain('forks ok 10');
     expect(r.code).toBe(0);
+  });
+});
+
+describe('forked children under load, both mechanisms', () => {
+  // The children inherit the rewritten code (and Frida's hooks) but run untraced: forkGuard
+  // marks the child, and the handlers let each of its syscalls straight through. 24 forks
+  // while 4 threads are inside JS-path programs: every child's getpid/getppid are its own
+  // and its 50 iterations succeed, and the parent's counts stay exact (the child's
+  // syscalls reach no program of the parent's, the clone inside fork() none either).
+  test.each(['rewrite', 'stalker'] as const)('%s: 24 forks, exact parent counts, children correct', async (mechanism) => {
+    const forks = 24;
+    const { stats, output } = await burst([{ phase: 'enter', syscall: 'getpid' }, { phase: 'exit', syscall: 'getpid' }, { phase: 'enter', syscall: 'openat' }, { phase: 'enter', syscall: 'clone' }], ITER, forks, mechanism);
+    const total = ITER * WORKERS;
+    expect(output).toContain(`forks ok ${forks}`);
+    expect(output).toContain(`done iters=${total} denied=0 opened=${total} bad=0`);
+    // Each worker's pair per iteration, and main's one getpid before the forks.
+    expect(stats.counts['enter:getpid']).toBe(2 * total + 1);
+    expect(stats.counts['exit:getpid']).toBe(2 * total + 1);
+    expect(Object.keys(stats.rets.getpid)).toHaveLength(1);
+    const fridaOpens = Object.entries(stats.openPaths).filter(([p]) => p !== okPath && p !== denyPath);
+    expect(fridaOpens.map(([p]) => p).every((p) => p === '/proc/self/maps')).toBe(true);
+    expect(Object.fromEntries(Object.entries(stats.openPaths).filter(([p]) => p === okPath || p === denyPath))).toEqual({ [okPath]: total, [denyPath]: total });
+    expect(stats.counts['enter:clone']).toBeUndefined();
+    expect(stats.at).toBe('exit_group');
   });
 });
 

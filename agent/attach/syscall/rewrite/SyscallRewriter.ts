@@ -16,7 +16,7 @@ import { createRewriteHandlers, listTasks, ThreadTable, MAX_SITES, SITE, type Re
 import { scanRange } from './siteScanner.js';
 import { canPatch, patch5, withWritable } from './sitePatcher.js';
 import { STUB_PAGE, stubPage } from './stubs.js';
-import { jumpBytes, TrampolineChunk } from './trampolines.js';
+import { chunkReaches, jumpBytes, TrampolineChunk } from './trampolines.js';
 
 interface Site {
   at: NativePointer;
@@ -224,11 +224,7 @@ export class SyscallRewriter {
   }
 
   private chunkFor(lo: NativePointer, hi: NativePointer): TrampolineChunk | null {
-    const reach = (c: TrampolineChunk) => {
-      const b = BigInt(c.base.toString());
-      return b + 0x10000n - BigInt(lo.toString()) < 0x7fff0000n && BigInt(hi.toString()) - b < 0x7fff0000n;
-    };
-    let chunk = this.chunks.find((c) => !c.full && reach(c)) ?? null;
+    let chunk = this.chunks.find((c) => !c.full && chunkReaches(c.base, lo, hi)) ?? null;
     if (chunk === null) {
       chunk = TrampolineChunk.near(lo, hi);
       if (chunk !== null) this.chunks.push(chunk);

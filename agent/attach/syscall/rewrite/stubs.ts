@@ -13,7 +13,7 @@
 // fxsave64 because the VM and libc (AVX memcpy) clobber them and the interrupted code may
 // keep values there across its syscall.
 
-import { immortalPages } from './immortalPages.js';
+import { rawAlloc } from '../../../hooks/rawMemory.js';
 
 export const STUB_PAGE = {
   armed: 0,
@@ -86,7 +86,7 @@ let page: StubPage | null = null;
 /** The process's one stub page, made on first use and never freed. */
 export function stubPage(): StubPage {
   if (page) return page;
-  const base = immortalPages(STUB_PAGE.size);
+  const base = rawAlloc(STUB_PAGE.size, 'code', Process.pageSize);
   const write = (at: number, bytes: number[]) => base.add(at).writeByteArray(bytes);
   write(STUB_PAGE.enterStub, stubBytes(base, STUB_PAGE.enterStub, STUB_PAGE.enterFn));
   write(STUB_PAGE.exitStub, stubBytes(base, STUB_PAGE.exitStub, STUB_PAGE.exitFn));

@@ -28,7 +28,7 @@
 // which glibc's syscall asm already declares ("cc").
 
 import { rel32, stubPage } from './stubs.js';
-import { immortalPagesNear } from './immortalPages.js';
+import { allocNear, NEAR_REACH } from '../../../hooks/nearMemory.js';
 import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
 
 export const CHUNK = {
@@ -57,8 +57,16 @@ export class TrampolineChunk {
 
   /** A chunk every address of [lo, hi) can jump to, or null. */
   static near(lo: NativePointer, hi: NativePointer): TrampolineChunk | null {
-    const base = immortalPagesNear(lo, hi, CHUNK.size);
-    return base === null ? null : new TrampolineChunk(base);
+    // The hook engine's near arenas (immortal, within NEAR_REACH of one address): asked
+    // for the middle of the range, then checked against both of its ends.
+    const mid = lo.add(Math.floor(Number(BigInt(hi.toString()) - BigInt(lo.toString())) / 2));
+    let base: NativePointer;
+    try {
+      base = allocNear(mid, CHUNK.size, 'code', Process.pageSize);
+    } catch {
+      return null;
+    }
+    return chunkReaches(base, lo, hi) ? new TrampolineChunk(base) : null;
   }
 
   get full(): boolean {
@@ -166,6 +174,12 @@ export class TrampolineChunk {
     a.finish(CHUNK.slot);
     return { code, flag };
   }
+}
+
+/** Whether every byte of [lo, hi) reaches every byte of a chunk at `base` with a rel32. */
+export function chunkReaches(base: NativePointer, lo: NativePointer, hi: NativePointer): boolean {
+  const b = BigInt(base.toString());
+  return b + BigInt(CHUNK.size) - BigInt(lo.toString()) < BigInt(NEAR_REACH) && BigInt(hi.toString()) - b < BigInt(NEAR_REACH);
 }
 
 /** A tiny assembler for the trampolines: raw bytes, rip-relative operands, rel8 jumps to labels. */
