@@ -10,6 +10,7 @@ import { ExitMonitor } from './exitMonitor.js';
 import { HitCounter } from './hitCounter.js';
 import { keepHeapSmall } from './heapKeeper.js';
 import { drainInterceptor } from './interceptorDrain.js';
+import { InlineProbe } from './hooks/inlineProbe.js';
 import { Runtime } from './runtime/Runtime.js';
 import * as proc from './runtime/fridaProcessInfo.js';
 
@@ -132,4 +133,15 @@ const api: AgentRpc = {
   },
 };
 
-rpc.exports = api as unknown as RpcExports;
+/**
+ * Frida calls rpc.exports.dispose when it unloads the script, also when the host died
+ * without calling detachAll (sidecar SIGKILLed). Inline stubs outlive the script, but the
+ * JS callbacks, VM and fork guard they call do not: take every inline probe out of the
+ * program now, synchronously. After a normal detachAll there is nothing left to do.
+ */
+function onScriptUnload(): void {
+  // No host is listening any more to hear about a probe that stayed inactive but patched.
+  InlineProbe.detachEverything();
+}
+
+rpc.exports = { ...api, dispose: onScriptUnload } as unknown as RpcExports;

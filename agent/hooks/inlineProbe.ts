@@ -54,6 +54,8 @@ interface Site {
 }
 
 const sites = new Map<string, Site>();
+/** Probes attached and not yet detached, for disposeInlineProbes. */
+const live = new Set<InlineProbe>();
 setOriginalBytesSource(() => [...sites.values()].map((s) => ({ addr: s.addr, bytes: s.original })));
 
 function rel32(from: NativePointer, to: NativePointer): number[] {
@@ -188,7 +190,33 @@ export class InlineProbe {
     site.top = stub;
     site.live++;
     if (fresh) sites.set(key, site);
-    return new InlineProbe(site, block, stub);
+    const probe = new InlineProbe(site, block, stub);
+    live.add(probe);
+    return probe;
+  }
+
+  /** Clears `active` (once): from here no thread newly follows the probe's session-owned pointers. */
+  private deactivate(): void {
+    if (this.block.add(PROBE.active).readS32() > 0) fetchAdd(this.block.add(PROBE.active), -1); // locked: a full fence before reading inflight
+  }
+
+  /**
+   * Every probe of this agent off at once, then each detached: for a script being unloaded
+   * without its session's detach (the host died). Deactivating all first means no thread
+   * starts a program of this script while the others are being waited for. Never throws:
+   * a probe that cannot be detached stays inactive, which is what keeps the target sound.
+   */
+  static detachEverything(report: (what: string) => void = () => {}): number {
+    const probes = [...live];
+    for (const p of probes) p.deactivate();
+    for (const p of probes) {
+      try {
+        p.detach();
+      } catch (e) {
+        report(`${p.site.addr}: ${(e as Error).message}`);
+      }
+    }
+    return probes.length;
   }
 
   hits(): number {
@@ -199,7 +227,8 @@ export class InlineProbe {
   detach(timeoutMs = 5000): void {
     if (!this.attached) return;
     this.attached = false;
-    fetchAdd(this.block.add(PROBE.active), -1); // locked: a full fence before reading inflight
+    live.delete(this);
+    this.deactivate();
     const end = Date.now() + timeoutMs;
     while (this.block.add(PROBE.inflight).readS32() !== 0) {
       if (Date.now() > end) throw new Error(`a thread stays inside the program of ${this.site.addr} (inflight ${this.block.add(PROBE.inflight).readS32()})`);

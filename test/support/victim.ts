@@ -90,6 +90,24 @@ export function sidecarPids(): number[] {
     .map(Number);
 }
 
+/** Parent pid of `pid` from /proc (0 when it is gone). */
+function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/** The sidecar started by the CLI process `cliPid` (a child or grandchild of it), if running. */
+export function sidecarOf(cliPid: number): number | null {
+  for (const p of sidecarPids()) {
+    for (let q = parentOf(p), hops = 0; q > 1 && hops < 4; q = parentOf(q), hops++) if (q === cliPid) return p;
+  }
+  return null;
+}
+
 /**
  * The target's memory map once nothing matching `re` is mapped, or as it is after `ms`.
  * Frida unmaps its agent from its own thread shortly after the session closes (over 500 ms
