@@ -53,9 +53,9 @@ export class HitCounter {
         const firstHit = Interceptor.attach(addr, callbacks, hook.data);
         this.listeners.push(firstHit);
         this.names.push(name);
-        return { target: name, ok: true, address: addr.toString() };
+        return { state: 'attached', target: name, where: addr.toString() };
       } catch (e) {
-        return { target: name, ok: false, error: e instanceof Error ? e.message : String(e) };
+        return { state: 'failed', target: name, error: e instanceof Error ? e.message : String(e) };
       }
     });
   }

@@ -24,14 +24,16 @@ export interface HookTarget {
   address?: string;
 }
 
-export interface AttachResult {
-  /** Human-readable name of what was attached (`victim:target_add`, `prog on_add`). */
-  target: string;
-  ok: boolean;
-  error?: string;
-  /** Resolved absolute address (hex) when ok. */
-  address?: string;
-}
+/**
+ * What became of one attach request. `attached`: the hook is in (`where`: the resolved
+ * address in hex, or the implementation's own description of where it landed).
+ * `pending`: the hook waits for a library the target has not loaded yet and lands when it
+ * is loaded. `failed`: nothing was hooked, `error` says why.
+ */
+export type AttachResult =
+  | { state: 'attached'; target: string; where?: string }
+  | { state: 'pending'; target: string; waitingFor: string }
+  | { state: 'failed'; target: string; error: string };
 
 /** One map's contents as the host receives them (keys and values base64, raw bytes). */
 export interface MapDump {
@@ -124,7 +126,6 @@ export function isAgentBatch(payload: unknown): payload is AgentBatch {
   return typeof payload === 'object' && payload !== null && (payload as { kind?: unknown }).kind === 'bpftime-ts/events';
 }
 
-/** rpc.exports of the agent; method names are what the host calls. */
 /** Ring-buffer / perf-array records of one map: produced = delivered + dropped, exactly. */
 export interface RecordStats {
   object: number;
@@ -157,6 +158,19 @@ export interface DetachResult {
   final: FinalSnapshot | null;
 }
 
+/** The counters the agent reports while it runs. */
+export interface AgentStats {
+  programs: ProgramStats[];
+  droppedRecords: number;
+  /** Attach points still waiting for their library to be loaded. */
+  pending: string[];
+  records: RecordStats[];
+}
+
+/**
+ * rpc.exports of the agent (agent/index.ts implements it); the host calls it through
+ * AgentClient (protocol/agentClient.ts), which is derived from it.
+ */
 export interface AgentRpc {
   ping(): AgentInfo;
   /** Foundation-level hit counting on named functions (`--count`), no eBPF involved. */
@@ -169,8 +183,7 @@ export interface AgentRpc {
   mapUpdate(object: number, map: number, key: string, value: string, flags: number): number;
   mapDelete(object: number, map: number, key: string): number;
   mapDump(): MapDump[];
-  /** `pending`: attach points still waiting for their library to be loaded. */
-  stats(): { programs: ProgramStats[]; droppedRecords: number; pending: string[]; records: RecordStats[] };
+  stats(): AgentStats;
   /** Each address (hex) as stacks print it: `symbol+offset`, else `module+0xoffset`, else the address. */
   symbolize(addresses: string[]): string[];
   /**

@@ -8,6 +8,9 @@ make -s -C vm
 # The inline hook engine's native hit path: a flat blob the agent bundle embeds (agent/hooks/native).
 make -s -C agent/hooks/native
 npx tsc -p tsconfig.host.json
+# Jest transpiles tests without type-checking; this checks them, including the compile-time
+# contracts (test/unit/agentClient.test.ts: calls the agent would refuse must not compile).
+npx tsc -p tsconfig.test.json --incremental --tsBuildInfoFile dist/tests.tsbuildinfo
 # The agent bundle embeds the wasm VM, so it is rebuilt whenever any of its inputs change.
 if [ ! -f dist/agent.js ] || [ -n "$(find agent protocol vm/ts vm/build -newer dist/agent.js -type f 2>/dev/null | head -1)" ]; then
   npx frida-compile agent/index.ts -o dist/agent.js -c >/dev/null

@@ -107,6 +107,8 @@ export interface AttachImpl {
   registerCustomHelpers?(register: (id: number, name: string, fn: Helper) => void): void;
   /** Describes where an attach id actually landed (address), once installed. */
   describeAttach?(id: number): string | undefined;
+  /** What a deferred attach id still waits for (a library's name); undefined once it is installed. */
+  waitingFor?(id: number): string | undefined;
 }
 
 /** Which attach type a spec asks for. */

@@ -4,7 +4,7 @@
 
 import * as fs from 'fs';
 import { performance } from 'perf_hooks';
-import type { AttachResult, HookTarget, LoadRequest, MapDump, ProgramStats, RecordStats } from '../../protocol/messages';
+import type { AgentStats, AttachResult, HookTarget, LoadRequest, MapDump } from '../../protocol/messages';
 import type { ObjectSpec } from '../../protocol/spec';
 import { createBackend } from '../backend/createBackend';
 import { FridaBackend } from '../backend/FridaBackend';
@@ -95,7 +95,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   let session: Session | null = null;
   let counts: Record<string, number> = {};
   let finalMaps: MapDump[] | null = null;
-  let finalStats: { programs: ProgramStats[]; droppedRecords: number; pending: string[]; records?: RecordStats[] } | null = null;
+  let finalStats: AgentStats | null = null;
   let interval: NodeJS.Timeout | null = null;
   let metrics: MetricsServer | null = null;
   let printResults: () => void = () => undefined;
@@ -155,7 +155,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
       if (plan.count.length) reporter.hitCounts(counts);
       if (finalMaps) printer.maps(finalMaps);
       if (finalStats) {
-        const records = (finalStats.records ?? []).map((r) => ({ ...r, delivered: s.delivered.get(`${r.object}:${r.map}`) ?? 0 }));
+        const records = finalStats.records.map((r) => ({ ...r, delivered: s.delivered.get(`${r.object}:${r.map}`) ?? 0 }));
         printer.stats(finalStats.programs, finalStats.droppedRecords, records);
         for (const p of finalStats.pending) reporter.warn(`${p}: never attached: its library was not loaded while we were attached`);
       }
@@ -171,24 +171,29 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     if (signalled) return EXIT.INTERRUPTED;
 
     const results: AttachResult[] = [];
-    if (plan.count.length) results.push(...(await s.call<AttachResult[]>('countHits', [plan.count])));
+    if (plan.count.length) results.push(...(await s.agent.countHits(plan.count)));
     if (plan.load?.links.some((l) => l.attach.kind === 'syscall')) await s.claimSyscalls();
-    if (plan.load) results.push(...(await s.call<AttachResult[]>('load', [plan.load])));
-    const failed = results.filter((r) => !r.ok);
-    for (const f of failed) reporter.error(`${f.target}: ${f.error}`);
-    if (failed.length) return EXIT.ATTACH;
+    if (plan.load) results.push(...(await s.agent.load(plan.load)));
+    let failed = 0;
     for (const r of results) {
-      if (r.address?.startsWith('pending')) reporter.warn(`${r.target}: ${r.address}`);
-      else reporter.debug(`${r.target} at ${r.address}`);
+      if (r.state === 'failed') {
+        reporter.error(`${r.target}: ${r.error}`);
+        failed++;
+      }
+    }
+    if (failed) return EXIT.ATTACH;
+    for (const r of results) {
+      if (r.state === 'pending') reporter.warn(`${r.target}: pending: waiting for ${r.waitingFor} to be loaded`);
+      else if (r.state === 'attached') reporter.debug(`${r.target} at ${r.where ?? '?'}`);
     }
     if (results.length) reporter.status(`${plural(results.length, 'hook')} installed in pid ${s.pid}`);
     if (signalled) return EXIT.INTERRUPTED;
     if (metrics && plan.load) {
       metrics.attach(
         {
-          maps: () => s.call<MapDump[]>('mapDump'),
-          stats: () => s.call<{ programs: ProgramStats[]; droppedRecords: number }>('stats'),
-          symbolize: (addresses) => s.call<string[]>('symbolize', [addresses.map((a) => `0x${a.toString(16)}`)]),
+          maps: () => s.agent.mapDump(),
+          stats: () => s.agent.stats(),
+          symbolize: (addresses) => s.agent.symbolize(addresses.map((a) => `0x${a.toString(16)}`)),
         },
         { pid: s.pid, comm: targetComm(s.pid) },
       );
@@ -197,8 +202,8 @@ export async function runTarget(plan: RunPlan): Promise<number> {
 
     if (plan.load && output.interval) {
       interval = setInterval(() => {
-        void s
-          .call<MapDump[]>('mapDump')
+        void s.agent
+          .mapDump()
           .then((dumps) => printer.maps(dumps, new Date().toISOString().slice(11, 19)))
           .catch(() => undefined);
       }, output.interval * 1000);
@@ -211,10 +216,10 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     metrics?.detach();
 
     if (why.kind !== 'ended') {
-      counts = await s.call<Record<string, number>>('hitCounts').catch(() => counts);
+      counts = await s.agent.hitCounts().catch(() => counts);
       if (plan.load) {
-        finalMaps = await s.call<MapDump[]>('mapDump').catch(() => finalMaps);
-        finalStats = await s.call<typeof finalStats>('stats').catch(() => finalStats);
+        finalMaps = await s.agent.mapDump().catch(() => finalMaps);
+        finalStats = await s.agent.stats().catch(() => finalStats);
       }
       if (target.kind === 'spawn' && (target.stdio ?? 'inherit') === 'inherit') await releasePipes(s, reporter);
       await s.detach();
@@ -333,7 +338,7 @@ async function releasePipes(s: Session, reporter: Reporter): Promise<void> {
     }
   });
   if (!pipes.length) return;
-  const done = await s.call<number[]>('releaseStdio', [pipes]).catch(() => [] as number[]);
+  const done = await s.agent.releaseStdio(pipes).catch(() => [] as number[]);
   const names = done.map((fd) => (fd === 1 ? 'stdout' : 'stderr'));
   if (names.length) reporter.status(`pid ${s.pid} runs on with its ${names.join(' and ')} on /dev/null (it was this pipeline's)`);
 }

@@ -7,7 +7,8 @@ import * as fs from 'fs';
 import { BackendError, FridaBackend, FridaScript, FridaSession } from '../backend/FridaBackend';
 import { agentBundle } from '../paths';
 import { withTimeout } from '../withTimeout';
-import { AgentBatch, AgentEvent, AgentInfo, DetachResult, EXIT_ACK, FinalSnapshot, isAgentBatch } from '../../protocol/messages';
+import { agentClient, type AgentClient, type AgentMethod } from '../../protocol/agentClient';
+import { AgentBatch, AgentEvent, AgentInfo, EXIT_ACK, FinalSnapshot, isAgentBatch } from '../../protocol/messages';
 import { resolveProgram } from './resolveProgram';
 import { SessionError } from './SessionError';
 import { alive, claimSyscalls, TargetClaim } from './targetLock';
@@ -91,6 +92,8 @@ export class Session extends EventEmitter {
   readonly delivered = new Map<string, number>();
   /** The first uncaught agent exception before it answered ping: why it did not start. */
   private startupError: string | null = null;
+  /** The agent's rpc.exports, typed by AgentRpc; calls reject with a SessionError. */
+  readonly agent: AgentClient = agentClient((method, args) => this.callAgent(method, args));
 
   constructor(
     readonly backend: FridaBackend,
@@ -162,7 +165,7 @@ export class Session extends EventEmitter {
       script.onLog((level, text) => this.emit('log', level, text));
       await script.load();
       this.script = script;
-      this.info = await script.call<AgentInfo>('ping');
+      this.info = await this.agent.ping();
     } catch (err) {
       await this.detach(); // undo whatever start() got to
       // "unable to find method 'ping'" only means the agent's top level threw: say what threw.
@@ -201,10 +204,10 @@ export class Session extends EventEmitter {
     this.emit('ended', this.endInfo);
   }
 
-  async call<T>(method: string, args: unknown[] = []): Promise<T> {
+  private async callAgent(method: AgentMethod, args: unknown[]): Promise<unknown> {
     if (!this.script) throw new SessionError('the agent is not loaded', 'lost');
     try {
-      return await this.script.call<T>(method, args);
+      return await this.script.call(method, args);
     } catch (err) {
       throw explain(err, this.label);
     }
@@ -238,7 +241,7 @@ export class Session extends EventEmitter {
     this.detaching ??= (async () => {
       let lingering = false;
       if (!this.endedFlag && this.script) {
-        const res = await withTimeout(this.script.call<DetachResult>('detachAll').catch(() => undefined), 5000);
+        const res = await withTimeout(this.agent.detachAll().catch(() => undefined), 5000);
         this.finalSnapshot = res?.final ?? null;
         if (res?.keepResident) {
           // The hooks are gone; the idle script and Frida's agent stay in the target for good.

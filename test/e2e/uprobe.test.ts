@@ -309,29 +309,29 @@ describe('host access to maps while the target runs', () => {
       );
       const plan = buildPlan({ manifest, objects: [], target: { kind: 'pid', pid: victim.pid }, count: [], json: true, verbose: false, engine: 'native' });
       await session.start();
-      const results = await session.call<{ ok: boolean }[]>('load', [plan.load]);
-      expect(results.every((r) => r.ok)).toBe(true);
+      const results = await session.agent.load(plan.load!);
+      expect(results.map((r) => r.state)).toEqual(['attached']);
       const total = plan.objects[0].maps.findIndex((m) => m.name === 'total');
       const perThread = plan.objects[0].maps.findIndex((m) => m.name === 'per_thread');
       const key0 = Buffer.alloc(4).toString('base64');
-      const u64 = (b64: string) => Buffer.from(b64, 'base64').readBigUInt64LE(0);
+      const u64 = (b64: string | string[] | null) => Buffer.from(b64 as string, 'base64').readBigUInt64LE(0);
       await new Promise((r) => setTimeout(r, 300));
-      const before = u64(await session.call<string>('mapLookup', [0, total, key0]));
+      const before = u64(await session.agent.mapLookup(0, total, key0));
       expect(before).toBeGreaterThan(10n);
       // Reset the counter from the host; the program keeps counting from there.
       const big = Buffer.alloc(8);
       big.writeBigUInt64LE(1_000_000n);
-      expect(await session.call('mapUpdate', [0, total, key0, big.toString('base64'), 0])).toBe(0);
+      expect(await session.agent.mapUpdate(0, total, key0, big.toString('base64'), 0)).toBe(0);
       await new Promise((r) => setTimeout(r, 300));
-      const after = u64(await session.call<string>('mapLookup', [0, total, key0]));
+      const after = u64(await session.agent.mapLookup(0, total, key0));
       expect(after).toBeGreaterThan(1_000_000n);
       // Iterate and delete: the per-thread hash has the victim's thread, and loses it.
-      const dump = await session.call<{ map: number; entries: { key: string }[] }[]>('mapDump');
+      const dump = await session.agent.mapDump();
       const rows = dump.find((d) => d.map === perThread)!.entries;
       expect(rows.map((e) => Buffer.from(e.key, 'base64').readUInt32LE(0))).toEqual([victim.pid]);
-      expect(await session.call('mapDelete', [0, perThread, rows[0].key])).toBe(0);
-      expect(await session.call('mapDelete', [0, perThread, Buffer.from([1, 2, 3, 4]).toString('base64')])).toBe(-2); // -ENOENT
-      expect(await session.call('mapUpdate', [0, total, Buffer.from([9, 0, 0, 0]).toString('base64'), big.toString('base64'), 0])).toBe(-7); // index past max_entries: -E2BIG
+      expect(await session.agent.mapDelete(0, perThread, rows[0].key)).toBe(0);
+      expect(await session.agent.mapDelete(0, perThread, Buffer.from([1, 2, 3, 4]).toString('base64'))).toBe(-2); // -ENOENT
+      expect(await session.agent.mapUpdate(0, total, Buffer.from([9, 0, 0, 0]).toString('base64'), big.toString('base64'), 0)).toBe(-7); // index past max_entries: -E2BIG
     } finally {
       await session.detach();
       await backend.close();

@@ -43,5 +43,5 @@ test('host/loader and host/output never import the Frida backend', () => {
 });
 
 test('the import scanner sees imports (guards the rules against a silently broken regex)', () => {
-  expect(importsOf('agent/runtime/Runtime.ts')).toContain(path.normalize('vm/ts/vm.js'));
+  expect(importsOf('agent/runtime/LoadedInstance.ts')).toContain(path.normalize('vm/ts/vm.js'));
 });

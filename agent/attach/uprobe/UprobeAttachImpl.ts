@@ -91,7 +91,13 @@ export class UprobeAttachImpl implements AttachImpl {
   describeAttach(id: number): string | undefined {
     const e = this.entries.get(id);
     if (!e) return undefined;
-    return e.address ? e.address.toString() : `pending: waiting for ${e.data.target.module} to be loaded`;
+    return e.address?.toString();
+  }
+
+  waitingFor(id: number): string | undefined {
+    const e = this.entries.get(id);
+    // Only a hook on a library not loaded yet is deferred (createAttach); the rest have an address.
+    return e && e.address === null ? e.data.target.module : undefined;
   }
 
   detachById(id: number): void {

@@ -51,6 +51,7 @@ export class SyscallRewriter {
   private readonly done = new Set<string>();
   private readonly states = new Map<number, ThreadState>();
   private observer: ModuleObserver | null = null;
+  private exitListener: InvocationListener | null = null;
   private readonly frida = new ThreadTable();
   private readonly app = new ThreadTable();
   private threadObserver: ThreadObserver | null = null;
@@ -114,8 +115,15 @@ export class SyscallRewriter {
       onRemoved: (t) => this.app.remove(t.id),
     });
     this.refreshTimer = setInterval(() => {
-      for (const tid of listTasks()) if (!this.app.has(tid) && Cloak.hasThread(tid)) this.frida.add(tid);
+      for (const tid of listTasks()) {
+        if (this.frida.has(tid) || !Cloak.hasThread(tid)) continue;
+        // Cloaked since: also a thread the observer reported before Gum cloaked or named it.
+        this.app.remove(tid);
+        this.frida.add(tid);
+      }
     }, 250);
+    const exit = Module.findGlobalExportByName('exit');
+    if (exit !== null) this.exitListener = Interceptor.attach(exit, { onEnter: this.handlers.onExitBegin });
     page.add(STUB_PAGE.armed).writeU32(1);
     for (const m of Process.enumerateModules()) this.rewriteModule(m);
     this.observer = Process.attachModuleObserver({
@@ -138,6 +146,8 @@ export class SyscallRewriter {
     if (this.refreshTimer !== null) clearInterval(this.refreshTimer);
     this.threadObserver?.detach();
     this.threadObserver = null;
+    this.exitListener?.detach();
+    this.exitListener = null;
     for (const s of this.sites) s.flag?.writeU8(0);
     for (const c of this.chunks) c.nrTable.writeByteArray(new Array(SYSCALL_SLOTS).fill(0));
     const page = stubPage().base;
@@ -185,7 +195,14 @@ export class SyscallRewriter {
             continue;
           }
           const index = this.nextIndex++;
-          const { code, flag } = f.copy === 0 ? chunk.add(f.at, f.nr, index) : { ...chunk.addDynamic(f.at, f.copy, index), flag: null };
+          let made: { code: NativePointer; flag: NativePointer | null };
+          try {
+            made = f.copy === 0 ? chunk.add(f.at, f.nr, index) : { ...chunk.addDynamic(f.at, f.copy, f.run, index), flag: null };
+          } catch {
+            cov.skipped++; // a rip-relative operand out of the chunk's reach (its slot stays unused)
+            continue;
+          }
+          const { code, flag } = made;
           this.handlers.sites.add(index * SITE.size + SITE.ip).writePointer(f.at.add(f.copy === 0 ? 5 : f.copy));
           this.handlers.sites.add(index * SITE.size + SITE.nr).writeS64(f.nr);
           todo.push({ at: f.at, nr: f.nr, original: [...new Uint8Array(f.at.readByteArray(5)!)], flag, module: key, code });

@@ -140,6 +140,8 @@ extern int pthread_setspecific_fn (guint32 key, gconstpointer value);
 extern long syscall_fn (long nr);
 extern int sched_getcpu (void);
 extern volatile guint32 busy_key[];
+/* [0]: exit() has begun in the agent's process (see on_exit_begin). */
+extern volatile gint exiting[];
 
 ${NATIVE_DISPATCH_C}
 
@@ -184,6 +186,19 @@ fill_user (Record * r, Frame * f, Site * s)
   r->user_bp = f->rbp;
 }
 
+/*
+ * A listener on exit(): from here on only native-path programs run. Frida's exit monitor
+ * flushes and winds the script runtime down inside exit(), and a JS entry from the stdio
+ * flush or atexit handlers that follow hung the target (a raw sys_enter JS program on
+ * seq 1 10: three threads spinning in the agent).
+ */
+void
+on_exit_begin (GumInvocationContext * ic)
+{
+  if (!fork_state[0] && syscall_fn (39) == agent_pid[0])
+    exiting[0] = 1;
+}
+
 void
 rw_enter (Frame * f)
 {
@@ -211,7 +226,7 @@ rw_enter (Frame * f)
   r.override_set = 0;
   r.override_value = 0;
   r.tid = tid;
-  if (!run_native (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set) && app_thread (tid))
+  if (!run_native (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set) && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
     js_hit (&r, 0);
@@ -246,7 +261,7 @@ rw_exit (Frame * f)
   r.override_set = 0;
   r.override_value = 0;
   r.tid = tid;
-  if (!run_native (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set) && app_thread (tid))
+  if (!run_native (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set) && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
     js_hit (&r, 1);
@@ -262,6 +277,8 @@ export interface RewriteHandlers {
   readonly exit: NativePointer;
   /** The site table (SITE entries, MAX_SITES of them). */
   readonly sites: NativePointer;
+  /** Interceptor listener for exit(): JS-path programs stop there (see on_exit_begin). */
+  readonly onExitBegin: NativePointer;
   /** Runs `fn` with this thread marked as inside a program: its syscalls reach none. */
   busy(fn: () => void): void;
   readonly keepAlive: unknown[];
@@ -286,6 +303,7 @@ export function createRewriteHandlers(
   const sites = Memory.alloc(SITE.size * MAX_SITES);
   const pid = Memory.alloc(4);
   pid.writeS32(Process.id);
+  const exiting = Memory.alloc(4);
   const key = Memory.alloc(4);
   const keyCreate = new NativeFunction(Module.getGlobalExportByName('pthread_key_create'), 'int', ['pointer', 'pointer']);
   if (keyCreate(key, NULL) !== 0) throw new Error('pthread_key_create failed');
@@ -300,6 +318,7 @@ export function createRewriteHandlers(
     js_native_fault: jsFault,
     js_hit: jsHit,
     busy_key: key,
+    exiting,
     frida_tids: fridaTids,
     app_tids: appTids,
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
@@ -317,5 +336,5 @@ export function createRewriteHandlers(
       setSpecific(key.readU32(), NULL);
     }
   };
-  return { enter: cm.rw_enter, exit: cm.rw_exit, sites, busy, keepAlive: [cm, sites, pid, key, jsHit, jsFault] };
+  return { enter: cm.rw_enter, exit: cm.rw_exit, onExitBegin: cm.on_exit_begin, sites, busy, keepAlive: [cm, sites, pid, key, exiting, jsHit, jsFault] };
 }

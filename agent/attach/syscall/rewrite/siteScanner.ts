@@ -1,15 +1,25 @@
 // Finds the syscall sites of loaded code that can be rewritten: the 7-byte
 // `mov $NR,%eax; syscall` pair (b8 imm32 0f 05), which a 5-byte jmp to a per-site
-// trampoline can replace with the number known per site; and a `syscall` right after one
-// relocatable instruction of 5-12 bytes (no branch, nothing rip-relative), which the
-// trampoline runs first, with the number read from rax at run time. One instruction
-// only: with two, a thread between them when the jmp lands would run half an instruction. A linear sweep with capstone
-// (the way objdump reads .text; on a decode failure it resyncs one byte on) finds the
-// instruction boundaries, and every direct branch target on the way: a pair whose
-// `syscall` (or any byte after the mov's first) is a branch target is left alone, since
-// the jmp would cut that path in half. Indirect branches into a pair's second instruction
-// are not seen; in glibc such a target would be a case label made of a bare `syscall`.
-// The sweep is C: libc is ~400k instructions.
+// trampoline can replace with the number known per site; and a `syscall` after a short
+// run of straight-line instructions (at most PREFIX_MAX, ending at the syscall) whose
+// first is at least 5 bytes long, which the trampoline runs first, relocated, with the
+// number read from rax at run time: glibc's read (`cmpb $0,single_threaded(%rip); je;
+// xor %eax,%eax; syscall`), its generic syscall(), and ~60 more in libc. Only the first
+// instruction's bytes are overwritten, so a thread stopped between two later ones (or
+// returning from the syscall) still finds the original code there; the run may hold
+// rip-relative operands (re-aimed) and conditional jumps (made rel32), nothing else that
+// branches. A linear sweep with capstone (the way objdump reads .text; on a decode
+// failure it resyncs one byte on) finds the instruction boundaries, and every direct
+// branch target on the way: a site with a branch target anywhere after its first byte, up
+// to its syscall, is left alone, since such a path would skip the trampoline. Indirect
+// branches into a site are not seen; in glibc such a target would be a case label made of
+// a bare `syscall`. The sweep is C: libc is ~400k instructions.
+
+/** Instructions a relocated run may hold before its syscall. */
+export const PREFIX_MAX = 6;
+
+/** How an instruction of a relocated run is copied (INSN kinds in the C below). */
+export const INSN = { plain: 0, ripRelative: 1, jcc: 2 } as const;
 
 const SOURCE = `
 #define __IBMC__ 1
@@ -17,40 +27,52 @@ const SOURCE = `
 #undef __IBMC__
 
 /*
- * Whether the instruction at p (len bytes) can run unchanged from a trampoline: no
- * branch of any kind, no rip-relative operand.
+ * How the instruction at p (len bytes) can run from a trampoline: 0 unchanged, 1 with its
+ * rip-relative displacement (at *disp_off) re-aimed, 2 a conditional jump (7x rel8 or
+ * 0f 8x rel32, no prefix) re-encoded as rel32; -1 not at all (any other branch, call,
+ * return, interrupt, or a syscall).
  */
 static int
-relocatable (csh hd, cs_insn * di, const guint8 * p, int len)
+classify (csh hd, cs_insn * di, const guint8 * p, int len, int * disp_off)
 {
   const uint8_t * q = p;
   size_t left = len;
   uint64_t addr = (uint64_t) p;
   int i;
   if (!cs_disasm_iter (hd, &q, &left, &addr, di) || di->size != len)
-    return 0;
+    return -1;
+  if ((len == 2 && p[0] >= 0x70 && p[0] <= 0x7f) || (len == 6 && p[0] == 0x0f && p[1] >= 0x80 && p[1] <= 0x8f))
+    return 2;
   for (i = 0; i < di->detail->groups_count; i++)
   {
     guint8 g = di->detail->groups[i];
     if (g == CS_GRP_JUMP || g == CS_GRP_CALL || g == CS_GRP_RET || g == CS_GRP_INT || g == CS_GRP_IRET || g == CS_GRP_BRANCH_RELATIVE)
-      return 0;
+      return -1;
   }
   for (i = 0; i < di->detail->x86.op_count; i++)
   {
     cs_x86_op * op = &di->detail->x86.operands[i];
     if (op->type == X86_OP_MEM && op->mem.base == X86_REG_RIP)
-      return 0;
+    {
+      if (di->detail->x86.encoding.disp_size != 4)
+        return -1;
+      *disp_off = di->detail->x86.encoding.disp_offset;
+      return 1;
+    }
   }
-  return 1;
+  return 0;
 }
+
+#define PREFIX_MAX ${PREFIX_MAX}
 
 /*
  * out: sites[] (start of the rewritten bytes), kinds[] (0: mov $NR,%eax; syscall, else the
- * length of the one relocatable instruction before a syscall whose number comes in rax);
- * stats[0] syscall instructions, [1] candidates, [2] candidates cut by a branch target.
+ * byte length of the relocated run before a syscall whose number comes in rax), runs[]
+ * (PREFIX_MAX x {len, kind, disp_off} per site, len 0 after the last); stats[0] syscall
+ * instructions, [1] candidates, [2] candidates cut by a branch target.
  */
 int
-scan_sites (const guint8 * base, guint64 size, guint8 * targets, guint64 * sites, guint8 * kinds, int capacity, gint64 * stats)
+scan_sites (const guint8 * base, guint64 size, guint8 * targets, guint64 * sites, guint8 * kinds, guint8 * runs, int capacity, gint64 * stats)
 {
   csh hd;
   cs_insn * di;
@@ -59,11 +81,12 @@ scan_sites (const guint8 * base, guint64 size, guint8 * targets, guint64 * sites
   const uint8_t * p = base;
   size_t left = size;
   uint64_t addr = (uint64_t) base;
-  const guint8 * prev = NULL;
-  int prev_mov = 0;
-  int prev_len = 0;
+  /* The last PREFIX_MAX instructions, contiguous (a decode failure empties it); [0] is the latest. */
+  const guint8 * hist[PREFIX_MAX];
+  int hlen[PREFIX_MAX];
+  int nhist = 0;
   int n = 0;
-  int i, kept;
+  int i, j, kept;
   guint64 off;
 
   if (cs_open (CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK)
@@ -85,8 +108,7 @@ scan_sites (const guint8 * base, guint64 size, guint8 * targets, guint64 * sites
       p = at + 1;
       left--;
       addr = (uint64_t) p;
-      prev_mov = 0;
-      prev = NULL;
+      nhist = 0;
       continue;
     }
     b = at;
@@ -104,28 +126,59 @@ scan_sites (const guint8 * base, guint64 size, guint8 * targets, guint64 * sites
     if (p - at == 2 && at[0] == 0x0f && at[1] == 0x05)
     {
       stats[0]++;
-      if (prev_mov)
+      if (nhist > 0 && hlen[0] == 5 && hist[0][0] == 0xb8)
       {
         stats[1]++;
         if (n < capacity)
         {
           kinds[n] = 0;
-          sites[n++] = (guint64) prev;
+          sites[n++] = (guint64) hist[0];
         }
       }
-      else if (prev != NULL && prev_len >= 5 && prev_len <= 12 && prev + prev_len == at && relocatable (hd, di, prev, prev_len))
+      else if (n < capacity)
       {
-        stats[1]++;
-        if (n < capacity)
+        /* The shortest run back from the syscall whose first instruction is 5+ bytes. */
+        guint8 * run = runs + n * PREFIX_MAX * 3;
+        int total = 0;
+        for (j = 0; j < nhist; j++)
         {
-          kinds[n] = prev_len;
-          sites[n++] = (guint64) prev;
+          int disp = 0;
+          int k = classify (hd, di, hist[j], hlen[j], &disp);
+          if (k < 0)
+            break;
+          run[j * 3] = hlen[j];
+          run[j * 3 + 1] = k;
+          run[j * 3 + 2] = disp;
+          total += hlen[j];
+          if (hlen[j] >= 5)
+            break;
+        }
+        if (j < nhist && hlen[j] >= 5 && total <= 64)
+        {
+          int m = j + 1;
+          guint8 tmp[PREFIX_MAX * 3];
+          /* Stored oldest first, the order they run in. */
+          for (i = 0; i < m * 3; i++)
+            tmp[i] = run[(m - 1 - i / 3) * 3 + i % 3];
+          for (i = 0; i < m * 3; i++)
+            run[i] = tmp[i];
+          if (m < PREFIX_MAX)
+            run[m * 3] = 0;
+          stats[1]++;
+          kinds[n] = total;
+          sites[n++] = (guint64) hist[j];
         }
       }
     }
-    prev_mov = (p - at == 5 && at[0] == 0xb8);
-    prev_len = p - at;
-    prev = at;
+    for (j = (nhist < PREFIX_MAX ? nhist : PREFIX_MAX - 1); j > 0; j--)
+    {
+      hist[j] = hist[j - 1];
+      hlen[j] = hlen[j - 1];
+    }
+    hist[0] = at;
+    hlen[0] = p - at;
+    if (nhist < PREFIX_MAX)
+      nhist++;
   }
   cs_free (insn, 1);
   cs_free (di, 1);
@@ -146,6 +199,8 @@ scan_sites (const guint8 * base, guint64 size, guint8 * targets, guint64 * sites
     else
     {
       kinds[kept] = kinds[i];
+      for (j = 0; j < PREFIX_MAX * 3; j++)
+        runs[kept * PREFIX_MAX * 3 + j] = runs[i * PREFIX_MAX * 3 + j]; /* kept <= i: forward copy is safe */
       sites[kept++] = sites[i];
     }
   }
@@ -153,41 +208,58 @@ scan_sites (const guint8 * base, guint64 size, guint8 * targets, guint64 * sites
 }
 `;
 
+/** One instruction of a relocated run (see INSN). */
+export interface RunInsn {
+  len: number;
+  kind: number;
+  /** For a rip-relative one: where its disp32 starts. */
+  dispOff: number;
+}
+
 export interface ScanResult {
   /**
    * Where each rewritable site starts, and its number: the `mov $NR,%eax` of a pair, or
-   * (nr -1, `copy` bytes) the one relocatable instruction before a `syscall` that takes
-   * its number from rax (glibc's generic syscall(), for one).
+   * (nr -1, `copy` bytes in `run`) the relocatable run before a `syscall` that takes its
+   * number from rax.
    */
-  sites: { at: NativePointer; nr: number; copy: number }[];
+  sites: { at: NativePointer; nr: number; copy: number; run: RunInsn[] }[];
   /** Every `syscall` instruction found, pattern or not. */
   syscalls: number;
-  /** Pattern pairs found before the branch-target check. */
+  /** Candidate sites found before the branch-target check. */
   pairs: number;
-  /** Pairs whose `syscall` is a branch target (left alone). */
+  /** Candidates with a branch target inside (left alone). */
   cut: number;
 }
 
-let scanner: { fn: NativeFunction<number, [NativePointer, number | UInt64, NativePointer, NativePointer, NativePointer, number, NativePointer]>; cm: CModule } | null = null;
+type ScanFn = NativeFunction<number, [NativePointer, number | UInt64, NativePointer, NativePointer, NativePointer, NativePointer, number, NativePointer]>;
+let scanner: { fn: ScanFn; cm: CModule } | null = null;
 
 /** Scans one executable range [base, base + size). */
 export function scanRange(base: NativePointer, size: number): ScanResult {
   scanner ??= (() => {
     const cm = new CModule(SOURCE);
-    return { cm, fn: new NativeFunction(cm.scan_sites, 'int', ['pointer', 'uint64', 'pointer', 'pointer', 'pointer', 'int', 'pointer']) };
+    return { cm, fn: new NativeFunction(cm.scan_sites, 'int', ['pointer', 'uint64', 'pointer', 'pointer', 'pointer', 'pointer', 'int', 'pointer']) };
   })();
   const targets = Memory.alloc((size >> 3) + 1);
   const capacity = 4096;
   const sites = Memory.alloc(8 * capacity);
   const stats = Memory.alloc(24);
   const kinds = Memory.alloc(capacity);
-  const n = scanner.fn(base, size, targets, sites, kinds, capacity, stats);
+  const runs = Memory.alloc(capacity * PREFIX_MAX * 3);
+  const n = scanner.fn(base, size, targets, sites, kinds, runs, capacity, stats);
   if (n < 0) throw new Error('capstone is not available to CModule');
   const out: ScanResult['sites'] = [];
   for (let i = 0; i < n; i++) {
     const at = sites.add(8 * i).readPointer();
     const copy = kinds.add(i).readU8();
-    out.push(copy === 0 ? { at, nr: at.add(1).readU32(), copy: 0 } : { at, nr: -1, copy });
+    if (copy === 0) {
+      out.push({ at, nr: at.add(1).readU32(), copy: 0, run: [] });
+      continue;
+    }
+    const raw = new Uint8Array(runs.add(i * PREFIX_MAX * 3).readByteArray(PREFIX_MAX * 3)!);
+    const run: RunInsn[] = [];
+    for (let j = 0; j < PREFIX_MAX && raw[j * 3] !== 0; j++) run.push({ len: raw[j * 3], kind: raw[j * 3 + 1], dispOff: raw[j * 3 + 2] });
+    out.push({ at, nr: -1, copy, run });
   }
   return { sites: out, syscalls: stats.readS64().toNumber(), pairs: stats.add(8).readS64().toNumber(), cut: stats.add(16).readS64().toNumber() };
 }

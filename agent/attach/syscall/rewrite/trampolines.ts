@@ -20,8 +20,12 @@
 //    *exit_stub]                  stack may be brand new and tiny)
 // 2: jmp S+7
 //
-// A site whose number comes in rax (addDynamic) copies its one preceding instruction and
-// reads the same bits from a per-number table of its chunk.
+// A site whose number comes in rax (addDynamic) runs its relocated run of instructions
+// (siteScanner.ts) and reads the same bits from a per-number table of its chunk. A
+// conditional jump taken inside the run leaves for its original target with nothing of
+// ours on the stack. clone, vfork and clone3 through such a site go straight to the
+// kernel (untraced): the number kept on the stack for the exit side would not be on the
+// child's new (or shared) stack.
 //
 // Flags and the two stub cells live at the start of the chunk. rcx and r11 hold garbage
 // after the trampoline as they do after any syscall; the flags register is clobbered,
@@ -30,6 +34,7 @@
 import { rel32, stubPage } from './stubs.js';
 import { allocNear, NEAR_REACH } from '../../../hooks/nearMemory.js';
 import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
+import { INSN, type RunInsn } from './siteScanner.js';
 
 export const CHUNK = {
   size: 0x10000,
@@ -39,12 +44,14 @@ export const CHUNK = {
   /** Per-number enable bytes (SYSCALL_SLOTS) for sites whose number comes in rax. */
   nrTable: 1024,
   code: 2048,
-  slot: 160,
-  sites: 396,
+  slot: 256,
+  sites: 248,
 } as const;
 
 /** Numbers whose child may return on another stack (or share ours): no exit call when rax is 0. */
 const CLONE_LIKE = new Set([56, 57, 58, 435]); // clone, fork, vfork, clone3
+/** Numbers whose child may run on a new stack or share ours: dynamic sites let them through untraced. */
+const CHILD_ON_OTHER_STACK = [56, 58, 435]; // clone, vfork, clone3
 
 export class TrampolineChunk {
   private used = 0;
@@ -79,25 +86,46 @@ export class TrampolineChunk {
   }
 
   /**
-   * The trampoline of a site whose number comes in rax: `copy` bytes (one instruction) at
-   * `site` run first, then the syscall at site + copy. Same slow path, but the number is
-   * pushed before the enter call and stays on the stack across the syscall, so the exit
-   * side knows it (rax then holds the result); nothing else of ours is there.
+   * The trampoline of a site whose number comes in rax: the `run` (copy bytes at `site`)
+   * runs first, relocated, then the syscall at site + copy. Same slow path, but the number
+   * is pushed before the enter call and stays on the stack across the syscall, so the exit
+   * side knows it (rax then holds the result); nothing else of ours is there. Throws when
+   * a rip-relative operand of the run is out of the chunk's rel32 reach.
    */
-  addDynamic(site: NativePointer, copy: number, index: number): { code: NativePointer } {
+  addDynamic(site: NativePointer, copy: number, run: RunInsn[], index: number): { code: NativePointer } {
     const i = this.used++;
     const code = this.base.add(CHUNK.code + i * CHUNK.slot);
     this.base.add(CHUNK.flags + i).writeU8(0);
     const a = new Asm(code);
-    a.bytes(...new Uint8Array(site.readByteArray(copy)!));
+    let at = site;
+    for (const insn of run) {
+      const b = [...new Uint8Array(at.readByteArray(insn.len)!)];
+      const end = at.add(insn.len);
+      if (insn.kind === INSN.ripRelative) {
+        const target = end.add(at.add(insn.dispOff).readS32());
+        a.bytes(...b.slice(0, insn.dispOff)).rip(target, insn.len - insn.dispOff - 4).bytes(...b.slice(insn.dispOff + 4));
+      } else if (insn.kind === INSN.jcc) {
+        const short = insn.len === 2;
+        const target = end.add(short ? at.add(1).readS8() : at.add(2).readS32());
+        a.bytes(0x0f, 0x80 | ((short ? b[0] : b[1]) & 0x0f)).rip(target); // jcc rel32
+      } else {
+        a.bytes(...b);
+      }
+      at = end;
+    }
     a.bytes(0x48, 0x3d).u32(SYSCALL_SLOTS - 1); // cmp $SLOTS-1,%rax
     a.jcc(0x77, 'slow'); // ja
     a.bytes(0x4c, 0x8d, 0x1d).rip(this.nrTable); // lea nrTable(%rip),%r11
     a.bytes(0x41, 0x80, 0x3c, 0x03, 0x00); // cmpb $0,(%r11,%rax,1)
     a.jcc(0x75, 'slow'); // jne
+    a.label('plain');
     a.bytes(0x0f, 0x05); // syscall
     a.jmp(site.add(copy + 2));
     a.label('slow');
+    for (const nr of CHILD_ON_OTHER_STACK) {
+      a.bytes(0x48, 0x3d).u32(nr); // cmp $nr,%rax
+      a.jcc(0x74, 'plain'); // je: straight to the kernel
+    }
     a.bytes(0x48, 0x8d, 0x64, 0x24, 0x80); // lea -0x80(%rsp),%rsp
     a.bytes(0x50); // push %rax: the number, for the exit side
     a.bytes(0x48, 0x3d).u32(SYSCALL_SLOTS - 1); // cmp $SLOTS-1,%rax
