@@ -263,3 +263,35 @@ describe('a target that forks continuously', () => {
     }
   });
 });
+
+describe('a target that forks and execs continuously', () => {
+  // forker's children exec a fresh image of it ("forker child"); the parent numbers its own
+  // calls target_add(i, 1), the children call target_add(pid, 2) before and after the exec.
+  test('attach --pid succeeds 3 times in a row; the parent counted exactly, no child traced', async () => {
+    const victim = await startVictim('forker', ['1000000', '0', 'exec']);
+    try {
+      let lastSeen = -1;
+      for (let i = 0; i < 3; i++) {
+        const r = await runCli(['attach', '--pid', String(victim.pid), '-o', bpfObjectPath('fork_exact'), '--duration', '1']);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain(`detached from pid ${victim.pid}`);
+        noStack(r.stderr);
+        const g = (name: string) => Number(new RegExp(`^@${name}: (\\d+)$`, 'm').exec(r.stdout)?.[1]);
+        // Every call of the parent from the first one seen to the last: none lost, none twice.
+        expect(g('parent_hits')).toBeGreaterThan(10);
+        expect(g('parent_hits')).toBe(g('last_i') - g('first_i') + 1);
+        // Forked children run untraced (forkGuard) and exec'd ones start without the agent.
+        expect(g('child_hits')).toBe(0);
+        // The forks went on between sessions: each one starts past the last one's calls.
+        expect(g('first_i')).toBeGreaterThan(lastSeen);
+        lastSeen = g('last_i');
+      }
+      expect(isAlive(victim.pid)).toBe(true);
+      expect(await mapsOnceUnmapped(victim.pid, ours, 6000)).not.toMatch(ours);
+      // Every child exited 3 (forker prints the ones that did not): the execs went through.
+      expect(victim.output()).not.toMatch(/child \d+: fork=/);
+    } finally {
+      victim.stop();
+    }
+  });
+});
