@@ -10,6 +10,7 @@ import { bpfObjectPath, repoRoot, victimPath } from '../support/paths';
 import { finalMaps, jsonLines, mapValue } from '../support/jsonLines';
 import { startLoopVictim } from '../support/syscallHarness';
 import { fileBytes, isAlive, liveBytes, mapsOnceUnmapped, startVictim, symbolAddress } from '../support/victim';
+import { startLifecycle } from '../support/lifecycle';
 
 const adder = victimPath('adder');
 const sysvictim = victimPath('sysvictim');
@@ -292,6 +293,52 @@ describe('a target that forks and execs continuously', () => {
       expect(victim.output()).not.toMatch(/child \d+: fork=/);
     } finally {
       victim.stop();
+    }
+  });
+});
+
+describe('USDT probes and syscall tracepoints in one process are refused, never a crash', () => {
+  // A thread followed for its syscalls that met a USDT int3 killed the target (SIGTRAP; SIGILL
+  // with --syscalls rewrite) whether both came in one session or in two: host/session/int3Lock.ts.
+  const refusal = /USDT probes and syscall tracepoints cannot be traced in one process/;
+  const usdt = ['-o', bpfObjectPath('lc_usdt')];
+  const sys = ['-o', bpfObjectPath('lc_sys')];
+
+  test('in one session: exit 3 in one line before anything is injected', async () => {
+    const v = await startLifecycle(2, 100);
+    try {
+      const r = await runCli(['attach', '--pid', String(v.pid), ...usdt, ...sys, '--duration', '1']);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(refusal);
+      noStack(r.stderr);
+      expect(fs.readFileSync(`/proc/${v.pid}/maps`, 'utf8')).not.toMatch(ours);
+      expect(await v.quit()).toMatchObject({ bad: 0, code: 0 });
+    } finally {
+      v.stop();
+    }
+  });
+
+  test.each([
+    ['syscall tracepoints first, then USDT', sys, usdt, 'counted_hits'],
+    ['USDT first, then syscall tracepoints', usdt, sys, 'counted_hits'],
+  ])('%s: the second session is refused, the first counts on and detaches', async (_what, first, second, counter) => {
+    const v = await startLifecycle(2, 100);
+    try {
+      const cli = startCli(['attach', '--pid', String(v.pid), ...first, '--hooks', 'inline']);
+      await waitForOutput(cli, (t) => t.includes('installed in pid'), 30000);
+      const r = await runCli(['attach', '--pid', String(v.pid), ...second, '--hooks', 'inline', '--duration', '0.5']);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(refusal);
+      noStack(r.stderr);
+      const made = await v.burst();
+      cli.kill('SIGINT');
+      const done = await cli.result;
+      expect(done.code).toBe(0);
+      expect(Number(new RegExp(`^@${counter}: (\\d+)$`, 'm').exec(done.stdout)?.[1])).toBe(made);
+      expect(await mapsOnceUnmapped(v.pid, ours, 6000)).not.toMatch(ours);
+      expect(await v.quit()).toMatchObject({ bad: 0, code: 0 });
+    } finally {
+      v.stop();
     }
   });
 });
