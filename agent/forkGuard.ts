@@ -14,6 +14,7 @@
 // no __unregister_atfork), so they would outlive the agent's code.
 
 import { hotCallback } from './hotCallback.js';
+import { rawAlloc } from './hooks/rawMemory.js';
 
 /** Threads marked as inside fork() at once; a 17th concurrent fork takes over a busy slot. */
 const MAX_FORKING = 16;
@@ -244,7 +245,11 @@ class ForkGuard {
   private readonly forkListeners: InvocationListener[] = [];
 
   constructor() {
-    const getpid = Module.getGlobalExportByName('getpid');
+    // The gates' own getpid is a raw syscall in immortal code, not libc's: with
+    // `--syscalls rewrite` libc's getpid is a traced site, and every exit and exec of the
+    // target would show one getpid of ours.
+    const getpid = rawAlloc(8, 'code');
+    getpid.writeByteArray([0xb8, 0x27, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xc3]); // mov $39,%eax; syscall; ret
     this.agentPid.writeS32(new NativeFunction(getpid, 'int', [])() as number);
     this.module = new CModule(SOURCE, { fork_state: this.state, agent_pid: this.agentPid, tid_offset: this.tidOffset, getpid_fn: getpid });
     this.followBeginFn = new NativeFunction(this.module.follow_begin, 'int', [], { scheduling: 'exclusive' });
