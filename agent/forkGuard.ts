@@ -13,6 +13,9 @@
 // glibc's atfork handlers cannot do this job: they cannot be removed again (glibc exports
 // no __unregister_atfork), so they would outlive the agent's code.
 
+import { checkLayout, type ExpectedLayout } from './cmodules/checkLayout.js';
+import { FORK_GUARD_C as FORK_GUARD_SOURCE } from './cmodules/generated/forkGuard_c.js';
+import { FORK_GUARD_H } from './cmodules/generated/forkGuard_h.js';
 import { hotCallback } from './hotCallback.js';
 import { rawAlloc } from './hooks/rawMemory.js';
 
@@ -21,206 +24,22 @@ const MAX_FORKING = 16;
 
 /**
  * C for any module that guards a JS entry: `extern volatile gint fork_state[];` plus
- * `js_forbidden(tid)`. fork_state: [0] forked child, [1] forks in progress, [2..17] their
- * tids, [18] slot ticket; then the thread-start guard (see followBegin): [19] threads
- * between followBegin() and followEnd(), [20] observing on, [21] ring ticket, [22..85] a
- * ring of thread ids the observer has reported.
+ * `js_forbidden(tid)` (agent/cmodules/forkGuard.h, which documents fork_state's words).
  */
-export const FORK_GUARD_C = `
-extern volatile gint fork_state[];
+export const FORK_GUARD_C = FORK_GUARD_H;
 
-static int
-js_forbidden (gint tid)
-{
-  if (fork_state[0])
-    return 1;
-  if (fork_state[1])
-  {
-    int i;
-    for (i = 0; i < ${MAX_FORKING}; i++)
-      if (fork_state[2 + i] == tid)
-        return 1;
-  }
-  return 0;
-}
-`;
+/** fork_state's gint words (FORK_GUARD_WORDS in forkGuard.h). */
+const FORK_STATE_WORDS = 6 + MAX_FORKING + 64;
 
-const SOURCE = `
-#include <gum/guminterceptor.h>
-
-${FORK_GUARD_C}
-
-extern volatile gint agent_pid;
-extern int getpid_fn (void);
-
-static gint
-current_tid (GumInvocationContext * ic)
-{
-  return (gint) gum_invocation_context_get_thread_id (ic);
-}
-
-#define FOLLOWING (3 + ${MAX_FORKING})
-#define OBSERVING (4 + ${MAX_FORKING})
-#define RING_TICKET (5 + ${MAX_FORKING})
-#define RING_BASE (6 + ${MAX_FORKING})
-#define RING 64
-extern volatile gint tid_offset;
-
-void
-fork_enter (GumInvocationContext * ic)
-{
-  /* A ticket picks the slot (TinyCC has no compare-and-swap); only a 17th concurrent fork could reuse a busy one. */
-  gint slot = g_atomic_int_add (&fork_state[2 + ${MAX_FORKING}], 1) % ${MAX_FORKING};
-  fork_state[2 + slot] = current_tid (ic);
-  g_atomic_int_add (&fork_state[1], 1); /* locked: a full fence before the read below */
-  /* A new thread putting itself under Stalker finishes first (see followBegin). */
-  while (fork_state[FOLLOWING] != 0)
-    ;
-}
-
-static int
-was_reported (gint tid)
-{
-  int i;
-  for (i = 0; i < RING; i++)
-    if (fork_state[RING_BASE + i] == tid)
-      return 1;
-  return 0;
-}
-
-void
-thread_create_enter (GumInvocationContext * ic)
-{
-  gpointer * out = gum_invocation_context_get_listener_invocation_data (ic, sizeof (gpointer));
-  *out = gum_invocation_context_get_nth_argument (ic, 0);
-}
-
-/* pthread_create returns once the thread observer has seen the new thread (up to 100 ms). */
-void
-thread_create_leave (GumInvocationContext * ic)
-{
-  gpointer * out = gum_invocation_context_get_listener_invocation_data (ic, sizeof (gpointer));
-  guint8 * pd;
-  gint tid;
-  gint64 end;
-  if (!fork_state[OBSERVING] || tid_offset <= 0 || gum_invocation_context_get_return_value (ic) != NULL)
-    return;
-  pd = *(guint8 **) *out;
-  tid = *(volatile gint *) (pd + tid_offset);
-  end = g_get_monotonic_time () + 100000;
-  while (!was_reported (tid) && g_get_monotonic_time () < end)
-    g_thread_yield (); /* the new thread needs a CPU to get reported */
-}
-
-void
-thread_reported (gint tid)
-{
-  gint i = g_atomic_int_add (&fork_state[RING_TICKET], 1) % RING;
-  fork_state[RING_BASE + i] = tid;
-}
-
-void
-set_observing (gint on)
-{
-  fork_state[OBSERVING] = on;
-}
-
-int
-follow_begin (void)
-{
-  g_atomic_int_add (&fork_state[FOLLOWING], 1);
-  if (fork_state[1] == 0)
-    return 1;
-  g_atomic_int_add (&fork_state[FOLLOWING], -1);
-  return 0;
-}
-
-void
-follow_end (void)
-{
-  g_atomic_int_add (&fork_state[FOLLOWING], -1);
-}
-
-void
-fork_leave (GumInvocationContext * ic)
-{
-  gint tid = current_tid (ic);
-  int i;
-  if ((gint) GPOINTER_TO_SIZE (gum_invocation_context_get_return_value (ic)) == 0)
-    fork_state[0] = 1; /* the child: from now on nothing here enters JS */
-  for (i = 0; i < ${MAX_FORKING}; i++)
-  {
-    if (fork_state[2 + i] == tid)
-      fork_state[2 + i] = 0;
-  }
-  g_atomic_int_add (&fork_state[1], -1);
-}
-
-typedef struct {
-  void (* on_enter) (gint tid);
-  void (* on_leave) (gint tid);
-} GatedListener;
-
-static void
-gated_call (GumInvocationContext * ic, int leave)
-{
-  GatedListener * g = gum_invocation_context_get_listener_function_data (ic);
-  gint tid = current_tid (ic);
-  if (!js_forbidden (tid))
-    (leave ? g->on_leave : g->on_enter) (tid);
-}
-
-void
-gated_enter (GumInvocationContext * ic)
-{
-  gated_call (ic, 0);
-}
-
-void
-gated_leave (GumInvocationContext * ic)
-{
-  gated_call (ic, 1);
-}
-
-typedef guint64 (* Fn6) (guint64, guint64, guint64, guint64, guint64, guint64);
-typedef guint64 (* JsReplacement) (guint64, guint64, guint64, guint64, guint64, guint64, gint);
-
-typedef struct {
-  Fn6 original;
-  JsReplacement js;
-} GatedReplacement;
-
-guint64
-gated_replacement (guint64 a0, guint64 a1, guint64 a2, guint64 a3, guint64 a4, guint64 a5)
-{
-  GumInvocationContext * ic = gum_interceptor_get_current_invocation ();
-  GatedReplacement * g = gum_invocation_context_get_replacement_data (ic);
-  gint tid = current_tid (ic);
-  if (js_forbidden (tid))
-    return g->original (a0, a1, a2, a3, a4, a5);
-  return g->js (a0, a1, a2, a3, a4, a5, tid);
-}
-
-/* execve() in the process the agent was loaded into (not in a vfork/posix_spawn child). */
-void
-gated_exec (GumInvocationContext * ic)
-{
-  void (* on_exec) (gpointer path) = *(gpointer *) gum_invocation_context_get_listener_function_data (ic);
-  if (js_forbidden (current_tid (ic)) || getpid_fn () != agent_pid)
-    return;
-  on_exec (gum_invocation_context_get_nth_argument (ic, 0));
-}
-
-/* The exit hook also runs in children made without fork() (vfork, posix_spawn), so it compares pids too. */
-void
-gated_exit (GumInvocationContext * ic)
-{
-  GatedListener * g = gum_invocation_context_get_listener_function_data (ic);
-  if (js_forbidden (current_tid (ic)) || getpid_fn () != agent_pid)
-    return;
-  g->on_enter ((gint) GPOINTER_TO_SIZE (gum_invocation_context_get_nth_argument (ic, 0)));
-}
-`;
+/** fork_guard_layout's order: what the gates and fork_state below assume of the C. */
+const GUARD_LAYOUT: ExpectedLayout = [
+  ['FORK_GUARD_MAX_FORKING', MAX_FORKING],
+  ['FORK_GUARD_WORDS', FORK_STATE_WORDS],
+  ['sizeof (GatedListener)', 2 * Process.pointerSize],
+  ['GatedListener.on_leave', Process.pointerSize],
+  ['sizeof (GatedReplacement)', 2 * Process.pointerSize],
+  ['GatedReplacement.js', Process.pointerSize],
+];
 
 type ReplacementArgs = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'int'];
 const REPLACEMENT_ARGS: ReplacementArgs = ['uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'uint64', 'int'];
@@ -234,9 +53,9 @@ export interface GatedHook {
 
 class ForkGuard {
   /** fork_state (see FORK_GUARD_C), then agent_pid. */
-  readonly state = Memory.alloc(4 * (6 + MAX_FORKING + 64) + 8);
-  private readonly agentPid = this.state.add(4 * (6 + MAX_FORKING + 64));
-  private readonly tidOffset = this.state.add(4 * (6 + MAX_FORKING + 64) + 4);
+  readonly state = Memory.alloc(4 * FORK_STATE_WORDS + 8);
+  private readonly agentPid = this.state.add(4 * FORK_STATE_WORDS);
+  private readonly tidOffset = this.state.add(4 * FORK_STATE_WORDS + 4);
   private readonly followBeginFn: NativeFunction<number, []>;
   private readonly followEndFn: NativeFunction<void, []>;
   private readonly threadReportedFn: NativeFunction<void, [number]>;
@@ -251,7 +70,8 @@ class ForkGuard {
     const getpid = rawAlloc(8, 'code');
     getpid.writeByteArray([0xb8, 0x27, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xc3]); // mov $39,%eax; syscall; ret
     this.agentPid.writeS32(new NativeFunction(getpid, 'int', [])() as number);
-    this.module = new CModule(SOURCE, { fork_state: this.state, agent_pid: this.agentPid, tid_offset: this.tidOffset, getpid_fn: getpid });
+    this.module = new CModule(FORK_GUARD_SOURCE, { fork_state: this.state, agent_pid: this.agentPid, tid_offset: this.tidOffset, getpid_fn: getpid });
+    checkLayout(this.module, 'fork_guard_layout', GUARD_LAYOUT);
     this.followBeginFn = new NativeFunction(this.module.follow_begin, 'int', [], { scheduling: 'exclusive' });
     this.followEndFn = new NativeFunction(this.module.follow_end, 'void', [], { scheduling: 'exclusive' });
     this.threadReportedFn = new NativeFunction(this.module.thread_reported, 'void', ['int'], { scheduling: 'exclusive' });

@@ -5,32 +5,30 @@
 import type { AttachResult, HookTarget } from '../protocol/messages.js';
 import { describeTarget, resolveTarget } from './attach/uprobe/resolveTarget.js';
 import type { EventQueue } from './events.js';
+import { checkLayout } from './cmodules/checkLayout.js';
+import { HIT_COUNTER_C } from './cmodules/generated/hitCounter_c.js';
 import { forkGuard, type GatedHook } from './forkGuard.js';
 
 const MAX_COUNTERS = 1024;
-
-const COUNTER_SOURCE = `
-#include <gum/guminterceptor.h>
-
-extern volatile gint counters[];
-
-void
-on_enter (GumInvocationContext * ic)
-{
-  guint idx = GPOINTER_TO_UINT (gum_invocation_context_get_listener_function_data (ic));
-  g_atomic_int_add (&counters[idx], 1);
-}
-`;
+/** One gint counter per function (counters.add(COUNTER_BYTES * i)). */
+const COUNTER_BYTES = 4;
 
 export class HitCounter {
-  private readonly counters = Memory.alloc(4 * MAX_COUNTERS);
-  private readonly module = new CModule(COUNTER_SOURCE, { counters: this.counters });
+  private readonly counters = Memory.alloc(COUNTER_BYTES * MAX_COUNTERS);
+  /** agent/cmodules/hitCounter.c: counters[i] += 1 on each hit of the i-th function. */
+  private readonly module = HitCounter.counterModule(this.counters);
   private readonly names: string[] = [];
   private readonly listeners: InvocationListener[] = [];
   /** Kept for the agent's lifetime: a thread may be between a gate and its callback at detach. */
   private readonly hooks: GatedHook[] = [];
 
   constructor(private readonly events: EventQueue) {}
+
+  private static counterModule(counters: NativePointer): CModule {
+    const cm = new CModule(HIT_COUNTER_C, { counters });
+    checkLayout(cm, 'hit_counter_layout', [['sizeof (counter)', COUNTER_BYTES]]);
+    return cm;
+  }
 
   add(targets: HookTarget[]): AttachResult[] {
     return targets.map((t) => {
@@ -63,7 +61,7 @@ export class HitCounter {
   counts(): Record<string, number> {
     const out: Record<string, number> = {};
     this.names.forEach((name, i) => {
-      out[name] = (out[name] ?? 0) + this.counters.add(4 * i).readS32();
+      out[name] = (out[name] ?? 0) + this.counters.add(COUNTER_BYTES * i).readS32();
     });
     return out;
   }

@@ -3,20 +3,10 @@
 // unload has nothing of its own left to wait for, and a thread preempted in a trampoline,
 // about to call our listener, called into unmapped memory (measured: 2 of 20 detaches of
 // 4 threads calling a native-path uprobe back-to-back; a 50 ms pause still lost some).
-// gum_interceptor_flush() is true once every detached hook's trampoline is out of use.
+// gum_interceptor_flush() is true once every detached hook's trampoline is out of use
+// (agent/cmodules/interceptorDrain.c).
 
-const SOURCE = `
-#include <gum/guminterceptor.h>
-
-int
-interceptor_drained (void)
-{
-  GumInterceptor * interceptor = gum_interceptor_obtain ();
-  gboolean done = gum_interceptor_flush (interceptor);
-  g_object_unref (interceptor);
-  return done;
-}
-`;
+import { INTERCEPTOR_DRAIN_C } from './cmodules/generated/interceptorDrain_c.js';
 
 let drained: NativeFunction<number, []> | null | undefined;
 let module: CModule | null = null;
@@ -33,7 +23,7 @@ const QUIET_MS = 50;
 export function drainInterceptor(timeoutMs = 2000): boolean {
   if (drained === undefined) {
     try {
-      module = new CModule(SOURCE);
+      module = new CModule(INTERCEPTOR_DRAIN_C);
       drained = new NativeFunction(module.interceptor_drained, 'int', [], { scheduling: 'exclusive' });
     } catch {
       drained = null;

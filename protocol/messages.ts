@@ -78,7 +78,7 @@ export type EngineSpec = { kind: 'native'; library: string } | { kind: 'wasm' };
  */
 export type HookMechanism = 'interceptor' | 'inline';
 export const HOOK_MECHANISMS: readonly HookMechanism[] = ['interceptor', 'inline'];
-export const DEFAULT_HOOK_MECHANISM: HookMechanism = 'interceptor';
+export const DEFAULT_HOOK_MECHANISM: HookMechanism = 'inline';
 
 export interface LoadRequest {
   engine: EngineSpec;

@@ -7,6 +7,8 @@ cd "$root"
 make -s -C vm
 # The inline hook engine's native hit path: a flat blob the agent bundle embeds (agent/hooks/native).
 make -s -C agent/hooks/native
+# The CModule sources (TinyCC, compiled in the target) embedded as strings (agent/cmodules).
+make -s -C agent/cmodules
 npx tsc -p tsconfig.host.json
 # Jest transpiles tests without type-checking; this checks them, including the compile-time
 # contracts (test/unit/agentClient.test.ts: calls the agent would refuse must not compile).

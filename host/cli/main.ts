@@ -2,7 +2,7 @@
 // -v adds stack traces for bugs of our own.
 
 import { Command, CommanderError, Option } from 'commander';
-import { HOOK_MECHANISMS, type HookMechanism } from '../../protocol/messages';
+import { DEFAULT_HOOK_MECHANISM, HOOK_MECHANISMS, type HookMechanism } from '../../protocol/messages';
 import type { HookTarget } from '../../protocol/messages';
 import { registerDisasmCommand } from './disasmCommand';
 import { EXIT } from './exitCodes';
@@ -56,7 +56,7 @@ function withCommonOptions(cmd: Command): Command {
     .option('--metrics <[host:]port>', 'serve the maps as Prometheus metrics on http://HOST:PORT/metrics while attached (host defaults to 127.0.0.1)')
     .addOption(new Option('--syscalls <mechanism>', 'how syscall tracepoints reach syscalls: Stalker callouts, or rewritten syscall sites (faster, see README)').choices(['stalker', 'rewrite']))
     .addOption(new Option('--engine <engine>', 'eBPF engine in the target: the interpreter built natively, or to wasm').choices(['native', 'wasm']).default('native'))
-    .addOption(new Option('--hooks <mechanism>', "how uprobes hook functions: Frida's Interceptor, or bpftime-ts's own inline hooks").choices([...HOOK_MECHANISMS]).env('BPFTIME_TS_HOOKS'))
+    .addOption(new Option('--hooks <mechanism>', `how uprobes hook functions: bpftime-ts's own inline hooks, or Frida's Interceptor (default: ${DEFAULT_HOOK_MECHANISM}, or the manifest's "hooks")`).choices([...HOOK_MECHANISMS]).env('BPFTIME_TS_HOOKS'))
     .option('-v, --verbose', 'diagnostics on stderr');
 }
 

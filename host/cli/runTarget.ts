@@ -11,6 +11,7 @@ import { FridaBackend } from '../backend/FridaBackend';
 import { EventPrinter } from '../output/EventPrinter';
 import { Reporter } from '../output/Reporter';
 import { Session, TargetSpec } from '../session/Session';
+import { refuseMixedPlan } from '../session/int3Lock';
 import { SessionError } from '../session/SessionError';
 import { syscallName } from '../../protocol/syscalls';
 import type { MetricsConfig } from '../metrics/metricsConfig';
@@ -165,6 +166,9 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     // A test and diagnostic knob: a small agent-side queue makes drops easy to provoke.
     const capacity = Number(process.env.BPFTIME_TS_EVENT_QUEUE ?? '');
     if (plan.load && Number.isInteger(capacity) && capacity > 0) plan.load.queueCapacity = capacity;
+    const hasSyscalls = plan.load?.links.some((l) => l.attach.kind === 'syscall') ?? false;
+    const hasUsdt = plan.load?.links.some((l) => l.attach.kind === 'uprobe' && l.attach.trap === true) ?? false;
+    refuseMixedPlan(s.label, hasUsdt, hasSyscalls);
     reporter.status(`attaching to ${s.label}`);
     await s.start();
     reporter.debug(`agent up in pid ${s.pid}: ${s.info?.runtime}, Frida ${s.info?.fridaVersion}`);
@@ -172,7 +176,8 @@ export async function runTarget(plan: RunPlan): Promise<number> {
 
     const results: AttachResult[] = [];
     if (plan.count.length) results.push(...(await s.agent.countHits(plan.count)));
-    if (plan.load?.links.some((l) => l.attach.kind === 'syscall')) await s.claimSyscalls();
+    if (hasSyscalls) await s.claimSyscalls();
+    if (hasUsdt) await s.claimUsdt();
     if (plan.load) results.push(...(await s.agent.load(plan.load)));
     let failed = 0;
     for (const r of results) {

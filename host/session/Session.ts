@@ -12,6 +12,7 @@ import { AgentBatch, AgentEvent, AgentInfo, EXIT_ACK, FinalSnapshot, isAgentBatc
 import { resolveProgram } from './resolveProgram';
 import { SessionError } from './SessionError';
 import { alive, claimSyscalls, TargetClaim } from './targetLock';
+import { claimUsdt, refuseSyscallsBesideUsdt } from './int3Lock';
 
 export { SessionError };
 
@@ -76,6 +77,7 @@ export class Session extends EventEmitter {
   private claim: TargetClaim | null = null;
   /** Held while this session's syscall tracepoints are attached (targetLock.ts). */
   private syscallLock: { close(): void } | null = null;
+  private usdtMarker: { close(): void } | null = null;
   private spawned = false;
   private resumed = false;
   private exitStatus: number | null = null;
@@ -215,7 +217,13 @@ export class Session extends EventEmitter {
 
   /** Before syscall programs are loaded: refuses if another session traces this target's syscalls. */
   async claimSyscalls(): Promise<void> {
+    refuseSyscallsBesideUsdt(this.pid);
     this.syscallLock ??= await claimSyscalls(this.pid);
+  }
+
+  /** Before USDT sites are hooked: refuses if another session traces this target's syscalls (int3Lock.ts). */
+  async claimUsdt(): Promise<void> {
+    this.usdtMarker ??= await claimUsdt(this.pid);
   }
 
   async resume(): Promise<void> {
@@ -270,6 +278,7 @@ export class Session extends EventEmitter {
       }
       this.claim?.release();
       this.syscallLock?.close();
+      this.usdtMarker?.close();
     })();
     return this.detaching;
   }

@@ -177,6 +177,16 @@ function claimError(pid: number, e: unknown): SessionError {
   return new SessionError(`pid ${pid}: cannot claim it in ${claimDir()}: ${(e as Error).message}`, 'attach');
 }
 
+/** A target as the locks name it: pid and start time (a reused pid is another target). */
+export function targetKey(pid: number): string {
+  return `${pid}-${startTime(pid) ?? 0}`;
+}
+
+/** The abstract socket the session tracing `pid`'s syscalls holds (claimSyscalls). */
+export function syscallLockName(pid: number): string {
+  return `\0bpftime-ts-syscalls-${targetKey(pid)}`;
+}
+
 /**
  * Syscall tracepoints cannot be shared between sessions in one process: each session's
  * agent would follow every thread with its own Stalker (or rewrite the same syscall sites),
@@ -185,7 +195,7 @@ function claimError(pid: number, e: unknown): SessionError {
  * CLI lives, so a crashed CLI never leaves it behind), and later ones are refused.
  */
 export async function claimSyscalls(pid: number): Promise<net.Server> {
-  const name = `\0bpftime-ts-syscalls-${pid}-${startTime(pid) ?? 0}`;
+  const name = syscallLockName(pid);
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {

@@ -10,6 +10,7 @@ import { bpfObjectPath, repoRoot, victimPath } from '../support/paths';
 import { finalMaps, jsonLines, mapValue } from '../support/jsonLines';
 import { startLoopVictim } from '../support/syscallHarness';
 import { fileBytes, isAlive, liveBytes, mapsOnceUnmapped, startVictim, symbolAddress } from '../support/victim';
+import { startLifecycle } from '../support/lifecycle';
 
 const adder = victimPath('adder');
 const sysvictim = victimPath('sysvictim');
@@ -260,6 +261,84 @@ describe('a target that forks continuously', () => {
       expect(isAlive(victim.pid)).toBe(true);
     } finally {
       victim.stop();
+    }
+  });
+});
+
+describe('a target that forks and execs continuously', () => {
+  // forker's children exec a fresh image of it ("forker child"); the parent numbers its own
+  // calls target_add(i, 1), the children call target_add(pid, 2) before and after the exec.
+  test('attach --pid succeeds 3 times in a row; the parent counted exactly, no child traced', async () => {
+    const victim = await startVictim('forker', ['1000000', '0', 'exec']);
+    try {
+      let lastSeen = -1;
+      for (let i = 0; i < 3; i++) {
+        const r = await runCli(['attach', '--pid', String(victim.pid), '-o', bpfObjectPath('fork_exact'), '--duration', '1']);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toContain(`detached from pid ${victim.pid}`);
+        noStack(r.stderr);
+        const g = (name: string) => Number(new RegExp(`^@${name}: (\\d+)$`, 'm').exec(r.stdout)?.[1]);
+        // Every call of the parent from the first one seen to the last: none lost, none twice.
+        expect(g('parent_hits')).toBeGreaterThan(10);
+        expect(g('parent_hits')).toBe(g('last_i') - g('first_i') + 1);
+        // Forked children run untraced (forkGuard) and exec'd ones start without the agent.
+        expect(g('child_hits')).toBe(0);
+        // The forks went on between sessions: each one starts past the last one's calls.
+        expect(g('first_i')).toBeGreaterThan(lastSeen);
+        lastSeen = g('last_i');
+      }
+      expect(isAlive(victim.pid)).toBe(true);
+      expect(await mapsOnceUnmapped(victim.pid, ours, 6000)).not.toMatch(ours);
+      // Every child exited 3 (forker prints the ones that did not): the execs went through.
+      expect(victim.output()).not.toMatch(/child \d+: fork=/);
+    } finally {
+      victim.stop();
+    }
+  });
+});
+
+describe('USDT probes and syscall tracepoints in one process are refused, never a crash', () => {
+  // A thread followed for its syscalls that met a USDT int3 killed the target (SIGTRAP; SIGILL
+  // with --syscalls rewrite) whether both came in one session or in two: host/session/int3Lock.ts.
+  const refusal = /USDT probes and syscall tracepoints cannot be traced in one process/;
+  const usdt = ['-o', bpfObjectPath('lc_usdt')];
+  const sys = ['-o', bpfObjectPath('lc_sys')];
+
+  test('in one session: exit 3 in one line before anything is injected', async () => {
+    const v = await startLifecycle(2, 100);
+    try {
+      const r = await runCli(['attach', '--pid', String(v.pid), ...usdt, ...sys, '--duration', '1']);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(refusal);
+      noStack(r.stderr);
+      expect(fs.readFileSync(`/proc/${v.pid}/maps`, 'utf8')).not.toMatch(ours);
+      expect(await v.quit()).toMatchObject({ bad: 0, code: 0 });
+    } finally {
+      v.stop();
+    }
+  });
+
+  test.each([
+    ['syscall tracepoints first, then USDT', sys, usdt, 'counted_hits'],
+    ['USDT first, then syscall tracepoints', usdt, sys, 'counted_hits'],
+  ])('%s: the second session is refused, the first counts on and detaches', async (_what, first, second, counter) => {
+    const v = await startLifecycle(2, 100);
+    try {
+      const cli = startCli(['attach', '--pid', String(v.pid), ...first, '--hooks', 'inline']);
+      await waitForOutput(cli, (t) => t.includes('installed in pid'), 30000);
+      const r = await runCli(['attach', '--pid', String(v.pid), ...second, '--hooks', 'inline', '--duration', '0.5']);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(refusal);
+      noStack(r.stderr);
+      const made = await v.burst();
+      cli.kill('SIGINT');
+      const done = await cli.result;
+      expect(done.code).toBe(0);
+      expect(Number(new RegExp(`^@${counter}: (\\d+)$`, 'm').exec(done.stdout)?.[1])).toBe(made);
+      expect(await mapsOnceUnmapped(v.pid, ours, 6000)).not.toMatch(ours);
+      expect(await v.quit()).toMatchObject({ bad: 0, code: 0 });
+    } finally {
+      v.stop();
     }
   });
 });

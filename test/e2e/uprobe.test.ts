@@ -356,3 +356,50 @@ describe('host access to maps while the target runs', () => {
     }
   });
 });
+
+// Inline hooks are the default; Frida's Interceptor stays selectable (and is what the inline
+// engine falls back to), so its core cases run here explicitly.
+describe("Frida's Interceptor (--hooks interceptor)", () => {
+  const interceptor = (args: string[]) => runCli(['spawn', '--hooks', 'interceptor', ...args]);
+
+  test('8 threads: exact entry counts, argument and return-value sums on the native path', async () => {
+    const r = await interceptor(['--json', '-o', obj('rt_native'), probed, 'add', '5000', '8']);
+    expect(r.code).toBe(0);
+    const maps = finalMaps(r.stdout);
+    expect(mapValue(maps.calls, 0)).toBe(40000);
+    expect(maps.arg_sum[0].value).toBe(8 * ((4999 * 5000) / 2));
+    expect(maps.ret_sum[0].value).toBe(8 * ((5000 * 5001) / 2));
+  });
+
+  test('8 threads: exact totals and per-thread counts', async () => {
+    const r = await interceptor(['--json', '-o', obj('rt_count'), probed, 'add', '5000', '8']);
+    expect(r.code).toBe(0);
+    const maps = finalMaps(r.stdout);
+    expect(mapValue(maps.total, 0)).toBe(40000);
+    expect(maps.per_thread.map((e) => e.value)).toEqual(Array(8).fill(5000));
+  });
+
+  test('JS-path programs (printk, ring buffer) on entry and return', async () => {
+    const r = await interceptor(['--json', '-o', obj('rt_events'), probed, 'add', '20']);
+    expect(r.code).toBe(0);
+    const lines = jsonLines(r.stdout);
+    expect(lines.filter((l) => l.type === 'printk')).toHaveLength(2);
+    const events = lines.filter((l) => l.type === 'event').map((l) => l.data as { a: number; ret: number });
+    expect(events.map((e) => [e.a, e.ret])).toEqual(Array.from({ length: 20 }, (_, i) => [i, i + 1]));
+  });
+
+  test('two uprobes and two uretprobes on one function', async () => {
+    const n = 300;
+    const r = await interceptor(['--json', '-o', obj('rt_multi'), probed, 'add', String(n)]);
+    expect(r.code).toBe(0);
+    const sums = finalMaps(r.stdout).sums;
+    expect([0, 1, 2, 3].map((i) => mapValue(sums, i))).toEqual([(n * (n - 1)) / 2, n, (n * (n + 1)) / 2, (n * (n + 1)) / 2]);
+  });
+
+  test('an override: the victim sees the injected value, the rest run the original', async () => {
+    const r = await interceptor(['--json', '-o', obj('rt_override'), probed, 'check', '100']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('overridden 1 doubled 99');
+    expect(mapValue(finalMaps(r.stdout).seen, 0)).toBe(100);
+  });
+});

@@ -178,11 +178,17 @@ export class UprobeAttachImpl implements AttachImpl {
     const fill = ptRegsFill();
     const cb = e.callback;
     const funcIp = toBig(addr);
+    if (e.data.trap && e.type !== 'uprobe') throw new AttachError(`${e.data.description}: a USDT site takes an entry probe only`);
+    // The inline engine plants an int3 itself on a site that is not a function's entry (a
+    // USDT nop is never one). Through Interceptor instead, Frida's unload waited ~5 s for the
+    // site's trampoline at every detach after a hit (README, Known limitations).
+    if (services.hookMechanism?.() === 'inline' && this.installInline(e, addr)) {
+      this.raiseSemaphore(e);
+      return;
+    }
     // USDT sites get a 1-byte breakpoint; the site is registered with the SIGTRAP handler
     // while Interceptor writes its redirect, before the int3 can be reached.
     const where: NativePointer | InstrumentationTarget = e.data.trap ? trapSites().target(addr, (t) => trapSites().activate(addr, t)) : addr;
-    if (e.data.trap && e.type !== 'uprobe') throw new AttachError(`${e.data.description}: a USDT site takes an entry probe only`);
-    if (!e.data.trap && services.hookMechanism?.() === 'inline' && this.installInline(e, addr)) return;
     try {
       const runner = services.nativeRunner();
       // Programs that need no JS run from a native listener; the others from JS behind a
@@ -245,12 +251,16 @@ export class UprobeAttachImpl implements AttachImpl {
     Interceptor.flush();
     if (e.data.trap) trapSites().awaitCommitted(addr);
     e.address = addr;
-    if (e.data.semaphoreOffset !== undefined) {
-      const m = e.data.target.module !== undefined ? findModule(e.data.target.module) : Process.mainModule;
-      if (m !== null) {
-        e.semaphore = m.base.add(e.data.semaphoreOffset);
-        adjustSemaphore(e.semaphore, 1);
-      }
+    this.raiseSemaphore(e);
+  }
+
+  /** A USDT probe with a semaphore: raised while this hook is in (lowered at its detach). */
+  private raiseSemaphore(e: Entry): void {
+    if (e.data.semaphoreOffset === undefined) return;
+    const m = e.data.target.module !== undefined ? findModule(e.data.target.module) : Process.mainModule;
+    if (m !== null) {
+      e.semaphore = m.base.add(e.data.semaphoreOffset);
+      adjustSemaphore(e.semaphore, 1);
     }
   }
 }
