@@ -17,7 +17,6 @@ import { checkLayout, type ExpectedLayout } from './cmodules/checkLayout.js';
 import { FORK_GUARD_C as FORK_GUARD_SOURCE } from './cmodules/generated/forkGuard_c.js';
 import { FORK_GUARD_H } from './cmodules/generated/forkGuard_h.js';
 import { hotCallback } from './hotCallback.js';
-import { rawAlloc } from './hooks/rawMemory.js';
 
 /** Threads marked as inside fork() at once; a 17th concurrent fork takes over a busy slot. */
 const MAX_FORKING = 16;
@@ -64,11 +63,7 @@ class ForkGuard {
   private readonly forkListeners: InvocationListener[] = [];
 
   constructor() {
-    // The gates' own getpid is a raw syscall in immortal code, not libc's: with
-    // `--syscalls rewrite` libc's getpid is a traced site, and every exit and exec of the
-    // target would show one getpid of ours.
-    const getpid = rawAlloc(8, 'code');
-    getpid.writeByteArray([0xb8, 0x27, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xc3]); // mov $39,%eax; syscall; ret
+    const getpid = Module.getGlobalExportByName('getpid');
     this.agentPid.writeS32(new NativeFunction(getpid, 'int', [])() as number);
     this.module = new CModule(FORK_GUARD_SOURCE, { fork_state: this.state, agent_pid: this.agentPid, tid_offset: this.tidOffset, getpid_fn: getpid });
     checkLayout(this.module, 'fork_guard_layout', GUARD_LAYOUT);

@@ -25,7 +25,8 @@ const mech = () => ['--syscalls', mechanism];
 /**
  * A count of the victim's own syscalls. Stalker starts at main() and sees exactly those;
  * rewritten sites also see what Frida does on the spawned main thread after main()
- * begins (opens, reads and closes of /proc/self/maps, 8-byte eventfd writes), so under
+ * begins (opens, reads and closes of /proc/self/maps, 8-byte eventfd writes, and the
+ * getpid of the agent's own _exit gate: libc's, see agent/forkGuard.ts), so under
  * rewrite a count may be a little higher: at most 2 opens or closes, 8 writes, as the
  * rewrite suite measures them apart (rewrite/README.md "Not covered").
  */
@@ -50,7 +51,7 @@ describe.each(MECHANISMS)('--syscalls %s', (m) => {
       expect(r.stderr).not.toMatch(/error/);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`done iters=${TOTAL} denied=0 opened=${TOTAL} bad=0`);
-      expect(mapValue(r.stdout, 'counts', '39')).toBe(2 * TOTAL); // getpid: raw + libc
+      expectCount(mapValue(r.stdout, 'counts', '39'), 2 * TOTAL); // getpid: raw + libc
       expectCount(mapValue(r.stdout, 'counts', '257'), 2 * TOTAL); // openat
       expectCount(mapValue(r.stdout, 'counts', '3'), 2 * TOTAL); // close
       expectCount(mapValue(r.stdout, 'counts', '1'), TOTAL + 1, 8); // write, + the summary line
@@ -76,13 +77,13 @@ describe.each(MECHANISMS)('--syscalls %s', (m) => {
       expect(r.code).toBe(0);
       expect(r.stderr).toMatch(/count_ids → raw_syscalls:sys_enter .*native path/);
       expect(r.stdout).toContain(`done iters=${TOTAL} denied=0 opened=${TOTAL} bad=0`);
-      expect(mapValue(r.stdout, 'by_id', '39')).toBe(2 * TOTAL); // getpid: raw + libc
+      expectCount(mapValue(r.stdout, 'by_id', '39'), 2 * TOTAL); // getpid: raw + libc
       expectCount(mapValue(r.stdout, 'by_id', '257'), 2 * TOTAL); // openat
       expectCount(mapValue(r.stdout, 'by_id', '3'), 2 * TOTAL); // close
       expectCount(mapValue(r.stdout, 'by_id', '1'), TOTAL + 1, 8); // write, + the summary line
       expect(mapValue(r.stdout, 'by_id', '231')).toBe(1); // exit_group: from the _exit hook, through JS
-      expect(r.stdout).toContain(`@getpid_exits: ${2 * TOTAL}`);
-      expect(r.stdout).toMatch(new RegExp(`count_getpid_exits ${2 * TOTAL} hits, 0 faults`));
+      expectCount(Number(/@getpid_exits: (\d+)/.exec(r.stdout)?.[1]), 2 * TOTAL);
+      expectCount(Number(/count_getpid_exits (\d+) hits, 0 faults/.exec(r.stdout)?.[1]), 2 * TOTAL);
     });
 
     test('a raw set with one JS-path program runs everything through JS, and both counts stay exact', async () => {
@@ -97,7 +98,7 @@ describe.each(MECHANISMS)('--syscalls %s', (m) => {
       const r = await runCli(['spawn', ...mech(), '-v', '-o', bpfObjectPath('bench_sys_hash'), victimPath('sysloop'), 'getpid', '1000']);
       expect(r.code).toBe(0);
       expect(r.stderr).toMatch(/count_getpid_hash → syscalls:sys_enter_getpid .*native path/);
-      expect(r.stdout).toContain('@getpids[0]: 1000');
+      expectCount(mapValue(r.stdout, 'getpids', '0'), 1000);
     });
 
     test('the bundled syscount example on a stripped system binary (du): native path, its syscalls counted', async () => {
