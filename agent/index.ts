@@ -11,6 +11,7 @@ import { HitCounter } from './hitCounter.js';
 import { keepHeapSmall } from './heapKeeper.js';
 import { drainInterceptor } from './interceptorDrain.js';
 import { InlineProbe } from './hooks/inlineProbe.js';
+import { trapSites } from './attach/uprobe/trapSites.js';
 import { Runtime } from './runtime/Runtime.js';
 import * as proc from './runtime/fridaProcessInfo.js';
 
@@ -142,6 +143,8 @@ const api: AgentRpc = {
 function onScriptUnload(): void {
   // No host is listening any more to hear about a probe that stayed inactive but patched.
   InlineProbe.detachEverything();
+  // Interceptor's USDT trampolines go with the script: their int3s lead past the nop instead.
+  trapSites().retireAll();
 }
 
 rpc.exports = { ...api, dispose: onScriptUnload } as unknown as RpcExports;

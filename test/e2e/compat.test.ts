@@ -139,6 +139,19 @@ test('usdtreq: usdt.bpf.h unmodified; section and manifest attach points, cookie
   expect(maps).not.toHaveProperty('__bpf_usdt_specs');
 });
 
+// USDT under Frida's Interceptor: the int3 leads to Interceptor's trampoline through the
+// process's one SIGTRAP handler (agent/hooks/trapHandler.ts), not the inline engine's probe.
+test('usdtreq with --hooks interceptor: every request traced, the semaphore-gated probe too', async () => {
+  const r = await runCli(['run', '--json', '--hooks', 'interceptor', ex('usdtreq.manifest.json')]);
+  expect(r.code).toBe(0);
+  noStack(r.stderr);
+  const served = lines(r.stdout).filter((l) => l.startsWith('request '));
+  expect(served.length).toBe(8);
+  expect(jsonLines(r.stdout).filter((l) => l.type === 'event')).toHaveLength(8);
+  expect(r.stdout).toContain('debug=8');
+  expect(mapScalar(finalMaps(r.stdout), 'debug_cost')).toBe([0, 1, 2, 3, 4, 5, 6, 7].reduce((n, i) => n + i * i, 0));
+});
+
 test('USDT attach and detach under load: int3s and semaphores restored, the target runs on', async () => {
   const bin = build('sdt_app');
   const sites = readUsdtBinary(bin).sites;

@@ -21,6 +21,8 @@ interface Row {
   inexact: number;
   detachMs: number[];
   exitMs: number[];
+  /** What the first lost, failed or inexact cycle said: printed under the table. */
+  firstProblem?: string;
 }
 
 const rows: Row[] = [];
@@ -31,6 +33,8 @@ afterAll(() => {
     '| hook kind | hooks | cycles | target lost | failed attaches | inexact dumps | detach, median / max (ms) | Ctrl-C to exit, median / max (ms) |',
     '|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.kind} | ${r.hooks} | ${r.cycles} | ${r.lost} | ${r.failed} | ${r.inexact} | ${fmt(r.detachMs)} | ${fmt(r.exitMs)} |`),
+    '',
+    ...rows.filter((r) => r.firstProblem).map((r) => `${r.kind}, ${r.hooks}: ${r.firstProblem}`),
   ];
   process.stdout.write(`\n${lines.join('\n')}\n`);
 });
@@ -47,15 +51,22 @@ test.each(cases)(`${CYCLES} cycles: %s, --hooks %s`, async (name, hooks) => {
       row.cycles++;
       try {
         const c = await lifecycleCycle(v, [kind], hooks);
-        if (c.result.code !== 0 || !isAlive(v.pid)) row.lost++;
-        else {
+        const said = `cycle ${i}: exit ${c.result.code}, target ${isAlive(v.pid) ? 'alive' : 'gone'}, counted ${JSON.stringify(c.counted)} of ${c.expected}; ${c.result.stderr.trim().split('\n').slice(-2).join(' | ')}`;
+        if (c.result.code !== 0 || !isAlive(v.pid)) {
+          row.lost++;
+          row.firstProblem ??= said;
+        } else {
           if (!Number.isNaN(c.detachMs)) row.detachMs.push(c.detachMs);
           row.exitMs.push(c.exitMs);
-          if (Object.values(c.counted).some((n) => n !== c.expected)) row.inexact++;
+          if (Object.values(c.counted).some((n) => n !== c.expected)) {
+            row.inexact++;
+            row.firstProblem ??= said;
+          }
         }
-      } catch {
+      } catch (e) {
         if (isAlive(v.pid)) row.failed++;
         else row.lost++;
+        row.firstProblem ??= `cycle ${i}: ${(e as Error).message.split('\n').slice(0, 3).join(' | ')}`;
       }
       if (!isAlive(v.pid)) {
         v.stop();
