@@ -72,8 +72,30 @@ function viaCli(mode: string, n: number, program = 'bench_sys', mechanism = 'sta
  * The same loop while the kernel's sys_enter_getpid tracepoint runs a bpftrace count()
  * (for every process, as bpftrace does by default). null when bpftrace cannot attach.
  */
+/** bpftrace on PATH, installed through apt-get when missing and we are root (Debian's package). */
+function haveBpftrace(): boolean {
+  const has = () => spawnSync('sh', ['-c', 'command -v bpftrace']).status === 0;
+  if (has()) return true;
+  if (process.getuid?.() !== 0 || spawnSync('sh', ['-c', 'command -v apt-get']).status !== 0) return false;
+  console.log('bpftrace is missing: installing it with apt-get (for the kernel tracepoint peer)');
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', 'bpftrace'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (r.status !== 0) kernelSkip = `apt-get install bpftrace failed (exit ${r.status})`;
+  return has();
+}
+
+/** bpftrace resolves tracepoints through tracefs, which containers often leave unmounted. */
+function haveTracefs(): boolean {
+  const events = '/sys/kernel/tracing/events/syscalls';
+  if (fs.existsSync(events)) return true;
+  if (process.getuid?.() === 0) spawnSync('mount', ['-t', 'tracefs', 'nodev', '/sys/kernel/tracing'], { stdio: 'ignore' });
+  if (fs.existsSync(events)) return true;
+  kernelSkip = 'tracefs is not mounted at /sys/kernel/tracing (and mounting it failed)';
+  return false;
+}
+
 async function underKernelTracepoint(mode: string, n: number): Promise<number | null> {
-  if (spawnSync('sh', ['-c', 'command -v bpftrace']).status !== 0) return null;
+  if (!haveBpftrace() || !haveTracefs()) return null;
   // -B none: unbuffered, so "Attaching 1 probe..." arrives while it runs.
   const bt = spawn('bpftrace', ['-B', 'none', '-e', 'tracepoint:syscalls:sys_enter_getpid { @c = count(); }'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -187,6 +187,25 @@ describe('forked children under load, both mechanisms', () => {
   });
 });
 
+describe('generated code', () => {
+  // Syscalls from code written at run time (an mmap'ed page, no module): Stalker follows
+  // every instruction a thread runs, so it sees them; rewritten sites are only in modules,
+  // so rewrite does not (no catch-all yet, rewrite/README.md "Not covered"). Either way the
+  // calls return the pid.
+  test.each([
+    ['stalker', 1001, 1001],
+    ['rewrite', 1, 3],
+  ] as const)('%s: getpid from an mmap-ed page, 1000 calls', async (mechanism, lo, hi) => {
+    const r = await runCli(['spawn', '--syscalls', mechanism, '-o', bpfObjectPath('sys_native'), victimPath('sysloop'), 'jit', '1000']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('jit calls=1000 bad=0');
+    // Plus the one libc getpid() the victim compares with (and, under rewrite, at most
+    // two of Frida's own on the main thread).
+    const n = Number(/@by_id\[39\]: (\d+)/.exec(r.stdout)?.[1]);
+    expect(n >= lo && n <= hi).toBe(true);
+  });
+});
+
 describe('rewrite mechanism, running victim', () => {
   // Three attach/trace/detach cycles on one victim whose 5 threads run syscalls back to
   // back (some are blocked in read() on stdin or inside a trampoline at each detach): every
@@ -321,9 +340,10 @@ describe('rewrite mechanism against strace -f', () => {
     for (const [name, extra] of [['getpid', 4], ['write', 8], ['openat', 24], ['close', 24]] as const) {
       expect([name, ours[name] >= strace[name] && ours[name] <= strace[name] + extra]).toEqual([name, true]);
     }
-    // Each new thread's first syscalls (Stalker misses these): the victim's 4 threads, plus
-    // any thread Frida starts meanwhile (seen before it is cloaked).
-    for (const name of ['rseq', 'set_robust_list']) expect([name, ours[name] >= strace[name] && ours[name] <= strace[name] + 4]).toEqual([name, true]);
+    // Each new thread's first syscalls, before Frida's thread observer has reported it, are
+    // not traced (as with Stalker): until then the thread runs Frida's own reads of /proc
+    // for it too, and only threads known to be the target's reach programs.
+    for (const name of ['rseq', 'set_robust_list']) expect([name, (ours[name] ?? 0) <= strace[name]]).toEqual([name, true]);
     // Not rewritable here, so fewer than strace sees (agent/attach/syscall/rewrite/README.md):
     // a thread's final `exit` (start_thread's `xor %edi,%edi; mov %edx,%eax; syscall`: the
     // instruction before the syscall is 2 bytes) and some of glibc's rt_sigprocmask sites.

@@ -52,8 +52,11 @@ export class SyscallRewriter {
   private readonly states = new Map<number, ThreadState>();
   private observer: ModuleObserver | null = null;
   private exitListener: InvocationListener | null = null;
+  private readonly endListeners: InvocationListener[] = [];
   private readonly frida = new ThreadTable();
   private readonly app = new ThreadTable();
+  /** App threads the thread observer reported (not there at attach). */
+  private readonly observed = new Set<number>();
   private threadObserver: ThreadObserver | null = null;
   private refreshTimer: ReturnType<typeof setInterval> | null = null;
   readonly coverage: ModuleCoverage[] = [];
@@ -111,17 +114,42 @@ export class SyscallRewriter {
     // the thread observer as they start, and a timer catches Frida threads cloaked late.
     for (const tid of listTasks()) (Cloak.hasThread(tid) ? this.frida : this.app).add(tid);
     this.threadObserver = Process.attachThreadObserver({
-      onAdded: (t) => this.handlers.busy(() => (isFridaThread(t) ? this.frida : this.app).add(t.id)),
-      onRemoved: (t) => this.app.remove(t.id),
+      onAdded: (t) =>
+        this.handlers.busy(() => {
+          if (isFridaThread(t)) this.frida.add(t.id);
+          else {
+            this.app.add(t.id);
+            this.observed.add(t.id);
+          }
+        }),
+      // Not removed here: the observer reports a thread as it starts to end, before its
+      // last syscalls (madvise of its stack, exit); the timer below drops ended ones.
     });
     this.refreshTimer = setInterval(() => {
-      for (const tid of listTasks()) {
+      const live = listTasks();
+      const alive = new Set(live);
+      for (const tid of this.observed) {
+        if (alive.has(tid)) continue;
+        this.app.remove(tid);
+        this.observed.delete(tid);
+      }
+      for (const tid of live) {
         if (this.frida.has(tid) || !Cloak.hasThread(tid)) continue;
-        // Cloaked since: also a thread the observer reported before Gum cloaked or named it.
+        // Cloaked since: a thread the observer reported before Gum cloaked or named it. Not
+        // the threads there at attach: a spawned main thread is cloaked while it runs
+        // Frida's loader, and is the target's again after.
+        if (this.app.has(tid) && !this.observed.has(tid)) continue;
         this.app.remove(tid);
         this.frida.add(tid);
       }
     }, 250);
+    const ends = new Set<string>();
+    for (const name of ['_exit', '_Exit']) {
+      const at = Module.findGlobalExportByName(name);
+      if (at === null || ends.has(at.toString())) continue;
+      ends.add(at.toString());
+      this.endListeners.push(Interceptor.attach(at, { onEnter: this.handlers.onProcessEnd }));
+    }
     const exit = Module.findGlobalExportByName('exit');
     if (exit !== null) this.exitListener = Interceptor.attach(exit, { onEnter: this.handlers.onExitBegin });
     page.add(STUB_PAGE.armed).writeU32(1);
@@ -148,6 +176,7 @@ export class SyscallRewriter {
     this.threadObserver = null;
     this.exitListener?.detach();
     this.exitListener = null;
+    for (const l of this.endListeners.splice(0)) l.detach();
     for (const s of this.sites) s.flag?.writeU8(0);
     for (const c of this.chunks) c.nrTable.writeByteArray(new Array(SYSCALL_SLOTS).fill(0));
     const page = stubPage().base;

@@ -142,6 +142,8 @@ extern int sched_getcpu (void);
 extern volatile guint32 busy_key[];
 /* [0]: exit() has begun in the agent's process (see on_exit_begin). */
 extern volatile gint exiting[];
+/* [0]: the thread in _exit() (see on_process_end), or 0. */
+extern volatile gint end_gate[];
 
 ${NATIVE_DISPATCH_C}
 
@@ -164,7 +166,10 @@ may_run (gint32 tid)
     return 0;
   if (fork_state[1] && syscall_fn (39) != agent_pid[0])
     return 0;
-  if (frida_thread (tid))
+  /* Only threads known to be the target's: a new thread is once the thread observer has
+     reported it (Frida reads /proc for it on the thread itself first), as with Stalker.
+     The main thread always is (a spawned one runs Frida's loader, cloaked, at attach). */
+  if ((!app_thread (tid) && tid != agent_pid[0]) || frida_thread (tid) || end_gate[0] == tid)
     return 0;
   pthread_setspecific_fn (busy_key[0], (gconstpointer) 1);
   return 1;
@@ -197,6 +202,17 @@ on_exit_begin (GumInvocationContext * ic)
 {
   if (!fork_state[0] && syscall_fn (39) == agent_pid[0])
     exiting[0] = 1;
+}
+
+/*
+ * A listener on _exit(): the thread's next syscall is exit_group (reported by the _exit
+ * hook), so everything it does from here on is the agent's and Frida's (the final map
+ * snapshot and its message to the host).
+ */
+void
+on_process_end (GumInvocationContext * ic)
+{
+  end_gate[0] = (gint) gum_invocation_context_get_thread_id (ic);
 }
 
 void
@@ -279,6 +295,8 @@ export interface RewriteHandlers {
   readonly sites: NativePointer;
   /** Interceptor listener for exit(): JS-path programs stop there (see on_exit_begin). */
   readonly onExitBegin: NativePointer;
+  /** Interceptor listener for _exit(): nothing more on that thread is the target's. */
+  readonly onProcessEnd: NativePointer;
   /** Runs `fn` with this thread marked as inside a program: its syscalls reach none. */
   busy(fn: () => void): void;
   readonly keepAlive: unknown[];
@@ -304,6 +322,7 @@ export function createRewriteHandlers(
   const pid = Memory.alloc(4);
   pid.writeS32(Process.id);
   const exiting = Memory.alloc(4);
+  const endGate = Memory.alloc(4);
   const key = Memory.alloc(4);
   const keyCreate = new NativeFunction(Module.getGlobalExportByName('pthread_key_create'), 'int', ['pointer', 'pointer']);
   if (keyCreate(key, NULL) !== 0) throw new Error('pthread_key_create failed');
@@ -319,6 +338,7 @@ export function createRewriteHandlers(
     js_hit: jsHit,
     busy_key: key,
     exiting,
+    end_gate: endGate,
     frida_tids: fridaTids,
     app_tids: appTids,
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
@@ -336,5 +356,13 @@ export function createRewriteHandlers(
       setSpecific(key.readU32(), NULL);
     }
   };
-  return { enter: cm.rw_enter, exit: cm.rw_exit, onExitBegin: cm.on_exit_begin, sites, busy, keepAlive: [cm, sites, pid, key, exiting, jsHit, jsFault] };
+  return {
+    enter: cm.rw_enter,
+    exit: cm.rw_exit,
+    onExitBegin: cm.on_exit_begin,
+    onProcessEnd: cm.on_process_end,
+    sites,
+    busy,
+    keepAlive: [cm, sites, pid, key, exiting, endGate, jsHit, jsFault],
+  };
 }
