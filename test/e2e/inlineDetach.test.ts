@@ -49,6 +49,28 @@ describe('detach under load (every kind in each cycle)', () => {
 // agent's script-unload hook (rpc.exports.dispose) must still take every inline stub out
 // of the program before the script's JS callbacks and VM go, or a thread in a JS-path stub
 // calls freed code.
+describe('overrides not taken leave every argument alone', () => {
+  // inl_override on sum10 (10 arguments, four on the stack), fmix (float arguments and a
+  // double return) and the 4-byte leaf, none of them taken, and on mid_add taken with the
+  // value it would return: 4 threads check every result themselves, across 5 detaches.
+  test('4 threads + 1 inside sleepy(): 5 attach/detach cycles, results unchanged', async () => {
+    const v = await startVictim('inlinevictim', ['4', '1']);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const r = await runCli(['attach', '--hooks', 'inline', '--json', '--pid', String(v.pid), '-o', obj('inl_override'), '--duration', '0.3']);
+        if (r.code !== 0 || !isAlive(v.pid)) throw new Error(`cycle ${i}: exit ${r.code}, victim ${isAlive(v.pid) ? 'alive' : 'dead'}\n${r.stderr}`);
+        const s = stats(r.stdout);
+        for (const p of ['ov_mid', 'ov_sum10', 'ov_fmix', 'ov_leaf']) expect({ p, hit: (s[p] ?? 0) > 0 }).toEqual({ p, hit: true });
+      }
+      v.child.kill('SIGUSR1');
+      const out = await waitForOutput(v.child, (t) => t.includes('done '), 10000);
+      expect(out).toMatch(/done calls=\d+ mismatches=0/);
+    } finally {
+      v.stop();
+    }
+  }, 120_000);
+});
+
 describe('sidecar SIGKILLed while inline hooks run', () => {
   test('4 threads + 1 inside sleepy(): the victim keeps running with right results and a new session attaches', async () => {
     const v = await startVictim('inlinevictim', ['4', '1']);
