@@ -4,7 +4,7 @@
 // - 5 bytes inside one aligned 8-byte word: one locked 8-byte store;
 // - otherwise: a locked 2-byte store of `jmp .` (eb fe) over the first two bytes, so a
 //   thread arriving meanwhile spins in place; then the last three bytes; then the first
-//   two, again with one locked store. 2-byte stores crossing a cache line (split locks)
+//   two, again with one locked store, all in one native call (stubs.ts patchSplit5). 2-byte stores crossing a cache line (split locks)
 //   are refused: that site is left alone.
 // The pages are made writable around a batch and given back their protection after.
 
@@ -29,9 +29,8 @@ export function patch5(at: NativePointer, bytes: number[]): void {
     return;
   }
   if (!canPatch(at)) throw new Error(`site ${at} straddles a cache line`);
-  stubs.xchg16(at, 0xfeeb);
-  at.add(2).writeByteArray(bytes.slice(2));
-  stubs.xchg16(at, bytes[0] | (bytes[1] << 8));
+  // One native call: no JS, V8 or libc code may run while the site spins (see patchSplit5).
+  stubs.patchSplit5(at, bytes[0] | (bytes[1] << 8), bytes[2] | (bytes[3] << 8) | (bytes[4] << 16));
 }
 
 /** Runs `fn` with the pages covering [lo, hi) writable, then restores read+exec. */

@@ -25,6 +25,7 @@ export const STUB_PAGE = {
   xchg16: 448,
   xchg64: 464,
   rawSyscall0: 480,
+  patchSplit5: 512,
   size: 4096,
 } as const;
 
@@ -79,6 +80,14 @@ export interface StubPage {
   readonly xchg16: NativeFunction<number, [NativePointer, number]>;
   /** xchg64(addr, value): a locked 8-byte store. */
   readonly xchg64: NativeFunction<UInt64, [NativePointer, UInt64]>;
+  /**
+   * patchSplit5(addr, first2, last3): `jmp .` over the first two bytes, the last three,
+   * then the first two, in one native call. Done from JS in three steps, the JS thread ran
+   * Frida/V8 code between them that called pthread_getattr_np, whose
+   * pthread_getaffinity_np was the very site being patched: it spun on its own `jmp .`
+   * forever (a dlopen test hung a clean-clone CI run).
+   */
+  readonly patchSplit5: NativeFunction<void, [NativePointer, number, number]>;
 }
 
 let page: StubPage | null = null;
@@ -95,6 +104,16 @@ export function stubPage(): StubPage {
   // The handlers' own getpid/gettid: libc's syscall() is itself a rewritten site, and a
   // handler reaching it would recurse until the stack ran out (it did, in forked children).
   write(STUB_PAGE.rawSyscall0, [0x89, 0xf8, 0x0f, 0x05, 0xc3]); // mov %edi,%eax; syscall; ret
+  write(STUB_PAGE.patchSplit5, [
+    0xb8, 0xeb, 0xfe, 0x00, 0x00, // mov $0xfeeb,%eax  (eb fe: jmp .)
+    0x66, 0x87, 0x07, //             xchg %ax,(%rdi)   (locked)
+    0x88, 0x57, 0x02, //             mov %dl,2(%rdi)
+    0xc1, 0xea, 0x08, //             shr $8,%edx
+    0x66, 0x89, 0x57, 0x03, //       mov %dx,3(%rdi)
+    0x89, 0xf0, //                   mov %esi,%eax
+    0x66, 0x87, 0x07, //             xchg %ax,(%rdi)   (locked)
+    0xc3, //                         ret
+  ]);
   page = {
     base,
     enterStub: base.add(STUB_PAGE.enterStub),
@@ -102,6 +121,7 @@ export function stubPage(): StubPage {
     rawSyscall0: base.add(STUB_PAGE.rawSyscall0),
     xchg16: new NativeFunction(base.add(STUB_PAGE.xchg16), 'int', ['pointer', 'int']),
     xchg64: new NativeFunction(base.add(STUB_PAGE.xchg64), 'uint64', ['pointer', 'uint64']),
+    patchSplit5: new NativeFunction(base.add(STUB_PAGE.patchSplit5), 'void', ['pointer', 'uint32', 'uint32']),
   };
   return page;
 }
