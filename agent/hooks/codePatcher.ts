@@ -157,8 +157,10 @@ function awaitOutside(addr: NativePointer, len: number, timeoutMs: number): bool
 export function patchCodeLive(addr: NativePointer, bytes: number[], detour: NativePointer, opts: PatchOptions = {}): void {
   if (bytes.length === 0) return;
   if (bytes.length === 1) {
+    const wasTrap = addr.readU8() === 0xcc;
     write(addr, bytes); // one byte is one atomic store: no window
     syncCores();
+    if (wasTrap && bytes[0] !== 0xcc) awaitTrapsDelivered(opts.timeoutMs ?? 2000);
     return;
   }
   const old0 = addr.readU8();
@@ -175,4 +177,27 @@ export function patchCodeLive(addr: NativePointer, bytes: number[], detour: Nati
   syncCores();
   write(addr, [bytes[0]]);
   syncCores();
+  if (bytes[0] !== 0xcc) awaitTrapsDelivered(opts.timeoutMs ?? 2000);
+}
+
+/**
+ * Waits until every thread that met an int3 of ours before it was removed has had its
+ * SIGTRAP delivered. The kernel queues the signal at the trap but picks the handler only
+ * when the thread next returns to user mode, which under load can be tens of ms later; by
+ * then the agent may have unloaded and Frida's exceptor put back the action it found
+ * (SIG_DFL), and the late signal kills the process (cored: several victim threads at
+ * int3+1 while the agent was unmapping). A thread that has since run on, or sleeps in a
+ * syscall, has returned to user mode and taken its signal. A stopped thread (SIGSTOP,
+ * ptrace) is not waited for: it takes a pending signal only when continued, which no wait
+ * here can bring closer. False when a runnable thread did not run within the timeout.
+ */
+function awaitTrapsDelivered(timeoutMs: number): boolean {
+  let pending = threadMarks();
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    pending = pending.filter((m) => !isOutside(m, 0n, 0n)); // an empty range: any pc counts as outside
+    if (pending.length === 0) return true;
+    if (Date.now() >= end) return false;
+    Thread.sleep(0.001);
+  }
 }
