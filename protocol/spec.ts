@@ -110,7 +110,8 @@ export type AttachSpec =
   | {
       /** A USDT probe (sys/sdt.h); the host turns it into one trap uprobe per site before the agent sees it. */
       kind: 'usdt';
-      binary: string;
+      /** Absent (section usdt/PROVIDER:NAME): the target's main executable and its loaded libraries. */
+      binary?: string;
       provider: string;
       name: string;
     }

@@ -91,8 +91,9 @@ export function buildPlan(o: PlanOptions): RunPlan {
     warnings.push(...refuseEarly(objects, sources.map((x) => x.shown), configs, linkPlan));
     try {
       // Under a manifest, paths in section names are relative to its folder like every other
-      // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt).
-      load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd())), engine };
+      // path in it; USDT probes become one uprobe per site, with their argument specs (host/usdt);
+      // a probe named without a binary is looked for in the target's binaries.
+      load = { ...expandUsdt(resolveBinaries(linkPlan, manifest?.dir ?? process.cwd()), target), engine };
       const hooks = o.hooks ?? manifest?.hooks;
       if (hooks) load.hooks = hooks;
       const syscalls = o.syscalls ?? manifest?.syscalls;

@@ -11,7 +11,7 @@ import { describeRefusal, overrideIgnored, refusals } from '../loader/refusals';
 export function describeAttach(a: AttachSpec | null): string {
   if (!a) return '(none)';
   if (a.kind === 'syscall') return `syscall ${a.phase} ${a.syscall}`;
-  if (a.kind === 'usdt') return `usdt ${a.binary}:${a.provider}:${a.name}`;
+  if (a.kind === 'usdt') return `usdt ${a.binary ?? '(target)'}:${a.provider}:${a.name}`;
   let target = a.address ?? a.symbol ?? '';
   if (a.binary !== undefined) target = `${a.binary}:${a.symbol ?? ''}`;
   if (a.offset !== undefined) target += a.symbol ? `+0x${a.offset.toString(16)}` : `0x${a.offset.toString(16)}`;

@@ -126,6 +126,10 @@ export function sectionAttach(section: string, helpers: readonly number[] = []):
       }
       // usdt/BINARY:PROVIDER:NAME, as libbpf spells it; the binary is what precedes the last two colons.
       const m = /^(.+):([^:]+):([^:]+)$/.exec(rest);
+      // usdt/PROVIDER:NAME, as bpftrace's usdt:provider:name with -p: whatever binary of the
+      // target has it (its main executable and loaded libraries, resolved with the target).
+      const bare = /^([^:/]+):([^:/]+)$/.exec(rest);
+      if (!m && bare) return { ok: true, attach: { kind: 'usdt', provider: bare[1], name: bare[2] } };
       if (!m) return { ok: true, attach: null, note: `section "${section}" is not usdt/BINARY:PROVIDER:NAME: give binary, provider and probe in the manifest` };
       return { ok: true, attach: { kind: 'usdt', binary: m[1], provider: m[2], name: m[3] } };
     }

@@ -13,7 +13,8 @@ import { resolveType } from '../../protocol/btfWalk';
 import type { LoadRequest, ProgramLink } from '../../protocol/messages';
 import type { MapSpec, ObjectSpec } from '../../protocol/spec';
 import { parseUsdtArgs, type UsdtArgSpec } from './usdtArgs';
-import { readUsdtBinary, UsdtError, type UsdtBinary } from './stapsdt';
+import type { TargetSpec } from '../session/Session';
+import { readUsdtBinary, UsdtError, type UsdtBinary, type UsdtSite } from './stapsdt';
 
 const SPECS_MAP = '__bpf_usdt_specs';
 /** Where a library named without a path is looked for (Debian's multiarch layout first). */
@@ -33,6 +34,55 @@ export function usdtBinaryPath(binary: string): string | undefined {
     if (fs.existsSync(p)) return fs.realpathSync(p);
   }
   return undefined;
+}
+
+/**
+ * Where a probe named without a binary is looked for, as bpftrace's usdt:PROVIDER:NAME with
+ * -p does: an attached process's main executable and every file it has mapped executable
+ * (its loaded libraries); a spawned one's program, resolved like execvp (its libraries are
+ * not loaded yet when the plan is made).
+ */
+function targetBinaries(target: TargetSpec | undefined): string[] {
+  if (target === undefined) return [];
+  if (target.kind === 'spawn') {
+    const prog = target.argv[0] ?? '';
+    const file = prog.includes('/') ? usdtBinaryPath(path.resolve(target.cwd ?? process.cwd(), prog)) : usdtBinaryPath(prog);
+    return file === undefined ? [] : [file];
+  }
+  const files: string[] = [];
+  try {
+    files.push(fs.realpathSync(`/proc/${target.pid}/exe`));
+  } catch {
+    return files;
+  }
+  let maps = '';
+  try {
+    maps = fs.readFileSync(`/proc/${target.pid}/maps`, 'utf8');
+  } catch {
+    return files;
+  }
+  for (const line of maps.split('\n')) {
+    // address perms offset dev inode path: file-backed executable mappings only.
+    const f = line.trim().split(/\s+/);
+    if (f.length < 6 || !f[1].includes('x') || !f[5].startsWith('/')) continue;
+    const file = f.slice(5).join(' ');
+    if (!files.includes(file) && fs.existsSync(file)) files.push(file);
+  }
+  return files;
+}
+
+/** A binary's USDT notes, read once; an unreadable library of the target just has none. */
+function cachedBinary(cache: Map<string, UsdtBinary>, file: string, mustRead: boolean): UsdtBinary | undefined {
+  let bin = cache.get(file);
+  if (bin) return bin;
+  try {
+    bin = readUsdtBinary(file);
+  } catch (e) {
+    if (mustRead) throw e;
+    return undefined;
+  }
+  cache.set(file, bin);
+  return bin;
 }
 
 interface Member {
@@ -91,7 +141,7 @@ const u32Key = (n: number): string => Buffer.from(new Uint32Array([n]).buffer).t
  * entries. Throws UsdtError (one line, naming the object, program and probe) when a binary,
  * probe or argument cannot be used.
  */
-export function expandUsdt<T extends Plan>(plan: T): T {
+export function expandUsdt<T extends Plan>(plan: T, target?: TargetSpec): T {
   if (!plan.links.some((l) => l.attach.kind === 'usdt')) return plan;
   const binaries = new Map<string, UsdtBinary>();
   const specIds = new Map<number, Map<string, number>>();
@@ -105,20 +155,35 @@ export function expandUsdt<T extends Plan>(plan: T): T {
     }
     const obj: ObjectSpec = plan.objects[link.object];
     const what = `${obj.path}: program ${link.program}: USDT ${a.provider}:${a.name}`;
-    const file = usdtBinaryPath(a.binary);
-    if (file === undefined) throw new UsdtError(`${what}: binary ${a.binary} not found`);
-    let bin = binaries.get(file);
-    if (!bin) binaries.set(file, (bin = readUsdtBinary(file)));
-    const sites = bin.sites.filter((s) => s.provider === a.provider && s.name === a.name);
-    if (sites.length === 0) {
-      const have = [...new Set(bin.sites.map((s) => `${s.provider}:${s.name}`))];
-      throw new UsdtError(`${what}: no such probe in ${file} (${have.length ? `it has ${have.join(', ')}` : 'it has no USDT probes; was it built with sys/sdt.h?'})`);
+    const found: { file: string; bin: UsdtBinary; sites: UsdtSite[] }[] = [];
+    if (a.binary === undefined) {
+      const section = obj.programs.find((p) => p.name === link.program)?.section ?? `usdt/${a.provider}:${a.name}`;
+      const files = targetBinaries(target);
+      for (const file of files) {
+        const bin = cachedBinary(binaries, file, false);
+        const sites = bin?.sites.filter((s) => s.provider === a.provider && s.name === a.name) ?? [];
+        if (bin && sites.length) found.push({ file, bin, sites });
+      }
+      if (found.length === 0) {
+        const where = files.length ? files.join(', ') : 'nothing: the target is not known yet';
+        throw new UsdtError(`${what}: section "${section}" names no binary and no binary of the target has ${a.provider}:${a.name} (looked in ${where})`);
+      }
+    } else {
+      const file = usdtBinaryPath(a.binary);
+      if (file === undefined) throw new UsdtError(`${what}: binary ${a.binary} not found`);
+      const bin = cachedBinary(binaries, file, true)!;
+      const sites = bin.sites.filter((s) => s.provider === a.provider && s.name === a.name);
+      if (sites.length === 0) {
+        const have = [...new Set(bin.sites.map((s) => `${s.provider}:${s.name}`))];
+        throw new UsdtError(`${what}: no such probe in ${file} (${have.length ? `it has ${have.join(', ')}` : 'it has no USDT probes; was it built with sys/sdt.h?'})`);
+      }
+      found.push({ file, bin, sites });
     }
     const specMap = obj.maps.find((m) => m.name === SPECS_MAP && m.type === 'array');
     const ids = specIds.get(link.object) ?? new Map<string, number>();
     specIds.set(link.object, ids);
     const userCookie = link.cookie !== undefined ? BigInt(link.cookie) : 0n;
-    for (const site of sites) {
+    for (const { file, bin, sites } of found) for (const site of sites) {
       const base = { kind: 'uprobe' as const, mode: 'entry' as const, binary: file, offset: site.fileOffset, trap: true };
       const attach = site.semaphoreOffset !== undefined ? { ...base, semaphoreOffset: site.semaphoreOffset } : base;
       if (!specMap) {

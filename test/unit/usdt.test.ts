@@ -72,6 +72,8 @@ describe('links', () => {
     expect(sectionAttach('usdt/./app:sdt:odd')).toEqual({ ok: true, attach: { kind: 'usdt', binary: './app', provider: 'sdt', name: 'odd' } });
     expect(sectionAttach('usdt//opt/a:b/app:p:n')).toEqual({ ok: true, attach: { kind: 'usdt', binary: '/opt/a:b/app', provider: 'p', name: 'n' } });
     expect(sectionAttach('usdt')).toMatchObject({ ok: true, attach: null });
+    // bpftrace's usdt:provider:name: no binary, resolved against the target's binaries.
+    expect(sectionAttach('usdt/lc:tick')).toEqual({ ok: true, attach: { kind: 'usdt', provider: 'lc', name: 'tick' } });
   });
 
   const obj = (withSpecs: boolean): ObjectSpec => ({
