@@ -1,15 +1,17 @@
 // The native program dispatch shared by both syscall mechanisms (the Stalker callouts in
 // syscallFilter.ts and the rewritten sites' handlers in rewrite/rewriteHandlers.ts): a
 // table, filled by SyscallAttachImpl, of the programs each syscall runs without entering
-// JS, and the C that runs them through the VM. Both CModules are given the same table
+// JS, and the C that runs them through the VM (agent/cmodules/syscallNativeTable.h and
+// syscallNativeDispatch.h, which both modules include). Both CModules are given the same table
 // block, so one quiesce/activate (and one inflight count) covers both.
 
 import { SYSCALL_SLOTS } from '../../../protocol/syscalls.js';
+import type { ExpectedLayout } from '../../cmodules/checkLayout.js';
 
 /** Programs per syscall (and for the raw set) that the native path runs; more go through JS. */
 export const NATIVE_MAX_PROGS = 8;
 /**
- * Layout of the native run table (mirrors NativeTable in the C below): run fn, ctx VM
+ * Layout of the native run table (mirrors NativeTable in syscallNativeTable.h): run fn, ctx VM
  * address, enabled-bytes pointer, active, inflight; then progs[2][SLOTS + 1][MAX] (handle
  * + 1, 0 ends a list; index SLOTS is the raw set), then nativeOnly[2][SLOTS].
  */
@@ -24,87 +26,14 @@ export const NATIVE = {
   size: 32 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2 + 2 * SYSCALL_SLOTS,
 } as const;
 
-/** Needs SLOTS defined; declares NativeTable (mirrors NATIVE). */
-export const NATIVE_DISPATCH_C_TYPES = `
-#define MAXP ${NATIVE_MAX_PROGS}
-typedef gint32 (* RunFn) (guint32 handle, guint64 ctx, const void * src, guint64 len, gint64 * override);
-
-/* Mirrors NATIVE in nativeDispatch.ts. */
-typedef struct {
-  RunFn run;
-  guint64 ctx_addr;
-  volatile guint8 * enabled;
-  volatile gint active;
-  volatile gint inflight;
-  guint16 progs[2][SLOTS + 1][MAXP];
-  guint8 native_only[2][SLOTS];
-} NativeTable;
-`;
-
-/** Needs `extern NativeTable native_table;` and `js_native_fault (guint32, gint32)`. */
-export const NATIVE_DISPATCH_C = `
-/*
- * The native path: when every program for this syscall (its own and the raw set) calls no
- * JS helper, run them here through the VM's bpfvm_run_with_ctx, without entering JS.
- * Returns 1 when it did. JS changes the table only between native_quiesce() and
- * native_activate(); the inflight count tells quiesce when no caller is still reading it
- * (and, at detach, still calling into the VM library).
- */
-static void
-run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint64 len, gint64 * override, guint32 * fault_h, gint32 * fault_st)
-{
-  int i;
-  for (i = 0; i < MAXP && list[i] != 0; i++)
-  {
-    guint32 h = list[i] - 1;
-    gint32 st;
-    if (!nt->enabled[h])
-      continue;
-    st = nt->run (h, nt->ctx_addr, rec, len, override);
-    if (st != 0 && *fault_st == 0)
-    {
-      *fault_h = h;
-      *fault_st = st;
-    }
-  }
-}
-
-/* override: the thread's {override_set, override_value}, where bpf_override_return writes. */
-static int
-run_native (int phase, gint64 nr, const void * rec, guint64 len, gint64 * override)
-{
-  NativeTable * nt = &native_table;
-  guint32 fault_h = 0;
-  gint32 fault_st = 0;
-  int done = 0;
-  if (!nt->active || nr < 0 || nr >= SLOTS || !nt->native_only[phase][nr])
-    return 0;
-  g_atomic_int_add (&nt->inflight, 1);
-  if (nt->active)
-  {
-    run_native_list (nt, nt->progs[phase][nr], rec, len, override, &fault_h, &fault_st);
-    run_native_list (nt, nt->progs[phase][SLOTS], rec, len, override, &fault_h, &fault_st);
-    done = 1;
-  }
-  g_atomic_int_add (&nt->inflight, -1);
-  /* Outside the inflight window: JS may be quiescing under the JS lock. */
-  if (fault_st != 0)
-    js_native_fault (fault_h, fault_st);
-  return done;
-}
-
-void
-native_quiesce (void)
-{
-  if (native_table.active)
-    g_atomic_int_add (&native_table.active, -1); /* locked: a full fence before the reads below */
-  while (native_table.inflight != 0)
-    ;
-}
-
-void
-native_activate (void)
-{
-  g_atomic_int_add (&native_table.active, 1);
-}
-`;
+/** native_table_layout's order (agent/cmodules/syscallNativeTable.h): NativeTable must match NATIVE. */
+export const NATIVE_LAYOUT: ExpectedLayout = [
+  ['NativeTable.run', NATIVE.run],
+  ['NativeTable.ctx_addr', NATIVE.ctxAddr],
+  ['NativeTable.enabled', NATIVE.enabled],
+  ['NativeTable.active', NATIVE.active],
+  ['NativeTable.inflight', NATIVE.inflight],
+  ['NativeTable.progs', NATIVE.progs],
+  ['NativeTable.native_only', NATIVE.nativeOnly],
+  ['sizeof (NativeTable)', NATIVE.size],
+];

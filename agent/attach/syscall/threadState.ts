@@ -1,9 +1,10 @@
-// Per-thread native state shared between the C callouts (syscallFilter.ts) and JS. Each
+// Per-thread native state shared between the C callouts (agent/cmodules/syscallFilter.c) and JS. Each
 // followed thread gets its own block, passed as the callouts' user data, because callouts
 // of different threads run concurrently and only the call into JS is serialised.
 // The two records are already in the kernel's tracepoint layout, so JS copies them into
 // the VM's context area as they are.
 
+import type { ExpectedLayout } from '../../cmodules/checkLayout.js';
 import type { HitInfo } from '../../runtime/AttachImpl.js';
 
 /** struct trace_event_raw_sys_enter: trace_entry (8) + long id + unsigned long args[6]. */
@@ -11,7 +12,7 @@ export const ENTER_CTX_LEN = 64;
 /** struct trace_event_raw_sys_exit: trace_entry (8) + long id + long ret. */
 export const EXIT_CTX_LEN = 24;
 
-/** Byte offsets inside the block; the C struct ThreadState must match. */
+/** Byte offsets inside the block; the C struct ThreadState (syscallThreadState.h) must match. */
 export const TS = {
   enter: 0,
   exit: 64,
@@ -31,30 +32,24 @@ export const TS = {
   size: 152,
 } as const;
 
-/**
- * The same layout in C, for both mechanisms' callouts (syscallFilter.ts, rewrite/): the
- * kernel's tracepoint records and the thread state block whose offsets TS gives.
- */
-export const THREAD_STATE_C = `
-typedef struct { guint16 type; guint8 flags; guint8 preempt_count; gint32 pid; } TraceEntry;
-typedef struct { TraceEntry ent; gint64 id; guint64 args[6]; } EnterRecord;
-typedef struct { TraceEntry ent; gint64 id; gint64 ret; } ExitRecord;
-
-typedef struct {
-  EnterRecord enter;
-  ExitRecord exit;
-  gint64 nr;
-  gint64 override_set;
-  gint64 override_value;
-  gint32 slot;
-  gint32 tid;
-  gint32 cpu;
-  volatile gint32 in_syscall; /* between on_enter and on_exit: blocked threads hold Stalker's code */
-  guint64 user_ip; /* the syscall instruction and the thread's stack, for bpf_get_stack */
-  guint64 user_sp;
-  guint64 user_bp;
-} ThreadState;
-`;
+/** thread_state_layout's order (agent/cmodules/syscallThreadState.h): the C struct ThreadState must match TS. */
+export const THREAD_STATE_LAYOUT: ExpectedLayout = [
+  ['sizeof (EnterRecord)', ENTER_CTX_LEN],
+  ['sizeof (ExitRecord)', EXIT_CTX_LEN],
+  ['ThreadState.enter', TS.enter],
+  ['ThreadState.exit', TS.exit],
+  ['ThreadState.nr', TS.nr],
+  ['ThreadState.override_set', TS.overrideSet],
+  ['ThreadState.override_value', TS.overrideValue],
+  ['ThreadState.slot', TS.slot],
+  ['ThreadState.tid', TS.tid],
+  ['ThreadState.cpu', TS.cpu],
+  ['ThreadState.in_syscall', TS.inSyscall],
+  ['ThreadState.user_ip', TS.userIp],
+  ['ThreadState.user_sp', TS.userSp],
+  ['ThreadState.user_bp', TS.userBp],
+  ['sizeof (ThreadState)', TS.size],
+];
 
 /** The hit descriptor a thread's syscalls reuse (see SyscallAttachImpl.run). */
 export interface SyscallHit extends HitInfo {

@@ -1,0 +1,65 @@
+/* Needs syscallNativeTable.h, `extern NativeTable native_table;` and `js_native_fault (guint32, gint32)`. */
+/*
+ * The native path: when every program for this syscall (its own and the raw set) calls no
+ * JS helper, run them here through the VM's bpfvm_run_with_ctx, without entering JS.
+ * Returns 1 when it did. JS changes the table only between native_quiesce() and
+ * native_activate(); the inflight count tells quiesce when no caller is still reading it
+ * (and, at detach, still calling into the VM library).
+ */
+static void
+run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint64 len, gint64 * override, guint32 * fault_h, gint32 * fault_st)
+{
+  int i;
+  for (i = 0; i < NATIVE_MAX_PROGS && list[i] != 0; i++)
+  {
+    guint32 h = list[i] - 1;
+    gint32 st;
+    if (!nt->enabled[h])
+      continue;
+    st = nt->run (h, nt->ctx_addr, rec, len, override);
+    if (st != 0 && *fault_st == 0)
+    {
+      *fault_h = h;
+      *fault_st = st;
+    }
+  }
+}
+
+/* override: the thread's {override_set, override_value}, where bpf_override_return writes. */
+static int
+run_native (int phase, gint64 nr, const void * rec, guint64 len, gint64 * override)
+{
+  NativeTable * nt = &native_table;
+  guint32 fault_h = 0;
+  gint32 fault_st = 0;
+  int done = 0;
+  if (!nt->active || nr < 0 || nr >= SLOTS || !nt->native_only[phase][nr])
+    return 0;
+  g_atomic_int_add (&nt->inflight, 1);
+  if (nt->active)
+  {
+    run_native_list (nt, nt->progs[phase][nr], rec, len, override, &fault_h, &fault_st);
+    run_native_list (nt, nt->progs[phase][SLOTS], rec, len, override, &fault_h, &fault_st);
+    done = 1;
+  }
+  g_atomic_int_add (&nt->inflight, -1);
+  /* Outside the inflight window: JS may be quiescing under the JS lock. */
+  if (fault_st != 0)
+    js_native_fault (fault_h, fault_st);
+  return done;
+}
+
+void
+native_quiesce (void)
+{
+  if (native_table.active)
+    g_atomic_int_add (&native_table.active, -1); /* locked: a full fence before the reads below */
+  while (native_table.inflight != 0)
+    ;
+}
+
+void
+native_activate (void)
+{
+  g_atomic_int_add (&native_table.active, 1);
+}
