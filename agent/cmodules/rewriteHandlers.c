@@ -65,6 +65,8 @@ extern int pthread_setspecific_fn (guint32 key, gconstpointer value);
 extern long syscall_fn (long nr);
 extern int sched_getcpu (void);
 extern volatile guint32 busy_key[];
+/* The hook registry's cell for the inline engine's per-thread table (NULL until one exists). */
+extern guint8 * volatile hook_threads_cell[];
 /* [0]: exit() has begun in the agent's process (see on_exit_begin). */
 extern volatile gint exiting[];
 /* [0]: the thread in _exit() (see on_process_end), or 0. */
@@ -81,6 +83,35 @@ current_tid (void)
   return *(gint32 *) ((guint8 *) pthread_self_fn () + off);
 }
 
+/*
+ * Whether this thread is inside an inline probe's program (hookcore.c sets `busy` around the
+ * run, its JS path included): a syscall made there is the agent's or Frida's (V8 on a
+ * JS-path uprobe or USDT hit), not the target's. Running a program for it re-entered JS from
+ * inside JS (V8's "Invoke in DisallowJavascriptExecutionScope": a JS-path syscall program
+ * beside a JS-path uprobe killed the target). The same lookup as hookcore.c's, read-only.
+ */
+static int
+in_inline_probe (void)
+{
+  guint8 * t = hook_threads_cell[0];
+  guint64 tp, h;
+  int i;
+  if (t == NULL)
+    return 0;
+  tp = (guint64) pthread_self_fn ();
+  h = ((tp >> 6) * 0x9e3779b97f4a7c15ULL) >> 52;
+  for (i = 0; i < HOOK_PROBE_LIMIT; i++)
+  {
+    guint8 * s = t + HOOK_THREADS_SLOT0 + ((h + i) & (HOOK_THREAD_SLOTS - 1)) * HOOK_THREAD_STATE_SIZE;
+    guint64 owner = *(volatile guint64 *) s;
+    if (owner == tp)
+      return *(volatile gint32 *) (s + HOOK_THREAD_BUSY);
+    if (owner == 0)
+      return 0; /* hookcore.c would have taken this slot for the thread: it has none */
+  }
+  return 0;
+}
+
 /* Whether programs may run for this thread now; marks it busy when they may. */
 static int
 may_run (gint32 tid)
@@ -90,6 +121,8 @@ may_run (gint32 tid)
   if (js_forbidden (tid))
     return 0;
   if (fork_state[1] && syscall_fn (39) != agent_pid[0])
+    return 0;
+  if (in_vm_run () || in_inline_probe ())
     return 0;
   /* Only threads known to be the target's: a new thread is once the thread observer has
      reported it (Frida reads /proc for it on the thread itself first), as with Stalker.

@@ -75,7 +75,7 @@ on_enter (GumCpuContext * cpu, gpointer user_data)
   ts->nr = nr;
   ts->override_set = 0;
   ts->in_syscall = 1;
-  if (!wanted (nr, CFG_ENTER, CFG_ANY_ENTER) || !own_thread (ts) || js_forbidden (ts->tid))
+  if (!wanted (nr, CFG_ENTER, CFG_ANY_ENTER) || !own_thread (ts) || js_forbidden (ts->tid) || in_vm_run ())
     return;
   ts->enter.ent.pid = ts->tid;
   ts->enter.id = nr;
@@ -113,7 +113,7 @@ on_exit (GumCpuContext * cpu, gpointer user_data)
     cpu->rax = (guint64) ts->override_value;
     ts->override_set = 0;
   }
-  if (!wanted (nr, CFG_EXIT, CFG_ANY_EXIT) || !own_thread (ts) || js_forbidden (ts->tid))
+  if (!wanted (nr, CFG_EXIT, CFG_ANY_EXIT) || !own_thread (ts) || js_forbidden (ts->tid) || in_vm_run ())
     return;
   ts->exit.ent.pid = ts->tid;
   ts->exit.id = nr;

@@ -25,6 +25,24 @@ run_native_list (NativeTable * nt, const guint16 * list, const void * rec, guint
   }
 }
 
+/*
+ * Whether this thread is inside a VM run, where a program's helper (a JS one, through V8 and
+ * Frida) made this syscall: it is ours, not the target's, and runs no program (the VM would
+ * refuse the nested run as a fault, and reporting it entered JS from inside the helper:
+ * a JS-path uprobe beside a getpid program killed the target under rewrite).
+ */
+static int
+in_vm_run (void)
+{
+  NativeTable * nt = &native_table;
+  int busy = 0;
+  g_atomic_int_add (&nt->inflight, 1);
+  if (nt->active && nt->in_run != NULL)
+    busy = nt->in_run ();
+  g_atomic_int_add (&nt->inflight, -1);
+  return busy;
+}
+
 /* override: the thread's {override_set, override_value}, where bpf_override_return writes. */
 static int
 run_native (int phase, gint64 nr, const void * rec, guint64 len, gint64 * override)

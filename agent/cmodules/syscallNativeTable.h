@@ -5,6 +5,7 @@
  * offsets; native_table_layout() reports them for checkLayout (NATIVE_LAYOUT).
  */
 typedef gint32 (* RunFn) (guint32 handle, guint64 ctx, const void * src, guint64 len, gint64 * override);
+typedef gint32 (* InRunFn) (void);
 
 typedef struct {
   RunFn run;
@@ -12,6 +13,7 @@ typedef struct {
   volatile guint8 * enabled;
   volatile gint active;
   volatile gint inflight;
+  InRunFn in_run;
   guint16 progs[2][SLOTS + 1][NATIVE_MAX_PROGS];
   guint8 native_only[2][SLOTS];
 } NativeTable;
@@ -25,6 +27,7 @@ native_table_layout (guint32 * out, int i)
   out[i++] = G_STRUCT_OFFSET (NativeTable, enabled);
   out[i++] = G_STRUCT_OFFSET (NativeTable, active);
   out[i++] = G_STRUCT_OFFSET (NativeTable, inflight);
+  out[i++] = G_STRUCT_OFFSET (NativeTable, in_run);
   out[i++] = G_STRUCT_OFFSET (NativeTable, progs);
   out[i++] = G_STRUCT_OFFSET (NativeTable, native_only);
   out[i++] = sizeof (NativeTable);

@@ -54,6 +54,11 @@ export class Engine {
     return this.native?.runWithOverride ?? null;
   }
 
+  /** The native core's bpfvm_thread_in_run; null for wasm. */
+  get nativeThreadInRun(): NativePointer | null {
+    return this.native?.threadInRun ?? null;
+  }
+
   /** Hash maps resolved inside the VM (native engine only). */
   get nativeHash(): NativeHashApi | null {
     return this.native?.hash ?? null;

@@ -28,6 +28,8 @@ export interface NativeVm {
   runWithCtx: NativePointer;
   /** The same with an override target (see NativeRunner.runWithOverride). */
   runWithOverride: NativePointer;
+  /** `int bpfvm_thread_in_run(void)` (see NativeRunner.threadInRun). */
+  threadInRun: NativePointer;
   /** Runs made through runWithCtx for a program. */
   nativeHits(handle: number): number;
   /** Hash maps with their index in the library (NativeHashMap). */
@@ -180,6 +182,7 @@ export function loadNativeVm(libraryPath: string): NativeVm {
     factory,
     runWithCtx: lib.symbol('bpfvm_run_with_ctx'),
     runWithOverride: lib.symbol('bpfvm_run_with_override'),
+    threadInRun: lib.symbol('bpfvm_thread_in_run'),
     nativeHits: (handle) => Number(vmNativeHits(handle)),
     hash: {
       register: (handle, keySize, valueSize, max, values) => vmRegisterHashMap(u64(handle), keySize, valueSize, max, values) as number,

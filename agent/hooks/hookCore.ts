@@ -30,6 +30,12 @@ export const PROBE = {
   size: 112,
 } as const;
 export const PROBE_KIND = { entry: 0, return: 1, override: 2 } as const;
+/**
+ * Mirrors struct threads / struct thread_state in hookcore.c (the size is checked at load):
+ * the syscall rewrite handlers read a thread's `busy` flag to leave alone the syscalls a
+ * probe's program (or its JS path) makes. Slots are found by the hash of the thread pointer.
+ */
+export const HOOK_THREADS = { slot0: 8, slots: 4096, stateSize: 8 + 4 + 4 + 64 * 24, busy: 8, probeLimit: 64 } as const;
 export const PROBE_FLAG_JS = 1;
 const HOOKCORE_VERSION = 1;
 const PT_REGS_BYTES = 168;
@@ -94,6 +100,8 @@ export function hookCore(): HookCore {
   const code = rawAlloc(HOOKCORE_SIZE, 'code', 64);
   code.writeByteArray(decodeBase64(HOOKCORE_BASE64));
   const threadsSize = checkLayout(code.add(HOOKCORE_EXPORTS.hookcore_layout));
+  const mirrored = HOOK_THREADS.slot0 + HOOK_THREADS.slots * HOOK_THREADS.stateSize;
+  if (threadsSize !== mirrored) throw new Error(`hookcore.c and hookCore.ts disagree on sizeof(struct threads): C says ${threadsSize}, TypeScript ${mirrored}`);
   const reg = hookRegistry();
   let threads = reg.add(REG.threads).readPointer();
   if (threads.isNull()) {

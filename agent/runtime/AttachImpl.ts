@@ -57,6 +57,8 @@ export interface NativeRunner {
   readonly run: NativePointer;
   /** `int32 bpfvm_run_with_override(handle, ctxVaddr, src, len, int64 *override)`: run, where bpf_override_return stores {1, value} at `override`. */
   readonly runWithOverride: NativePointer;
+  /** `int32 bpfvm_thread_in_run(void)`: non-zero while the calling thread is inside a run (its helpers included). */
+  readonly threadInRun: NativePointer;
   /** VM address of a context area only native runs use (they run one at a time). */
   readonly ctxAddr: number;
   /** One byte per program handle: non-zero while the program may run. */

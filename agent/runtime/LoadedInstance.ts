@@ -89,6 +89,7 @@ export class LoadedInstance {
         this.runner = {
           run: nativeRun,
           runWithOverride: this.engine.nativeRunWithOverride!,
+          threadInRun: this.engine.nativeThreadInRun!,
           ctxAddr: vm.allocRw(CTX_AREA_BYTES, 16),
           enabled: Memory.alloc(MAX_PROGRAMS),
           fault: (handle, status) => this.nativeFault(handle, status),

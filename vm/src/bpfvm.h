@@ -64,6 +64,8 @@ void bpfvm_fini(void);
 int32_t bpfvm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len);
 /* bpfvm_run_with_ctx where bpf_override_return stores {1, value} at `override` (int64[2]). */
 int32_t bpfvm_run_with_override(uint32_t handle, uint64_t ctx, const void *src, uint64_t ctx_len, int64_t *override);
+/* Non-zero while the calling thread is inside a run (native build only). */
+int32_t bpfvm_thread_in_run(void);
 /* Runs counted by bpfvm_run_with_ctx for `handle`. */
 uint64_t bpfvm_native_hits(uint32_t handle);
 /* Installs the C version of helper `id` (ktime, CPU, pid/tid, uid/gid, comm,

@@ -7,10 +7,20 @@
 /* One program runs at a time (the VM stack and g_action are shared). Recursive, so a run
  * started from inside a helper is refused by g_running as in the wasm build, not deadlocked. */
 pthread_mutex_t bpfvm_run_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+/* Runs this thread is inside (helpers, JS ones included, run within them). A syscall hook
+ * that meets a syscall a helper made must not run programs: the VM would refuse the nested
+ * run as a fault, and reporting that fault entered JS from inside the helper (a JS-path
+ * uprobe beside a getpid program killed the target: V8's "Invoke in
+ * DisallowJavascriptExecutionScope"). */
+static __thread int32_t t_in_run;
+
+int32_t bpfvm_thread_in_run(void) { return t_in_run; }
 
 int32_t bpfvm_run(uint32_t handle, uint64_t ctx, uint64_t ctx_len) {
   pthread_mutex_lock(&bpfvm_run_lock);
+  t_in_run++;
   int32_t st = bpfvm_run_program(handle, ctx, ctx_len);
+  t_in_run--;
   pthread_mutex_unlock(&bpfvm_run_lock);
   return st;
 }
@@ -25,7 +35,9 @@ int32_t bpfvm_run_with_ctx(uint32_t handle, uint64_t ctx, const void *src, uint6
   } else {
     memcpy(HP(ctx), src, ctx_len);
     if (handle < BPFVM_MAX_PROGS) bpfvm_native_hits_tab[handle]++;
+    t_in_run++;
     st = bpfvm_run_program(handle, ctx, ctx_len);
+    t_in_run--;
   }
   pthread_mutex_unlock(&bpfvm_run_lock);
   return st;

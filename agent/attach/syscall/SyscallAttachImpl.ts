@@ -211,11 +211,13 @@ export class SyscallAttachImpl implements AttachImpl {
     // callouts (a callout that came in after quiesce decrements inflight again).
     new Uint8Array(ArrayBuffer.wrap(block.add(NATIVE.progs), NATIVE.size - NATIVE.progs)).fill(0);
     block.add(NATIVE.run).writePointer(NULL);
+    block.add(NATIVE.inRun).writePointer(NULL);
     block.add(NATIVE.ctxAddr).writeU64(0);
     block.add(NATIVE.enabled).writePointer(NULL);
     if (runner === null || this.entries.size === 0) return;
     // Always the override variant: enter and exit programs may override (bpf_override_return).
     block.add(NATIVE.run).writePointer(runner.runWithOverride);
+    block.add(NATIVE.inRun).writePointer(runner.threadInRun);
     block.add(NATIVE.ctxAddr).writeU64(runner.ctxAddr);
     block.add(NATIVE.enabled).writePointer(runner.enabled);
     const progs = new Uint16Array(ArrayBuffer.wrap(block.add(NATIVE.progs), NATIVE.nativeOnly - NATIVE.progs));

@@ -12,7 +12,7 @@ import type { ExpectedLayout } from '../../cmodules/checkLayout.js';
 export const NATIVE_MAX_PROGS = 8;
 /**
  * Layout of the native run table (mirrors NativeTable in syscallNativeTable.h): run fn, ctx VM
- * address, enabled-bytes pointer, active, inflight; then progs[2][SLOTS + 1][MAX] (handle
+ * address, enabled-bytes pointer, active, inflight, the VM's thread-in-run fn; then progs[2][SLOTS + 1][MAX] (handle
  * + 1, 0 ends a list; index SLOTS is the raw set), then nativeOnly[2][SLOTS].
  */
 export const NATIVE = {
@@ -21,9 +21,10 @@ export const NATIVE = {
   enabled: 16,
   active: 24,
   inflight: 28,
-  progs: 32,
-  nativeOnly: 32 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2,
-  size: 32 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2 + 2 * SYSCALL_SLOTS,
+  inRun: 32,
+  progs: 40,
+  nativeOnly: 40 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2,
+  size: 40 + 2 * (SYSCALL_SLOTS + 1) * NATIVE_MAX_PROGS * 2 + 2 * SYSCALL_SLOTS,
 } as const;
 
 /** native_table_layout's order (agent/cmodules/syscallNativeTable.h): NativeTable must match NATIVE. */
@@ -33,6 +34,7 @@ export const NATIVE_LAYOUT: ExpectedLayout = [
   ['NativeTable.enabled', NATIVE.enabled],
   ['NativeTable.active', NATIVE.active],
   ['NativeTable.inflight', NATIVE.inflight],
+  ['NativeTable.in_run', NATIVE.inRun],
   ['NativeTable.progs', NATIVE.progs],
   ['NativeTable.native_only', NATIVE.nativeOnly],
   ['sizeof (NativeTable)', NATIVE.size],

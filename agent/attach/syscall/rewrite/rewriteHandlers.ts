@@ -14,6 +14,8 @@
 
 import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
 import { cDefines } from '../../../cmodules/cDefines.js';
+import { HOOK_THREADS } from '../../../hooks/hookCore.js';
+import { REG, hookRegistry } from '../../../hooks/hookRegistry.js';
 import { checkLayout, type ExpectedLayout } from '../../../cmodules/checkLayout.js';
 import { REWRITE_HANDLERS_C } from '../../../cmodules/generated/rewriteHandlers_c.js';
 import { hotCallback } from '../../../hotCallback.js';
@@ -89,6 +91,11 @@ const SOURCE =
     CFG_ANY_EXIT: CFG.anyExit,
     CFG_TID_OFFSET: CFG.tidOffset,
     NATIVE_MAX_PROGS,
+    HOOK_THREADS_SLOT0: HOOK_THREADS.slot0,
+    HOOK_THREAD_SLOTS: HOOK_THREADS.slots,
+    HOOK_THREAD_STATE_SIZE: HOOK_THREADS.stateSize,
+    HOOK_THREAD_BUSY: HOOK_THREADS.busy,
+    HOOK_PROBE_LIMIT: HOOK_THREADS.probeLimit,
   }) + REWRITE_HANDLERS_C;
 
 /** rewrite_handlers_layout's order: the shared blocks, then Frame (FRAME in stubs.ts) and Site (SITE). */
@@ -156,6 +163,7 @@ export function createRewriteHandlers(
     js_native_fault: jsFault,
     js_hit: jsHit,
     busy_key: key,
+    hook_threads_cell: hookRegistry().add(REG.threads),
     exiting,
     end_gate: endGate,
     frida_tids: fridaTids,
