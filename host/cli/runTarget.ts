@@ -168,7 +168,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     if (plan.load && Number.isInteger(capacity) && capacity > 0) plan.load.queueCapacity = capacity;
     const hasSyscalls = plan.load?.links.some((l) => l.attach.kind === 'syscall') ?? false;
     const hasUsdt = plan.load?.links.some((l) => l.attach.kind === 'uprobe' && l.attach.trap === true) ?? false;
-    refuseMixedPlan(s.label, hasUsdt, hasSyscalls);
+    refuseMixedPlan(s.label, hasUsdt, hasSyscalls, plan.load?.syscalls);
     reporter.status(`attaching to ${s.label}`);
     await s.start();
     reporter.debug(`agent up in pid ${s.pid}: ${s.info?.runtime}, Frida ${s.info?.fridaVersion}`);

@@ -223,7 +223,8 @@ export class Session extends EventEmitter {
 
   /** Before USDT sites are hooked: refuses if another session traces this target's syscalls (int3Lock.ts). */
   async claimUsdt(): Promise<void> {
-    this.usdtMarker ??= await claimUsdt(this.pid);
+    // The plan was checked (runTarget: refuseMixedPlan): syscalls of this session beside its USDT sites are rewritten ones.
+    this.usdtMarker ??= await claimUsdt(this.pid, this.syscallLock !== null);
   }
 
   async resume(): Promise<void> {

@@ -1,10 +1,13 @@
 // USDT sites are hooked with an int3, and syscall tracepoints follow every thread with
-// Stalker (or run rewritten syscall sites): a followed thread that meets one of those int3s
-// was killed (SIGTRAP, or SIGILL with --syscalls rewrite; reproduced with lc_usdt + lc_sys
-// on the lifecycle victim), whether both came in one session or in two. Until the trap
-// handler knows Stalker's copies of a site, the two are refused in one process with one
-// line: in one plan outright, across sessions through the syscall lock (targetLock.ts) and a
-// marker every session with USDT sites holds while it lives.
+// Stalker: a followed thread that meets one of those int3s is killed (SIGTRAP: Stalker runs
+// its copy of the int3, at a pc the trap handler does not know; reproduced with lc_usdt +
+// lc_sys on the lifecycle victim). Under --syscalls rewrite the two work in one session
+// (what killed the target there, SIGILL, was a syscall made inside a JS-path program's
+// helper running a program: syscallNativeDispatch.h in_vm_run; test/e2e/lifecycle.test.ts).
+// Refused, with one line: a plan with both on Stalker, before anything is injected; and
+// across sessions whatever the mechanism (the other session's is not known here), through
+// the syscall lock (targetLock.ts) and a marker every session with USDT sites holds while
+// it lives.
 // The marker is an abstract Unix socket per session (several USDT sessions may share a
 // target), so a crashed CLI never leaves one behind; /proc/net/unix lists the live ones.
 
@@ -16,9 +19,9 @@ import { syscallLockName, targetKey } from './targetLock';
 const refusal = (target: string, why: string): SessionError =>
   new SessionError(`${target}: USDT probes and syscall tracepoints cannot be traced in one process (a thread followed for its syscalls that meets a USDT breakpoint is killed): ${why}`, 'attach');
 
-/** Refuses a plan that has both, before anything is injected. */
-export function refuseMixedPlan(target: string, hasUsdt: boolean, hasSyscalls: boolean): void {
-  if (hasUsdt && hasSyscalls) throw refusal(target, 'load them in separate runs');
+/** Refuses a plan that has both on Stalker, before anything is injected. */
+export function refuseMixedPlan(target: string, hasUsdt: boolean, hasSyscalls: boolean, syscalls: 'rewrite' | 'stalker' | undefined): void {
+  if (hasUsdt && hasSyscalls && syscalls !== 'rewrite') throw refusal(target, 'trace the syscalls with --syscalls rewrite, or load them in separate runs');
 }
 
 /** Whether a live session holds `name` (an abstract socket: connecting answers at once). */
@@ -35,9 +38,12 @@ function listening(name: string): Promise<boolean> {
 
 const markerPrefix = (pid: number): string => `bpftime-ts-usdt-${targetKey(pid)}-`;
 
-/** Before USDT sites are hooked: refused while another session traces the target's syscalls. */
-export async function claimUsdt(pid: number): Promise<net.Server> {
-  if (await listening(syscallLockName(pid))) throw refusal(`pid ${pid}`, 'another bpftime-ts session traces its syscalls; stop that one first');
+/**
+ * Before USDT sites are hooked: refused while another session traces the target's syscalls
+ * (`ownSyscalls`: this session holds the syscall lock itself, with rewritten sites).
+ */
+export async function claimUsdt(pid: number, ownSyscalls = false): Promise<net.Server> {
+  if (!ownSyscalls && (await listening(syscallLockName(pid)))) throw refusal(`pid ${pid}`, 'another bpftime-ts session traces its syscalls; stop that one first');
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new SessionError(`pid ${pid}: cannot mark its USDT probes: ${e.message}`, 'attach')));

@@ -80,6 +80,29 @@ describe('every hook kind: detach under 1 s (median of 5 Ctrl-C), 10 attaches pe
   });
 });
 
+// int3 hooks (USDT sites) and a JS-path uprobe beside syscall tracepoints on rewritten
+// sites, in one session: the workers meet the int3 and the JS path between their getpid
+// calls (a program on each), the burst thread makes its exact getppid calls, counted_add
+// calls and lc:burst hits. Before, the target died at the first cycle (V8's "Invoke in
+// DisallowJavascriptExecutionScope", SIGILL): a syscall made inside the JS-path program's
+// helper reached the getpid program, the VM refused the nested run as a fault, and its
+// report entered JS from there. On Stalker the mix is still refused (int3Lock.ts).
+test('USDT, a JS-path uprobe and syscall tracepoints (--syscalls rewrite, native and JS path) in one session: 5 cycles under 4 threads, exact dumps, nothing left', async () => {
+  const v = await startLifecycle(4, BURST);
+  try {
+    const threads = taskCount(v.pid);
+    const rewrite = ['--syscalls', 'rewrite'];
+    const kinds = hookKinds
+      .filter((k) => ['lc_usdt', 'lc_js', 'lc_sys', 'lc_sys_js'].includes(k.object))
+      .map((k) => (k.object.startsWith('lc_sys') ? { ...k, args: rewrite } : k));
+    expect(kinds).toHaveLength(4);
+    await cycles(v, kinds, 5);
+    await leavesNothing(v, threads);
+  } finally {
+    v.stop();
+  }
+});
+
 // Found with the groups above: with inline hooks, an entry probe attached before an override
 // of the same function stops counting once the override is in (Interceptor counts both).
 // Kept failing until the inline engine runs every program of a function beside its override.

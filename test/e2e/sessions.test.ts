@@ -298,8 +298,9 @@ describe('a target that forks and execs continuously', () => {
 });
 
 describe('USDT probes and syscall tracepoints in one process are refused, never a crash', () => {
-  // A thread followed for its syscalls that met a USDT int3 killed the target (SIGTRAP; SIGILL
-  // with --syscalls rewrite) whether both came in one session or in two: host/session/int3Lock.ts.
+  // A thread followed by Stalker for its syscalls that meets a USDT int3 is killed (SIGTRAP)
+  // whether both came in one session or in two: host/session/int3Lock.ts. (One session on
+  // rewritten sites works: test/e2e/lifecycle.test.ts; across sessions it stays refused.)
   const refusal = /USDT probes and syscall tracepoints cannot be traced in one process/;
   const usdt = ['-o', bpfObjectPath('lc_usdt')];
   const sys = ['-o', bpfObjectPath('lc_sys')];
