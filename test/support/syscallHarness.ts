@@ -38,8 +38,14 @@ export interface Stats {
   followed: number[];
 }
 
+/** How the harness agent reaches syscalls: Stalker callouts or rewritten sites. */
+export type Mechanism = 'stalker' | 'rewrite';
+
 export interface Harness {
   backend: SidecarBackend;
+  mechanism: Mechanism;
+  /** The agent's `start` with this harness's mechanism. */
+  start(probes: object[]): Promise<unknown>;
   session: FridaSession;
   script: FridaScript;
   pid: number;
@@ -48,7 +54,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-async function load(backend: SidecarBackend, pid: number, output: () => string): Promise<Harness> {
+async function load(backend: SidecarBackend, pid: number, output: () => string, mechanism: Mechanism): Promise<Harness> {
   const session = await backend.attach(pid);
   const script = await session.createScript(harnessSource(), { runtime: 'v8', name: 'syscall-harness' });
   const logs: string[] = [];
@@ -59,6 +65,8 @@ async function load(backend: SidecarBackend, pid: number, output: () => string):
   await script.load();
   return {
     backend,
+    mechanism,
+    start: (probes) => script.call('start', [probes, mechanism]),
     session,
     script,
     pid,
@@ -76,20 +84,20 @@ async function load(backend: SidecarBackend, pid: number, output: () => string):
 }
 
 /** Spawns `argv` suspended (output piped), loads the harness; call resume() after start(). */
-export async function spawnWithHarness(argv: string[]): Promise<Harness & { resume(): Promise<void>; exited: Promise<void> }> {
+export async function spawnWithHarness(argv: string[], mechanism: Mechanism = 'stalker'): Promise<Harness & { resume(): Promise<void>; exited: Promise<void> }> {
   const backend = await SidecarBackend.start();
   let out = '';
   backend.onOutput((_pid, _fd, data) => (out += data.toString()));
   const pid = await backend.spawn({ argv, stdio: 'pipe' });
-  const h = await load(backend, pid, () => out);
+  const h = await load(backend, pid, () => out, mechanism);
   const exited = new Promise<void>((resolve) => h.session.onDetached(() => resolve()));
   return { ...h, resume: () => backend.resume(pid), exited };
 }
 
 /** Attaches the harness to a running process. */
-export async function attachHarness(pid: number, output: () => string): Promise<Harness> {
+export async function attachHarness(pid: number, output: () => string, mechanism: Mechanism = 'stalker'): Promise<Harness> {
   const backend = await SidecarBackend.start();
-  return load(backend, pid, output);
+  return load(backend, pid, output, mechanism);
 }
 
 /** Starts the looping victim with a stdin pipe for commands; resolves at `ready`. */

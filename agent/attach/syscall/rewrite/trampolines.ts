@@ -52,6 +52,8 @@ export const CHUNK = {
 const CLONE_LIKE = new Set([56, 57, 58, 435]); // clone, fork, vfork, clone3
 /** Numbers whose child may run on a new stack or share ours: dynamic sites let them through untraced. */
 const CHILD_ON_OTHER_STACK = [56, 58, 435]; // clone, vfork, clone3
+/** rt_sigreturn: takes the signal frame from rsp. */
+const RT_SIGRETURN = 15;
 
 export class TrampolineChunk {
   private used = 0;
@@ -126,6 +128,8 @@ export class TrampolineChunk {
       a.bytes(0x48, 0x3d).u32(nr); // cmp $nr,%rax
       a.jcc(0x74, 'plain'); // je: straight to the kernel
     }
+    a.bytes(0x48, 0x83, 0xf8, RT_SIGRETURN); // cmp $15,%rax
+    a.jcc(0x74, 'sigreturn'); // je
     a.bytes(0x48, 0x8d, 0x64, 0x24, 0x80); // lea -0x80(%rsp),%rsp
     a.bytes(0x50); // push %rax: the number, for the exit side
     a.bytes(0x48, 0x3d).u32(SYSCALL_SLOTS - 1); // cmp $SLOTS-1,%rax
@@ -156,6 +160,28 @@ export class TrampolineChunk {
     a.bytes(0x48, 0x8d, 0x64, 0x24, 0x08); // lea 8(%rsp),%rsp
     a.label('done');
     a.bytes(0x48, 0x8d, 0xa4, 0x24, 0x88, 0x00, 0x00, 0x00); // lea 0x88(%rsp),%rsp: the number and the red zone
+    a.jmp(site.add(copy + 2));
+    // rt_sigreturn (glibc's __restore_rt is `mov $15,%rax; syscall`, a site of this kind)
+    // reads the signal frame at rsp: it must reach the kernel with rsp exactly as the site
+    // had it. With the number kept on the stack, as above, every handler return with a
+    // raw_syscalls program attached restored garbage and the thread jumped to 0. The
+    // frame is the same as above for the enter handler; it is dropped before the syscall,
+    // which does not come back here, so there is no exit call.
+    a.label('sigreturn');
+    a.bytes(0x48, 0x8d, 0x64, 0x24, 0x80); // lea -0x80(%rsp),%rsp
+    a.bytes(0x50); // push %rax
+    a.bytes(0x45, 0x31, 0xdb); // xor %r11d,%r11d
+    a.bytes(0xf6, 0x05).rip(this.nrTable.add(RT_SIGRETURN), 1).bytes(0x01); // testb $1,nrTable[15](%rip)
+    a.jcc(0x74, 'sigcall'); // jz: no enter program
+    a.bytes(0x68).u32(index); // push $index
+    a.bytes(0xff, 0x15).rip(this.base.add(CHUNK.enterCell)); // call *enter_stub
+    a.bytes(0x48, 0x8d, 0x64, 0x24, 0x08); // lea 8(%rsp),%rsp
+    a.label('sigcall');
+    a.bytes(0x48, 0x8d, 0xa4, 0x24, 0x88, 0x00, 0x00, 0x00); // lea 0x88(%rsp),%rsp: the frame at rsp again
+    a.bytes(0x4d, 0x85, 0xdb); // test %r11,%r11
+    a.jcc(0x75, 'sigskip'); // jne: overridden
+    a.bytes(0x0f, 0x05); // syscall
+    a.label('sigskip');
     a.jmp(site.add(copy + 2));
     a.finish(CHUNK.slot);
     return { code };
