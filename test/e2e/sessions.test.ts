@@ -250,6 +250,28 @@ describe('spawn --duration in a pipeline', () => {
   });
 });
 
+/**
+ * Three `attach --duration 1` sessions on a forker with fork_exact: each counts the parent's
+ * calls exactly, no child, and starts past the last one's calls (the forks went on between).
+ */
+async function attachThriceCountingTheParent(pid: number): Promise<void> {
+  let lastSeen = -1;
+  for (let i = 0; i < 3; i++) {
+    const r = await runCli(['attach', '--pid', String(pid), '-o', bpfObjectPath('fork_exact'), '--duration', '1']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`detached from pid ${pid}`);
+    noStack(r.stderr);
+    const g = (name: string) => Number(new RegExp(`^@${name}: (\\d+)$`, 'm').exec(r.stdout)?.[1]);
+    // Every call of the parent from the first one seen to the last: none lost, none twice.
+    expect(g('parent_hits')).toBeGreaterThan(10);
+    expect(g('parent_hits')).toBe(g('last_i') - g('first_i') + 1);
+    // Forked children run untraced (forkGuard) and exec'd ones start without the agent.
+    expect(g('child_hits')).toBe(0);
+    expect(g('first_i')).toBeGreaterThan(lastSeen);
+    lastSeen = g('last_i');
+  }
+}
+
 describe('a target that forks continuously', () => {
   /** Children of `pid` that still have Frida's agent mapped. */
   const heldChildren = (pid: number): number[] =>
@@ -273,20 +295,7 @@ describe('a target that forks continuously', () => {
   test('attach --pid succeeds 3 times in a row; the forks go on, no child is left held (README)', async () => {
     const victim = await startVictim('forker', ['1000000']);
     try {
-      let lastSeen = -1;
-      for (let i = 0; i < 3; i++) {
-        const r = await runCli(['attach', '--pid', String(victim.pid), '-o', bpfObjectPath('fork_exact'), '--duration', '1']);
-        expect(r.code).toBe(0);
-        expect(r.stderr).toContain(`detached from pid ${victim.pid}`);
-        noStack(r.stderr);
-        const g = (name: string) => Number(new RegExp(`^@${name}: (\\d+)$`, 'm').exec(r.stdout)?.[1]);
-        expect(g('parent_hits')).toBeGreaterThan(10);
-        expect(g('parent_hits')).toBe(g('last_i') - g('first_i') + 1);
-        expect(g('child_hits')).toBe(0);
-        // Each session starts past the last one's calls: the parent was not hung meanwhile.
-        expect(g('first_i')).toBeGreaterThan(lastSeen);
-        lastSeen = g('last_i');
-      }
+      await attachThriceCountingTheParent(victim.pid);
       expect(isAlive(victim.pid)).toBe(true);
       expect(await mapsOnceUnmapped(victim.pid, ours, 6000)).not.toMatch(ours);
       // A child alive with the agent mapped now, and still 1.5 s later, is held.
@@ -320,22 +329,7 @@ describe('a target that forks and execs continuously', () => {
   test('attach --pid succeeds 3 times in a row; the parent counted exactly, no child traced', async () => {
     const victim = await startVictim('forker', ['1000000', '0', 'exec']);
     try {
-      let lastSeen = -1;
-      for (let i = 0; i < 3; i++) {
-        const r = await runCli(['attach', '--pid', String(victim.pid), '-o', bpfObjectPath('fork_exact'), '--duration', '1']);
-        expect(r.code).toBe(0);
-        expect(r.stderr).toContain(`detached from pid ${victim.pid}`);
-        noStack(r.stderr);
-        const g = (name: string) => Number(new RegExp(`^@${name}: (\\d+)$`, 'm').exec(r.stdout)?.[1]);
-        // Every call of the parent from the first one seen to the last: none lost, none twice.
-        expect(g('parent_hits')).toBeGreaterThan(10);
-        expect(g('parent_hits')).toBe(g('last_i') - g('first_i') + 1);
-        // Forked children run untraced (forkGuard) and exec'd ones start without the agent.
-        expect(g('child_hits')).toBe(0);
-        // The forks went on between sessions: each one starts past the last one's calls.
-        expect(g('first_i')).toBeGreaterThan(lastSeen);
-        lastSeen = g('last_i');
-      }
+      await attachThriceCountingTheParent(victim.pid);
       expect(isAlive(victim.pid)).toBe(true);
       expect(await mapsOnceUnmapped(victim.pid, ours, 6000)).not.toMatch(ours);
       // Every child exited 3 (forker prints the ones that did not): the execs went through.
