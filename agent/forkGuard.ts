@@ -17,6 +17,7 @@ import { checkLayout, type ExpectedLayout } from './cmodules/checkLayout.js';
 import { FORK_GUARD_C as FORK_GUARD_SOURCE } from './cmodules/generated/forkGuard_c.js';
 import { FORK_GUARD_H } from './cmodules/generated/forkGuard_h.js';
 import { hotCallback } from './hotCallback.js';
+import { jsHoldWords } from './interceptorCommit.js';
 
 /** Threads marked as inside fork() at once; a 17th concurrent fork takes over a busy slot. */
 const MAX_FORKING = 16;
@@ -65,7 +66,7 @@ class ForkGuard {
   constructor() {
     const getpid = Module.getGlobalExportByName('getpid');
     this.agentPid.writeS32(new NativeFunction(getpid, 'int', [])() as number);
-    this.module = new CModule(FORK_GUARD_SOURCE, { fork_state: this.state, agent_pid: this.agentPid, tid_offset: this.tidOffset, getpid_fn: getpid });
+    this.module = new CModule(FORK_GUARD_SOURCE, { fork_state: this.state, agent_pid: this.agentPid, tid_offset: this.tidOffset, getpid_fn: getpid, js_hold: jsHoldWords() });
     checkLayout(this.module, 'fork_guard_layout', GUARD_LAYOUT);
     this.followBeginFn = new NativeFunction(this.module.follow_begin, 'int', [], { scheduling: 'exclusive' });
     this.followEndFn = new NativeFunction(this.module.follow_end, 'void', [], { scheduling: 'exclusive' });

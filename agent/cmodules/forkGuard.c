@@ -1,10 +1,12 @@
 /*
  * The fork guard's native half (forkGuard.ts): listeners on fork() and pthread_create()
  * that mark the forking thread and the forked child in fork_state (forkGuard.h), and the
- * gates through which every JS hook of the agent is entered.
+ * gates through which every JS hook of the agent is entered (and where they wait while
+ * an agent commits Interceptor hooks: jsHold.h).
  */
 #include <gum/guminterceptor.h>
 #include "forkGuard.h"
+#include "jsHold.h"
 
 extern volatile gint agent_pid;
 extern int getpid_fn (void);
@@ -122,8 +124,10 @@ gated_call (GumInvocationContext * ic, int leave)
 {
   GatedListener * g = gum_invocation_context_get_listener_function_data (ic);
   gint tid = current_tid (ic);
-  if (!js_forbidden (tid))
-    (leave ? g->on_leave : g->on_enter) (tid);
+  if (js_forbidden (tid))
+    return;
+  js_hold_wait (tid);
+  (leave ? g->on_leave : g->on_enter) (tid);
 }
 
 void
@@ -154,6 +158,7 @@ gated_replacement (guint64 a0, guint64 a1, guint64 a2, guint64 a3, guint64 a4, g
   gint tid = current_tid (ic);
   if (js_forbidden (tid))
     return g->original (a0, a1, a2, a3, a4, a5);
+  js_hold_wait (tid);
   return g->js (a0, a1, a2, a3, a4, a5, tid);
 }
 

@@ -23,6 +23,8 @@ export const REG = {
   trapRestorer: 24,
   /** The hook core's per-thread table (hookCore.ts): recursion guard and uretprobe shadow stacks. */
   threads: 32,
+  /** The JS hold, 16 bytes (agent/cmodules/jsHold.h): one for every script of every agent. */
+  jsHold: 40,
 } as const;
 
 const SYS_CLOSE = 3;

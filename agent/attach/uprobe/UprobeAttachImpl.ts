@@ -22,6 +22,7 @@ import { attachInline, kindOf } from './inlineHook.js';
 import type { InlineProbe } from '../../hooks/inlineProbe.js';
 import { PlacementError } from '../../hooks/instructions.js';
 import { PatchError } from '../../hooks/codePatcher.js';
+import { commitInterceptor, redirectCheck } from '../../interceptorCommit.js';
 
 interface Entry {
   type: AttachType;
@@ -111,19 +112,26 @@ export class UprobeAttachImpl implements AttachImpl {
       e.inline.detach();
       return this.afterDetach();
     }
+    this.removeInterceptorHook(e, e.address);
+    this.afterDetach();
+  }
+
+  /** Takes an Interceptor hook out (at `addr`, where it was made). */
+  private removeInterceptorHook(e: Entry, addr: NativePointer | null): void {
     // A trap hook first stops sending threads into the trampoline, then Interceptor puts the nop back.
-    if (e.data.trap && e.address) trapSites().retire(e.address);
+    if (e.data.trap && addr) trapSites().retire(addr);
     if (e.listener) e.listener.detach();
-    if (e.replaced && e.address) {
-      Interceptor.revert(e.address);
-      this.replaced.delete(e.address.toString());
+    e.listener = null;
+    if (e.replaced && addr) {
+      Interceptor.revert(addr);
+      this.replaced.delete(addr.toString());
     }
+    e.replaced = false;
     if (e.hook) retiredHooks.push(e.hook);
     // After the listener is gone: waits for threads still running the program natively.
     e.probe?.retire();
     Interceptor.flush();
-    if (e.data.trap && e.address) trapSites().release(e.address);
-    this.afterDetach();
+    if (e.data.trap && addr) trapSites().release(addr);
   }
 
   private afterDetach(): void {
@@ -189,6 +197,7 @@ export class UprobeAttachImpl implements AttachImpl {
     // USDT sites get a 1-byte breakpoint; the site is registered with the SIGTRAP handler
     // while Interceptor writes its redirect, before the int3 can be reached.
     const where: NativePointer | InstrumentationTarget = e.data.trap ? trapSites().target(addr, (t) => trapSites().activate(addr, t)) : addr;
+    const written = redirectCheck(addr);
     try {
       const runner = services.nativeRunner();
       // Programs that need no JS run from a native listener; the others from JS behind a
@@ -248,8 +257,11 @@ export class UprobeAttachImpl implements AttachImpl {
       if (err instanceof AttachError) throw err;
       throw new AttachError(`cannot hook ${e.data.description} at ${addr}: ${(err as Error).message}`);
     }
-    Interceptor.flush();
-    if (e.data.trap) trapSites().awaitCommitted(addr);
+    // "Installed" is said once the hook is in the code (agent/interceptorCommit.ts).
+    if (!commitInterceptor(written)) {
+      this.removeInterceptorHook(e, addr);
+      throw new AttachError(`cannot hook ${e.data.description} at ${addr}: Frida's Interceptor had not written the hook after 1 s (threads kept entering its JS runtime)`);
+    }
     e.address = addr;
     this.raiseSemaphore(e);
   }

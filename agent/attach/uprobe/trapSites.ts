@@ -41,22 +41,6 @@ class TrapSites {
     this.live.add(site.toString());
   }
 
-  /**
-   * Waits until the int3 is really in place. Interceptor defers writing a site's page while
-   * another thread is executing in the range it rewrites (measured: the second and third of
-   * three adjacent sites, under three threads running through them, landed ~100 ms after
-   * attach returned); without this wait "hooks installed" would be said early.
-   */
-  awaitCommitted(site: NativePointer, timeoutMs = 1000): boolean {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      if (site.readU8() === 0xcc) return true;
-      if (Date.now() >= end) return false;
-      Interceptor.flush();
-      Thread.sleep(0.002);
-    }
-  }
-
   /** A thread at `site`'s int3 skips the probe (resumes after the nop) from now on. */
   retire(site: NativePointer): void {
     if (!this.live.delete(site.toString())) return;
