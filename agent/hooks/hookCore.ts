@@ -29,14 +29,17 @@ export const PROBE = {
   skipped: 108,
   size: 112,
 } as const;
+/** Mirrors struct site (one per hooked address) and struct probe_list in hookcore.c. */
+export const SITE = { list: 0, threads: 8, size: 16 } as const;
+export const PROBE_LIST = { n: 0, probes: 8 } as const;
 export const PROBE_KIND = { entry: 0, return: 1, override: 2 } as const;
 export const PROBE_FLAG_JS = 1;
 const HOOKCORE_VERSION = 1;
 const PT_REGS_BYTES = 168;
 
 export interface HookCore {
-  /** int hookcore_enter(struct probe *, u64 *regs, u64 *ret_slot) */
-  enter: NativePointer;
+  /** int hookcore_site(struct site *, u64 *regs, u64 *ret_slot): every probe of a hooked address */
+  site: NativePointer;
   /** void hookcore_return(struct threads *, u64 *regs, u64 *ret_slot) */
   ret: NativePointer;
   threads: NativePointer;
@@ -62,7 +65,7 @@ function decodeBase64(b64: string): number[] {
 }
 
 function checkLayout(layoutFn: NativePointer): number {
-  const out = Memory.alloc(16 * 4);
+  const out = Memory.alloc(20 * 4);
   new NativeFunction(layoutFn, 'void', ['pointer'])(out);
   const got = (i: number) => out.add(4 * i).readU32();
   const expect: [number, number, string][] = [
@@ -81,6 +84,10 @@ function checkLayout(layoutFn: NativePointer): number {
     [13, PROBE.hits, 'hits'],
     [14, PROBE.forkState, 'fork_state'],
     [15, PROBE.kind, 'kind'],
+    [16, SITE.size, 'sizeof(struct site)'],
+    [17, SITE.list, 'site.list'],
+    [18, SITE.threads, 'site.threads'],
+    [19, PROBE_LIST.probes, 'probe_list.p'],
   ];
   for (const [i, want, what] of expect) {
     if (got(i) !== want) throw new Error(`hookcore.c and hookCore.ts disagree on ${what}: C says ${got(i)}, TypeScript ${want}`);
@@ -103,6 +110,6 @@ export function hookCore(): HookCore {
   } else if (threads.readU32() !== HOOKCORE_VERSION) {
     throw new Error(`another bpftime-ts (hook core v${threads.readU32()}) hooks this process; v${HOOKCORE_VERSION} cannot share its thread table`);
   }
-  core = { enter: code.add(HOOKCORE_EXPORTS.hookcore_enter), ret: code.add(HOOKCORE_EXPORTS.hookcore_return), threads };
+  core = { site: code.add(HOOKCORE_EXPORTS.hookcore_site), ret: code.add(HOOKCORE_EXPORTS.hookcore_return), threads };
   return core;
 }

@@ -1,11 +1,13 @@
-// Inline probes: a probe block (hookcore.c's struct probe) and an entry stub per probe, in
-// immortal pages, behind one patch per hooked address (a site). Several probes on one
-// address chain: the patch leads to the newest stub, each stub goes on to the one before,
-// the oldest to the relocated original instructions. Detaching a probe clears its
-// `active` and waits for threads inside its program; the site's bytes go back when its
-// last probe is gone. Stubs and blocks are never freed (a thread may still be in them).
+// Inline probes: a probe block (hookcore.c's struct probe) per probe, and per hooked
+// address (a site) one patch, one entry stub and one site block listing the site's probes
+// in attach order, all in immortal pages. The hook core runs the whole list on every hit
+// (entries, then return hijacks, then overrides), so probes of any kinds coexist on one
+// function whatever order they came in; attach and detach publish a new list. Detaching a
+// probe takes it out of the list, clears its `active` and waits for threads inside its
+// program; the site's bytes go back when its last probe is gone. Stubs, blocks and lists
+// are never freed (a thread may still be in them).
 
-import { PROBE, PROBE_FLAG_JS, PROBE_KIND, hookCore } from './hookCore.js';
+import { PROBE, PROBE_FLAG_JS, PROBE_KIND, PROBE_LIST, SITE, hookCore } from './hookCore.js';
 import { ENTRY_STUB_ROOM, agentReturnStub, writeEntryStub } from './probeStub.js';
 import { allocNear } from './nearMemory.js';
 import { patchCodeLive } from './codePatcher.js';
@@ -42,13 +44,16 @@ interface Site {
   addr: NativePointer;
   plan: SitePlan;
   original: number[];
-  /** Where a thread goes on after the newest stub: the chain's head. */
-  top: NativePointer;
-  /** The first probe's continuation (relocated original, or a stub another session left). */
+  /** struct site: the published probe list. */
+  block: NativePointer;
+  /** The site's entry stub, where the patch leads. */
+  stub: NativePointer;
+  /** Where the stub goes on (relocated original, or a stub another session left). */
   base: NativePointer;
   /** int3 sites: the trap destination before we came (another session's stub), else NULL. */
   trapBefore: NativePointer;
-  live: number;
+  /** Probe blocks in attach order: what the published list holds. */
+  probes: NativePointer[];
   /** Our patch bytes (jump sites), to tell whether someone else has patched over us since. */
   patch: number[];
 }
@@ -61,6 +66,21 @@ setOriginalBytesSource(() => [...sites.values()].map((s) => ({ addr: s.addr, byt
 function rel32(from: NativePointer, to: NativePointer): number[] {
   const d = Number(BigInt(to.toString()) - BigInt(from.toString()));
   return [d & 0xff, (d >> 8) & 0xff, (d >> 16) & 0xff, (d >>> 24) & 0xff];
+}
+
+/**
+ * Makes `probes` the site's list. A new list every time, never an edit of the published
+ * one: a thread walking the old list (it may be preempted there for any time) finds it
+ * whole. Its contents are written before the pointer; x86 keeps stores in order.
+ */
+function publish(site: Site): void {
+  let list = NULL;
+  if (site.probes.length > 0) {
+    list = rawAlloc(PROBE_LIST.probes + 8 * site.probes.length, 'data', 8);
+    list.add(PROBE_LIST.n).writeU32(site.probes.length);
+    site.probes.forEach((p, i) => list.add(PROBE_LIST.probes + 8 * i).writePointer(p));
+  }
+  site.block.add(SITE.list).writePointer(list);
 }
 
 /** Copies the site's first `plan.relocated` bytes of instructions and jumps back after them. */
@@ -92,7 +112,7 @@ function openSite(addr: NativePointer, describe: string, fnStartKnown: boolean):
     const dest = trapSiteDest(addr);
     if (dest.isNull()) throw new PlacementError(`${describe}: ${addr} holds a breakpoint that is not ours (a debugger?)`);
     const plan: SitePlan = { mode: 'int3', relocated: 1, endsFunction: false, patchLen: 1 };
-    return { addr, plan, original: [0xcc], top: dest, base: dest, trapBefore: dest, live: 0, patch: [] };
+    return { addr, plan, original: [0xcc], block: NULL, stub: NULL, base: dest, trapBefore: dest, probes: [], patch: [] };
   }
   // A jump site's relocated instructions run from its stub's copy, so a site inside them
   // would be overwritten (the first 5 bytes) or skipped (the rest).
@@ -111,21 +131,47 @@ function openSite(addr: NativePointer, describe: string, fnStartKnown: boolean):
   }
   const original = Array.from(new Uint8Array(addr.readByteArray(plan.patchLen)!));
   const reloc = relocateOriginal(addr, plan);
-  return { addr, plan, original, top: reloc, base: reloc, trapBefore: NULL, live: 0, patch: [] };
+  return { addr, plan, original, block: NULL, stub: NULL, base: reloc, trapBefore: NULL, probes: [], patch: [] };
+}
+
+/**
+ * A site's first probe: its block, list and stub, then the patch that sends threads there
+ * (nothing reaches the stub before, so the list may be published first). On failure the
+ * probe is left inactive and the site unregistered.
+ */
+function installSite(site: Site, first: NativePointer, threads: NativePointer): void {
+  const addr = site.addr;
+  site.block = rawAlloc(SITE.size, 'data', 64);
+  site.block.add(SITE.threads).writePointer(threads);
+  site.probes = [first];
+  publish(site);
+  site.stub = allocNear(addr, ENTRY_STUB_ROOM);
+  writeEntryStub(site.stub, ENTRY_STUB_ROOM, site.block, addr, site.base);
+  try {
+    if (site.plan.mode === 'jump') {
+      const jmp = [0xe9, ...rel32(addr.add(5), site.stub)];
+      patchCodeLive(addr, jmp, site.stub);
+      site.patch = jmp;
+    } else {
+      ensureTrapHandler();
+      setTrapSite(addr, site.stub);
+      if (addr.readU8() !== 0xcc) patchCodeLive(addr, [0xcc], site.stub);
+    }
+  } catch (e) {
+    first.add(PROBE.active).writeS32(0);
+    throw e;
+  }
 }
 
 export class InlineProbe {
   readonly block: NativePointer;
-  readonly stub: NativePointer;
   private attached = true;
 
   private constructor(
     private readonly site: Site,
     block: NativePointer,
-    stub: NativePointer,
   ) {
     this.block = block;
-    this.stub = stub;
   }
 
   get mode(): 'jump' | 'int3' {
@@ -171,26 +217,14 @@ export class InlineProbe {
     }
     if (o.kind === 'return') block.add(PROBE.returnStub).writePointer(agentReturnStub((n) => rawAlloc(n, 'code')));
     block.add(PROBE.active).writeS32(1);
-    const stub = allocNear(addr, ENTRY_STUB_ROOM);
-    writeEntryStub(stub, ENTRY_STUB_ROOM, block, addr, site.top);
-    try {
-      if (site.plan.mode === 'jump') {
-        const jmp = [0xe9, ...rel32(addr.add(5), stub)];
-        patchCodeLive(addr, jmp, stub);
-        site.patch = jmp;
-      } else {
-        ensureTrapHandler();
-        setTrapSite(addr, stub);
-        if (addr.readU8() !== 0xcc) patchCodeLive(addr, [0xcc], stub);
-      }
-    } catch (e) {
-      block.add(PROBE.active).writeS32(0);
-      throw e;
+    if (fresh) {
+      installSite(site, block, core.threads);
+      sites.set(key, site);
+    } else {
+      site.probes.push(block);
+      publish(site);
     }
-    site.top = stub;
-    site.live++;
-    if (fresh) sites.set(key, site);
-    const probe = new InlineProbe(site, block, stub);
+    const probe = new InlineProbe(site, block);
     live.add(probe);
     return probe;
   }
@@ -228,6 +262,10 @@ export class InlineProbe {
     if (!this.attached) return;
     this.attached = false;
     live.delete(this);
+    // Out of the list first, so no thread loads it anew; one that loaded the old list meets
+    // `active` cleared below (or is waited for).
+    this.site.probes = this.site.probes.filter((b) => !b.equals(this.block));
+    publish(this.site);
     this.deactivate();
     const end = Date.now() + timeoutMs;
     while (this.block.add(PROBE.inflight).readS32() !== 0) {
@@ -235,15 +273,15 @@ export class InlineProbe {
       Thread.sleep(0.0005);
     }
     const s = this.site;
-    if (--s.live > 0) return;
+    if (s.probes.length > 0) return;
     sites.delete(s.addr.toString());
     if (s.plan.mode === 'jump') {
       // Someone (another session) patched over our jump: leave their bytes; our stubs pass through.
       const now = Array.from(new Uint8Array(s.addr.readByteArray(5)!));
-      if (now.every((b, i) => b === s.patch[i])) patchCodeLive(s.addr, s.original, s.top);
-    } else if (trapSiteDest(s.addr).equals(s.top)) {
+      if (now.every((b, i) => b === s.patch[i])) patchCodeLive(s.addr, s.original, s.stub);
+    } else if (trapSiteDest(s.addr).equals(s.stub)) {
       if (!s.trapBefore.isNull()) setTrapSite(s.addr, s.trapBefore); // another session's int3 stays theirs
-      else patchCodeLive(s.addr, s.original, s.top);
+      else patchCodeLive(s.addr, s.original, s.stub);
     }
   }
 }

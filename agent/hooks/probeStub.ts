@@ -1,8 +1,9 @@
-// Per-probe entry stubs and the agent's return stub, written with X86Writer into immortal
+// Per-site entry stubs and the agent's return stub, written with X86Writer into immortal
 // near pages. A stub saves what a function may read and what the hook core may clobber
 // (flags, every general register, xmm0-7), builds struct pt_regs on an aligned stack,
-// calls the hook core, restores everything and goes on to `cont` (the relocated original
-// instructions, or the next stub at the same site), or, when an override was taken,
+// calls the hook core (which runs every probe of the site), restores everything and goes on
+// to `cont` (the relocated original instructions, or another session's stub at the same
+// address), or, when an override was taken,
 // returns the value to the caller with the callee's frame untouched.
 //
 // Frame (rsp 16-aligned at the call): [0,168) pt_regs, [176,304) xmm0-7, [304] base (where
@@ -79,16 +80,16 @@ function restoreState(w: X86Writer): void {
 }
 
 /**
- * An entry stub for probe block `probe` at `site` (pt_regs ip = site), continuing at `cont`.
- * Returns its size. `room` bytes are available at `at`.
+ * The entry stub of site block `siteBlock` at address `site` (pt_regs ip = site),
+ * continuing at `cont`. Returns its size. `room` bytes are available at `at`.
  */
-export function writeEntryStub(at: NativePointer, room: number, probe: NativePointer, site: NativePointer, cont: NativePointer): number {
+export function writeEntryStub(at: NativePointer, room: number, siteBlock: NativePointer, site: NativePointer, cont: NativePointer): number {
   const core = hookCore();
   let size = 0;
   Memory.patchCode(at, room, (c) => {
     const w = new X86Writer(c, { pc: at });
     saveState(w, 128, site, 16 + 128);
-    callCore(w, core.enter, probe, 16 + 128);
+    callCore(w, core.site, siteBlock, 16 + 128);
     restoreState(w);
     w.putBytes([0x48, 0x83, 0xbc, 0x24, ...disp32(ANSWER), 0x00]); // cmp qword [rsp+ANSWER], 0
     w.putJccShortLabel('jne', 'override', 'no-hint');

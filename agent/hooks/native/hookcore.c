@@ -1,4 +1,5 @@
-/* The inline hook engine's hit path, called from per-probe stubs (probeStub.ts).
+/* The inline hook engine's hit path, called from the entry stub of each hooked address
+ * (a site, probeStub.ts) and from the return stub.
  *
  * Built freestanding into a flat, position-independent blob with no relocations
  * (Makefile) that each agent copies into immortal pages: a thread preempted anywhere in
@@ -65,6 +66,20 @@ struct threads {
   uint32_t version;
   uint32_t full;               /* lookups that found no slot */
   struct thread_state slot[THREAD_SLOTS];
+};
+
+/* A hooked address: its probes in attach order. A list is never edited once published:
+ * attach and detach publish a new one (old ones stay, immortal), so a thread preempted
+ * while walking one finds it intact whenever it resumes. */
+struct probe_list {
+  uint32_t n;
+  uint32_t pad;
+  struct probe *p[];
+};
+
+struct site {
+  struct probe_list *volatile list; /* NULL: no probe */
+  struct threads *threads;
 };
 
 #define HOOKCORE_VERSION 1
@@ -138,43 +153,58 @@ static int run_probe(struct probe *p, struct thread_state *ts, uint64_t *regs, i
   return taken;
 }
 
-/* From an entry stub. regs: pt_regs of the hit; ret_slot: where the return address is
- * (the original rsp at a function entry). Returns 1 when the stub must return regs[R_AX]
- * to the caller instead of running the function (an override was taken). */
-__attribute__((used, visibility("default"))) int hookcore_enter(struct probe *p, uint64_t *regs, uint64_t *ret_slot) {
-  if (!p->active) return 0;
-  struct thread_state *ts = thread_state(p->threads);
-  if (!ts || ts->busy) {
+/* A return probe's half of an entry: hijacks the return address at ret_slot (the original
+ * rsp at a function entry) so that the return comes through the probe's return stub. */
+static void hijack_return(struct probe *p, struct thread_state *ts, uint64_t *ret_slot) {
+  /* Frames the thread has left without returning through us (longjmp, exceptions) sit
+   * below this slot on the same stack, or at this very slot when the slot no longer
+   * holds what that entry's hijack wrote (a new call at the same depth): drop them. An
+   * entry at this slot that still holds its return stub is another return probe on the
+   * same call (hijacked just before this one) and stays. */
+  uint64_t slot = (uint64_t)ret_slot;
+  while (ts->depth > 0) {
+    struct shadow *top = &ts->stack[ts->depth - 1];
+    int below = top->slot < slot && slot - top->slot < (16u << 20);
+    int replaced = top->slot == slot && *ret_slot != top->p->return_stub;
+    if (below || replaced) ts->depth--;
+    else break;
+  }
+  if (ts->depth >= SHADOW_DEPTH) {
     p->skipped++;
+    return;
+  }
+  struct shadow *e = &ts->stack[ts->depth];
+  e->ret = *ret_slot;
+  e->slot = slot;
+  e->p = p;
+  ts->depth++;
+  *ret_slot = p->return_stub;
+}
+
+/* From a site's entry stub. regs: pt_regs of the hit; ret_slot: where the return address
+ * is (the original rsp at a function entry). Runs every probe of the site as the kernel
+ * orders a uprobe's consumers: entry programs in attach order, then the return hijacks,
+ * then the overrides, the first one taken deciding (so an override never hides another
+ * probe of the same function, and a return probe also sees an overridden call return).
+ * Returns 1 when the stub must return regs[R_AX] to the caller instead of running the
+ * function. The list is loaded once: attach and detach publish a new one, never edit. */
+__attribute__((used, visibility("default"))) int hookcore_site(struct site *s, uint64_t *regs, uint64_t *ret_slot) {
+  struct probe_list *l = __atomic_load_n(&s->list, __ATOMIC_ACQUIRE);
+  if (!l) return 0;
+  uint32_t n = l->n;
+  struct thread_state *ts = thread_state(s->threads);
+  if (!ts || ts->busy) {
+    for (uint32_t i = 0; i < n; i++)
+      if (l->p[i]->active) l->p[i]->skipped++;
     return 0;
   }
-  if (p->kind == KIND_RETURN) {
-    /* Frames the thread has left without returning through us (longjmp, exceptions) sit
-     * below this slot on the same stack, or at this very slot when the slot no longer
-     * holds what that entry's hijack wrote (a new call at the same depth): drop them. An
-     * entry at this slot that still holds its return stub is another return probe on the
-     * same call (its stub ran just before ours) and stays. */
-    uint64_t slot = (uint64_t)ret_slot;
-    while (ts->depth > 0) {
-      struct shadow *top = &ts->stack[ts->depth - 1];
-      int below = top->slot < slot && slot - top->slot < (16u << 20);
-      int replaced = top->slot == slot && *ret_slot != top->p->return_stub;
-      if (below || replaced) ts->depth--;
-      else break;
-    }
-    if (ts->depth >= SHADOW_DEPTH) {
-      p->skipped++;
-      return 0;
-    }
-    struct shadow *e = &ts->stack[ts->depth];
-    e->ret = *ret_slot;
-    e->slot = slot;
-    e->p = p;
-    ts->depth++;
-    *ret_slot = p->return_stub;
-    return 0;
-  }
-  return run_probe(p, ts, regs, p->kind == KIND_OVERRIDE);
+  for (uint32_t i = 0; i < n; i++)
+    if (l->p[i]->kind == KIND_ENTRY) run_probe(l->p[i], ts, regs, 0);
+  for (uint32_t i = 0; i < n; i++)
+    if (l->p[i]->kind == KIND_RETURN && l->p[i]->active) hijack_return(l->p[i], ts, ret_slot);
+  for (uint32_t i = 0; i < n; i++)
+    if (l->p[i]->kind == KIND_OVERRIDE && run_probe(l->p[i], ts, regs, 1)) return 1;
+  return 0;
 }
 
 /* From the return stub, after a hijacked return: ret_slot is where the stub keeps the
@@ -214,4 +244,8 @@ __attribute__((used, visibility("default"))) void hookcore_layout(uint32_t *out)
   out[13] = __builtin_offsetof(struct probe, hits);
   out[14] = __builtin_offsetof(struct probe, fork_state);
   out[15] = __builtin_offsetof(struct probe, kind);
+  out[16] = sizeof(struct site);
+  out[17] = __builtin_offsetof(struct site, list);
+  out[18] = __builtin_offsetof(struct site, threads);
+  out[19] = __builtin_offsetof(struct probe_list, p);
 }
