@@ -9,6 +9,8 @@ make -s -C vm
 make -s -C agent/hooks/native
 # The CModule sources (TinyCC, compiled in the target) embedded as strings (agent/cmodules).
 make -s -C agent/cmodules
+# The host's native helper that frees forked children Frida's exit hook holds (host/session/childRescue.ts).
+make -s -C host/native
 npx tsc -p tsconfig.host.json
 # Jest transpiles tests without type-checking; this checks them, including the compile-time
 # contracts (test/unit/agentClient.test.ts: calls the agent would refuse must not compile).

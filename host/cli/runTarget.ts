@@ -19,6 +19,7 @@ import { MetricsConfigError } from '../metrics/metricsConfig';
 import { MetricsServer } from '../metrics/MetricsServer';
 import { EXIT } from './exitCodes';
 import { signalName, watchAfterDetach, type TargetFate } from '../session/targetFate';
+import { ChildRescuer } from '../session/childRescue';
 
 export interface OutputOptions {
   json: boolean;
@@ -100,6 +101,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
   let interval: NodeJS.Timeout | null = null;
   let metrics: MetricsServer | null = null;
   let printResults: () => void = () => undefined;
+  let rescuer: ChildRescuer | null = null;
   try {
     if (plan.metrics) {
       // Bound before anything is spawned or attached: a port in use fails with the target untouched.
@@ -171,6 +173,11 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     refuseMixedPlan(s.label, hasUsdt, hasSyscalls);
     reporter.status(`attaching to ${s.label}`);
     await s.start();
+    // Frida's injection can leave a child forked meanwhile held in Frida's exit hook: free it.
+    rescuer = new ChildRescuer(s.pid, (c) =>
+      reporter.warn(`child pid ${c.pid} of pid ${s.pid}, forked while Frida's agent was loading or unloading, was held by Frida's exit hook; resumed its call (${c.fn}) without the hook`),
+    );
+    rescuer.start();
     reporter.debug(`agent up in pid ${s.pid}: ${s.info?.runtime}, Frida ${s.info?.fridaVersion}`);
     if (signalled) return EXIT.INTERRUPTED;
 
@@ -238,6 +245,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
         }
       }
       const fate = await detachedFate(s);
+      if (fate.kind === 'running') await rescuer?.afterDetach();
       if (stdoutClosed && (fate.kind === 'running' || fate.kind === 'exited')) return EXIT.BROKEN_PIPE;
       if (fate.kind === 'running') reporter.status(`detached from pid ${s.pid}`);
       else if (fate.kind === 'exited') reporter.status(`${s.label} exited with status ${fate.status} as we detached`);
@@ -292,6 +300,7 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     if (output.verbose && err instanceof Error && !(err instanceof SessionError)) process.stderr.write(`${err.stack}\n`);
     return failureCode(err);
   } finally {
+    rescuer?.stop();
     if (interval) clearInterval(interval);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
