@@ -72,3 +72,9 @@ export function ensureUnwindGuard(warn: (what: string) => void): void {
     },
   });
 }
+
+/** At this agent's detach or unload: stop watching for unwinders loaded later (what is guarded stays). */
+export function stopUnwindGuardWatch(): void {
+  observer?.detach();
+  observer = null;
+}
