@@ -172,12 +172,18 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     const hasUsdt = plan.load?.links.some((l) => l.attach.kind === 'uprobe' && l.attach.trap === true) ?? false;
     refuseMixedPlan(s.label, hasUsdt, hasSyscalls);
     reporter.status(`attaching to ${s.label}`);
+    // Frida's injection can leave a child forked meanwhile held in Frida's exit hook: free it,
+    // from the start of the injection where the pid is known already (its parent waits).
+    const rescue = (pid: number): ChildRescuer => {
+      const r = new ChildRescuer(pid, (c) =>
+        reporter.warn(`child pid ${c.pid} of pid ${pid}, forked while Frida's agent was loading or unloading, was held by Frida's exit hook; resumed its call (${c.fn}) without the hook`),
+      );
+      r.start();
+      return r;
+    };
+    if (plan.target.kind === 'pid' && Number.isInteger(plan.target.pid) && plan.target.pid > 0) rescuer = rescue(plan.target.pid);
     await s.start();
-    // Frida's injection can leave a child forked meanwhile held in Frida's exit hook: free it.
-    rescuer = new ChildRescuer(s.pid, (c) =>
-      reporter.warn(`child pid ${c.pid} of pid ${s.pid}, forked while Frida's agent was loading or unloading, was held by Frida's exit hook; resumed its call (${c.fn}) without the hook`),
-    );
-    rescuer.start();
+    rescuer ??= rescue(s.pid);
     reporter.debug(`agent up in pid ${s.pid}: ${s.info?.runtime}, Frida ${s.info?.fridaVersion}`);
     if (signalled) return EXIT.INTERRUPTED;
 

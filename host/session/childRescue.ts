@@ -66,6 +66,8 @@ export class ChildRescuer {
   /** When each child was last checked with the helper. */
   private readonly checked = new Map<number, number>();
   private readonly freed = new Set<number>();
+  /** Whether the target had a child at any sweep. */
+  private sawChildren = false;
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
 
@@ -75,22 +77,37 @@ export class ChildRescuer {
     private readonly helper = childRescueBinary(),
   ) {}
 
-  /** Sweeps every `everyMs` until stop(). */
-  start(everyMs = 500): void {
+  /**
+   * Sweeps until stop(): every `fastMs` for the first `fastForMs` (the injection, when a held
+   * child keeps its parent waiting), every `slowMs` after.
+   */
+  start(fastMs = 150, fastForMs = 4000, slowMs = 500): void {
     if (this.timer || !fs.existsSync(this.helper)) return;
-    this.timer = setInterval(() => void this.sweep(), everyMs);
-    this.timer.unref();
+    const fastUntil = Date.now() + fastForMs;
+    const next = (): void => {
+      this.timer = setTimeout(() => {
+        void this.sweep().finally(() => {
+          if (this.timer) next();
+        });
+      }, Date.now() < fastUntil ? fastMs : slowMs);
+      this.timer.unref();
+    };
+    next();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
 
-  /** After the detach: Frida's teardown can still hold a child forked meanwhile. */
+  /**
+   * After the detach: Frida's teardown can still hold a child forked meanwhile. A target
+   * that has not forked while we watched is not kept waiting for (detach stays fast).
+   */
   async afterDetach(forMs = 600, everyMs = 150): Promise<void> {
     this.stop();
     if (!fs.existsSync(this.helper)) return;
+    if (!this.sawChildren && childrenOf(this.target).length === 0) return;
     const end = Date.now() + forMs;
     while (Date.now() < end) {
       await this.sweep();
@@ -107,7 +124,9 @@ export class ChildRescuer {
   private async sweepOnce(): Promise<void> {
     const now = Date.now();
     const live = new Set<number>();
-    for (const c of childrenOf(this.target)) {
+    const children = childrenOf(this.target);
+    if (children.length) this.sawChildren = true;
+    for (const c of children) {
       const t = suspectTicks(c);
       if (t === null || this.freed.has(c)) continue;
       live.add(c);
