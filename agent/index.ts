@@ -11,6 +11,7 @@ import { HitCounter } from './hitCounter.js';
 import { keepHeapSmall } from './heapKeeper.js';
 import { drainInterceptor } from './interceptorDrain.js';
 import { InlineProbe } from './hooks/inlineProbe.js';
+import { stopUnwindGuardWatch } from './hooks/unwindGuard.js';
 import { trapSites } from './attach/uprobe/trapSites.js';
 import { Runtime } from './runtime/Runtime.js';
 import * as proc from './runtime/fridaProcessInfo.js';
@@ -123,6 +124,7 @@ const api: AgentRpc = {
     else if (counter) final = snapshot();
     runtime = null;
     exitMonitor.detach();
+    stopUnwindGuardWatch();
     // Our listeners are CModule code, unmapped when the script unloads right after this
     // call: no thread may still be on its way into one (see interceptorDrain.ts).
     drainInterceptor();
@@ -143,6 +145,7 @@ const api: AgentRpc = {
 function onScriptUnload(): void {
   // No host is listening any more to hear about a probe that stayed inactive but patched.
   InlineProbe.detachEverything();
+  stopUnwindGuardWatch();
   // Interceptor's USDT trampolines go with the script: their int3s lead past the nop instead.
   trapSites().retireAll();
 }

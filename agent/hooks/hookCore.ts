@@ -27,12 +27,13 @@ export const PROBE = {
   returnStub: 96,
   flags: 104,
   skipped: 108,
-  size: 112,
+  unwound: 112,
+  size: 120,
 } as const;
 /** Mirrors struct site (one per hooked address) and struct probe_list in hookcore.c. */
 export const SITE = { list: 0, threads: 8, size: 16 } as const;
 export const PROBE_LIST = { n: 0, probes: 8 } as const;
-export const PROBE_KIND = { entry: 0, return: 1, override: 2 } as const;
+export const PROBE_KIND = { entry: 0, return: 1, override: 2, unwind: 3 } as const;
 /**
  * Mirrors struct threads / struct thread_state in hookcore.c (the size is checked at load):
  * the syscall rewrite handlers read a thread's `busy` flag to leave alone the syscalls a
@@ -71,7 +72,7 @@ function decodeBase64(b64: string): number[] {
 }
 
 function checkLayout(layoutFn: NativePointer): number {
-  const out = Memory.alloc(20 * 4);
+  const out = Memory.alloc(24 * 4);
   new NativeFunction(layoutFn, 'void', ['pointer'])(out);
   const got = (i: number) => out.add(4 * i).readU32();
   const expect: [number, number, string][] = [
@@ -94,6 +95,7 @@ function checkLayout(layoutFn: NativePointer): number {
     [17, SITE.list, 'site.list'],
     [18, SITE.threads, 'site.threads'],
     [19, PROBE_LIST.probes, 'probe_list.p'],
+    [20, PROBE.unwound, 'unwound'],
   ];
   for (const [i, want, what] of expect) {
     if (got(i) !== want) throw new Error(`hookcore.c and hookCore.ts disagree on ${what}: C says ${got(i)}, TypeScript ${want}`);

@@ -25,6 +25,8 @@ export const REG = {
   threads: 32,
   /** The JS hold, 16 bytes (agent/cmodules/jsHold.h): one for every script of every agent. */
   jsHold: 40,
+  /** The unwinder entry points guarded for return probes (unwindGuard.ts), 0 until one is. */
+  unwindGuard: 48,
 } as const;
 
 const SYS_CLOSE = 3;

@@ -96,7 +96,22 @@ function relocateOriginal(addr: NativePointer, plan: SitePlan): NativePointer {
       if (got === 0) throw new PlacementError(`cannot relocate the instructions at ${addr}`);
       n = got;
     }
-    r.writeAll();
+    for (let insn = r.peekNextWriteInsn(); insn !== null; insn = r.peekNextWriteInsn()) {
+      const op = (insn as X86Instruction).operands[0] as X86Operand | undefined;
+      if (insn.mnemonic === 'call' && op?.type === 'imm') {
+        // A call in the copy would return into the copy, which has no unwind info: an
+        // exception thrown below it (or a backtrace) would stop there. Push the original
+        // return address instead, so the callee returns straight into the function.
+        const ret = BigInt(insn.next.toString());
+        r.skipOne();
+        w.putLeaRegRegOffset('rsp', 'rsp', -8); // lea: leaves the flags alone
+        w.putMovRegOffsetPtrU32('rsp', 0, Number(ret & 0xffffffffn));
+        w.putMovRegOffsetPtrU32('rsp', 4, Number(ret >> 32n));
+        w.putJmpAddress(ptr(op.value.toString()));
+      } else {
+        r.writeOne();
+      }
+    }
     if (!plan.endsFunction) w.putJmpAddress(addr.add(n));
     w.flush();
   });
@@ -163,6 +178,16 @@ function installSite(site: Site, first: NativePointer, threads: NativePointer): 
   }
 }
 
+function addToSite(site: Site, fresh: boolean, block: NativePointer, threads: NativePointer): void {
+  if (fresh) {
+    installSite(site, block, threads);
+    sites.set(site.addr.toString(), site);
+  } else {
+    site.probes.push(block);
+    publish(site);
+  }
+}
+
 export class InlineProbe {
   readonly block: NativePointer;
   private attached = true;
@@ -217,16 +242,28 @@ export class InlineProbe {
     }
     if (o.kind === 'return') block.add(PROBE.returnStub).writePointer(agentReturnStub((n) => rawAlloc(n, 'code')));
     block.add(PROBE.active).writeS32(1);
-    if (fresh) {
-      installSite(site, block, core.threads);
-      sites.set(key, site);
-    } else {
-      site.probes.push(block);
-      publish(site);
-    }
+    addToSite(site, fresh, block, core.threads);
     const probe = new InlineProbe(site, block);
     live.add(probe);
     return probe;
+  }
+
+  /**
+   * An unwinder entry point's probe (unwindGuard.ts). The hook core itself gives hijacked
+   * returns back there, so the block holds no session pointer; it is never detached and
+   * keeps its site patched for the life of the process: a thread may unwind through a
+   * hijacked frame (one blocked in a hooked function) long after every session has gone.
+   */
+  static attachUnwind(addr: NativePointer, describe: string): void {
+    const core = hookCore();
+    const site = sites.get(addr.toString());
+    const open = site ?? openSite(addr, describe, true);
+    const block = rawAlloc(PROBE.size, 'data', 64);
+    block.add(PROBE.kind).writeU32(PROBE_KIND.unwind);
+    block.add(PROBE.threads).writePointer(core.threads);
+    block.add(PROBE.funcIp).writePointer(addr);
+    block.add(PROBE.active).writeS32(1);
+    addToSite(open, site === undefined, block, core.threads);
   }
 
   /** Clears `active` (once): from here no thread newly follows the probe's session-owned pointers. */

@@ -9,6 +9,7 @@ import { InlineProbe, type InlineKind, type ProbeRunner } from '../../hooks/inli
 import { forkGuard } from '../../forkGuard.js';
 import { hotCallback } from '../../hotCallback.js';
 import { PT_REGS_SIZE } from './ptRegs.js';
+import { ensureUnwindGuard } from '../../hooks/unwindGuard.js';
 
 /** pt_regs.ax, where an override's value goes. */
 const PT_AX = 80;
@@ -56,5 +57,7 @@ export function attachInline(addr: NativePointer, kind: InlineKind, cb: EbpfRunC
     keep.push(js);
     runner = { native: false, js };
   }
+  // Before the first hijack: an exception or a cancel through a hijacked frame would kill the target.
+  if (kind === 'return') ensureUnwindGuard((what) => services.log('warn', what));
   return InlineProbe.attach(addr, { kind, runner, forkState: forkGuard().state, describe }, boundaryCheck);
 }

@@ -26,6 +26,7 @@ enum { R_R15, R_R14, R_R13, R_R12, R_BP, R_BX, R_R11, R_R10, R_R9, R_R8, R_AX, R
 #define KIND_ENTRY 0
 #define KIND_RETURN 1
 #define KIND_OVERRIDE 2
+#define KIND_UNWIND 3 /* at an unwinder entry point: put hijacked returns back (unwind_restore) */
 /* probe.flags */
 #define FLAG_JS 1 /* the program runs in JS: js() instead of run() */
 
@@ -47,6 +48,8 @@ struct probe {
   uint64_t return_stub;        /* 96: uretprobe: where a hijacked return goes */
   uint32_t flags;              /* 104 */
   uint32_t skipped;            /* 108: hits skipped (recursion, full shadow stack, fork) */
+  uint32_t unwound;            /* 112: returns given back before an unwind (the program missed them) */
+  uint32_t pad;
 };
 
 #define SHADOW_DEPTH 64
@@ -96,7 +99,8 @@ static inline long raw_gettid(void) {
   return r;
 }
 
-static struct thread_state *thread_state(struct threads *t) {
+/* The calling thread's state; `claim`: take a free slot when it has none yet. */
+static struct thread_state *thread_state(struct threads *t, int claim) {
   uint64_t tp = thread_pointer();
   uint64_t h = ((tp >> 6) * 0x9e3779b97f4a7c15ull) >> 52; /* 12 bits */
   for (int i = 0; i < PROBE_LIMIT; i++) {
@@ -104,6 +108,7 @@ static struct thread_state *thread_state(struct threads *t) {
     uint64_t owner = s->tp;
     if (owner == tp) return s;
     if (owner == 0) {
+      if (!claim) return 0;
       uint64_t expected = 0;
       if (__atomic_compare_exchange_n(&s->tp, &expected, tp, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return s;
       if (expected == tp) return s;
@@ -181,6 +186,45 @@ static void hijack_return(struct probe *p, struct thread_state *ts, uint64_t *re
   *ret_slot = p->return_stub;
 }
 
+/* Frames within this distance of the stack pointer are on the thread's current stack. */
+#define SAME_STACK (16u << 20)
+
+/* At an unwinder's entry (_Unwind_RaiseException and co., from a C++ throw, a rethrow, a
+ * landing pad's resume, pthread_cancel/pthread_exit's forced unwind) on this thread: the
+ * unwinder reads return addresses off the stack to find each frame's unwind info, and our
+ * return stub has none, so it would call std::terminate (or abort, for a cancel). Every
+ * hijacked return above sp on this stack gets its real address back and its shadow entry
+ * is dropped, as if longjmp had left it: those calls' return programs do not run (counted
+ * in probe.unwound), including frames the exception will not leave. Entries below sp are
+ * frames already left (dropped without a write: that memory is our own callers' now);
+ * entries far from sp belong to another stack (sigaltstack) and are kept as they are.
+ * Top down, so that two return probes on one call restore in the order they hijacked. */
+static void unwind_restore(struct threads *t, uint64_t *ret_slot) {
+  struct thread_state *ts = thread_state(t, 0);
+  if (!ts || ts->depth == 0) return;
+  int was_busy = ts->busy;
+  ts->busy = 1; /* a signal handler's hooks on this thread keep off the stack being edited */
+  uint64_t sp = (uint64_t)ret_slot;
+  for (int i = ts->depth - 1; i >= 0; i--) {
+    struct shadow *e = &ts->stack[i];
+    if (e->slot >= sp && e->slot - sp < SAME_STACK) {
+      uint64_t *slot = (uint64_t *)e->slot;
+      if (*slot == e->p->return_stub) {
+        *slot = e->ret;
+        e->p->unwound++;
+      }
+      e->slot = 0;
+    } else if (e->slot < sp && sp - e->slot < SAME_STACK) {
+      e->slot = 0;
+    }
+  }
+  int n = 0;
+  for (int i = 0; i < ts->depth; i++)
+    if (ts->stack[i].slot != 0) ts->stack[n++] = ts->stack[i];
+  ts->depth = n;
+  ts->busy = was_busy;
+}
+
 /* From a site's entry stub. regs: pt_regs of the hit; ret_slot: where the return address
  * is (the original rsp at a function entry). Runs every probe of the site as the kernel
  * orders a uprobe's consumers: entry programs in attach order, then the return hijacks,
@@ -192,7 +236,13 @@ __attribute__((used, visibility("default"))) int hookcore_site(struct site *s, u
   struct probe_list *l = __atomic_load_n(&s->list, __ATOMIC_ACQUIRE);
   if (!l) return 0;
   uint32_t n = l->n;
-  struct thread_state *ts = thread_state(s->threads);
+  int others = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (l->p[i]->kind == KIND_UNWIND) unwind_restore(s->threads, ret_slot);
+    else others = 1;
+  }
+  if (!others) return 0;
+  struct thread_state *ts = thread_state(s->threads, 1);
   if (!ts || ts->busy) {
     for (uint32_t i = 0; i < n; i++)
       if (l->p[i]->active) l->p[i]->skipped++;
@@ -211,7 +261,7 @@ __attribute__((used, visibility("default"))) int hookcore_site(struct site *s, u
  * address it will return to; the frame's entry is found by that slot (the original rsp
  * at entry), so frames skipped by longjmp are dropped on the way. */
 __attribute__((used, visibility("default"))) void hookcore_return(struct threads *t, uint64_t *regs, uint64_t *ret_slot) {
-  struct thread_state *ts = thread_state(t);
+  struct thread_state *ts = thread_state(t, 1);
   uint64_t slot = (uint64_t)ret_slot;
   if (!ts || ts->depth == 0) {
     /* Cannot happen: every hijack pushed an entry on this thread's slot. */
@@ -248,4 +298,5 @@ __attribute__((used, visibility("default"))) void hookcore_layout(uint32_t *out)
   out[17] = __builtin_offsetof(struct site, list);
   out[18] = __builtin_offsetof(struct site, threads);
   out[19] = __builtin_offsetof(struct probe_list, p);
+  out[20] = __builtin_offsetof(struct probe, unwound);
 }
