@@ -241,7 +241,13 @@ describe.each(MECHANISMS)('--syscalls %s', (m) => {
           // its enter (path counted) and its exit (result counted) at the moment of a snapshot.
           await new Promise((r) => setTimeout(r, 100));
           const last = (await h.script.call('stats')) as Stats;
-          expect(last.rets.openat['-13']).toBe(last.openPaths[denyPath]);
+          // A worker whose denied open ran its enter program just before `stop` took the
+          // programs out misses the exit one (as with a kernel tracepoint detached between
+          // the two; 1453 results for 1454 paths in one clean-clone run): at most one call in
+          // flight per worker, never a result without its enter.
+          const inFlight = last.openPaths[denyPath] - last.rets.openat['-13'];
+          expect(inFlight).toBeGreaterThanOrEqual(0);
+          expect(inFlight).toBeLessThanOrEqual(4);
           await h.script.call('reset');
           await new Promise((r) => setTimeout(r, 200));
           const after = (await h.script.call('stats')) as Stats;
