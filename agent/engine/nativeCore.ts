@@ -38,6 +38,25 @@ export interface NativeVm {
   unload(): void;
 }
 
+/** Offsets in bpfvm_outcome (vm/src/bpfvm.h), as the library reports them. */
+interface OutcomeLayout {
+  size: number;
+  result: number;
+  insns: number;
+  faultAddr: number;
+  status: number;
+  faultPc: number;
+  faultCheck: number;
+  faultRegion: number;
+}
+
+function outcomeLayout(query: NativeFunction<void, [NativePointerValue]>): OutcomeLayout {
+  const words = Memory.alloc(8 * 4);
+  query(words);
+  const [size, result, insns, faultAddr, status, faultPc, faultCheck, faultRegion] = Array.from({ length: 8 }, (_, i) => words.add(4 * i).readU32());
+  return { size, result, insns, faultAddr, status, faultPc, faultCheck, faultRegion };
+}
+
 /** A helper failure cannot unwind through C frames: it is parked here and rethrown by bpfvm_run. */
 class HelperFailure {
   constructor(readonly error: unknown) {}
@@ -57,14 +76,10 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const vmErrMsg = fn('bpfvm_err_msg', 'pointer', []);
   const vmSetLoadEnv = fn('bpfvm_set_load_env', 'int', ['pointer', 'uint', 'uint', 'uint']);
   const vmAccessible32 = fn('bpfvm_accessible32', 'int', ['uint', 'uint', 'uint']);
-  const vmFaultCheck = fn('bpfvm_fault_check', 'uint', []);
-  const vmFaultRegion = fn('bpfvm_fault_region', 'uint', []);
-  const vmRun = fn('bpfvm_run', 'int', ['uint', 'uint64', 'uint64']);
+  const vmRunOut = fn('bpfvm_run_out', 'int', ['uint', 'uint64', 'uint64', 'pointer']);
+  const vmProgFault = fn('bpfvm_prog_fault', 'void', ['uint', 'pointer']);
   const vmSetBudget = fn('bpfvm_set_budget', 'void', ['uint64']);
-  const vmResult = fn('bpfvm_result', 'uint64', []);
-  const vmInsnCount = fn('bpfvm_insn_count', 'uint64', []);
-  const vmFaultPc = fn('bpfvm_fault_pc', 'uint', []);
-  const vmFaultAddr = fn('bpfvm_fault_addr', 'uint64', []);
+  const layout = outcomeLayout(fn('bpfvm_outcome_layout', 'void', ['pointer']));
   const vmErrPc = fn('bpfvm_err_pc', 'uint', []);
   const vmRoLo = fn('bpfvm_ro_lo', 'uint', []);
   const vmRwLo = fn('bpfvm_rw_lo', 'uint', []);
@@ -91,6 +106,9 @@ export function loadNativeVm(libraryPath: string): NativeVm {
   const builtins = new Set(NATIVE_BUILTIN_HELPERS.filter((id) => (useBuiltinHelper(id) as number) === 1));
   const factory: VmCoreFactory = (helpers: readonly (Helper | undefined)[]): VmCore => {
     let buffer: ArrayBuffer | null = null;
+    // What the last run (or selectFault) left, copied under the VM's run lock: the library's
+    // own registers may already be another thread's run. JS runs one at a time (JS lock).
+    const outcome = Memory.alloc(layout.size);
     return {
       buffer(): ArrayBuffer {
         // VM address a lives at bpfvm_host_ptr(a); only the arena part of this view is real.
@@ -144,15 +162,15 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         return vmSetLoadEnv(mem, n, ctxSize, ctxFlags) as number;
       },
       bpfvm_accessible32: (addr: number, len: number, write: number) => vmAccessible32(addr, len, write) as number,
-      bpfvm_fault_check: () => vmFaultCheck() as number,
-      bpfvm_fault_region: () => vmFaultRegion() as number,
+      bpfvm_fault_check: () => outcome.add(layout.faultCheck).readU32(),
+      bpfvm_fault_region: () => outcome.add(layout.faultRegion).readU32(),
       errorMessage(): string {
         const p = vmErrMsg();
         return p.isNull() ? 'out of memory' : p.readUtf8String() ?? '';
       },
       bpfvm_run(handle: number, ctx: bigint, len: bigint): number {
         failure = null;
-        const st = vmRun(handle, Number(ctx), Number(len)) as number;
+        const st = vmRunOut(handle, Number(ctx), Number(len), outcome) as number;
         if (failure !== null) {
           const f = failure as HelperFailure;
           failure = null;
@@ -161,10 +179,11 @@ export function loadNativeVm(libraryPath: string): NativeVm {
         return st;
       },
       bpfvm_set_budget: (b: bigint) => vmSetBudget(u64(b)),
-      bpfvm_result: () => big(vmResult()),
-      bpfvm_insn_count: () => big(vmInsnCount()),
-      bpfvm_fault_pc: () => vmFaultPc() as number,
-      bpfvm_fault_addr: () => big(vmFaultAddr()),
+      bpfvm_result: () => big(outcome.add(layout.result).readU64()),
+      bpfvm_insn_count: () => big(outcome.add(layout.insns).readU64()),
+      bpfvm_fault_pc: () => outcome.add(layout.faultPc).readU32(),
+      bpfvm_fault_addr: () => big(outcome.add(layout.faultAddr).readU64()),
+      selectFault: (handle: number) => vmProgFault(handle, outcome),
       bpfvm_err_pc: () => vmErrPc() as number,
       bpfvm_ro_lo: () => vmRoLo() as number,
       bpfvm_rw_lo: () => vmRwLo() as number,

@@ -38,15 +38,11 @@ static void init_map_args(void);
 static uint64_t g_ro_lo, g_rw_lo, g_rw_hi;
 static uint32_t g_narray_maps; /* array maps whose lookups the VM inlines (see array_lookup) */
 static uint64_t g_budget = 1000000;
-/* Per thread in the native build: hooks on several threads run programs one after another
- * (bpfvm_run_lock), and each reads its own run's result and fault afterwards. */
-#ifdef __wasm__
-#define VM_TLS
-#else
-#define VM_TLS __thread
-#endif
-static VM_TLS uint64_t g_result, g_insns, g_fault_addr;
-static VM_TLS uint32_t g_fault_pc;
+/* What the last run left. In the native build runs take bpfvm_run_lock, and callers get a
+ * copy taken under it (bpfvm_run_out, bpfvm_prog_fault): never __thread, whose first use on
+ * a thread mallocs in a dlopen()ed library (see native_entry.c). */
+static uint64_t g_result, g_insns, g_fault_addr;
+static uint32_t g_fault_pc;
 static uint32_t g_err_pc;
 static char g_err_msg[160];
 static prog_t g_progs[BPFVM_MAX_PROGS];
@@ -60,14 +56,16 @@ static uint32_t g_scratch_size;
 /* The regions and context of the next bpfvm_load (bpfvm_set_load_env). */
 static bpfvm_region_t g_env_regions[BPFVM_MAX_REGIONS];
 static uint32_t g_env_nregions, g_env_ctx_size, g_env_ctx_flags;
-/* The run in progress on this thread: what its helpers may touch (bpfvm_accessible). */
+/* The run in progress: what its helpers may touch (bpfvm_accessible). */
 typedef struct {
   const prog_t *prog;
   uint64_t ctx, ctx_len, fp;
   uint64_t rec, rec_len; /* the ringbuf record the current helper call was given (verifier) */
 } run_state;
-static VM_TLS run_state g_run;
-static VM_TLS uint32_t g_fault_check, g_fault_region;
+static run_state g_run;
+static uint32_t g_fault_check, g_fault_region;
+/* Each program's last fault, for a fault reported after its run's lock was released (native hooks). */
+static bpfvm_outcome g_prog_faults[BPFVM_MAX_PROGS];
 
 /* ---------------------------------------------------------------- platform allocation */
 #ifdef __wasm__
@@ -114,6 +112,7 @@ EXPORT(bpfvm_init) int32_t bpfvm_init(uint32_t ro_bytes, uint32_t rw_bytes) {
   bpfvm_host_base = g_arena - BPFVM_ARENA_VADDR;
   memset(g_helper_ok, 0, sizeof g_helper_ok);
   memset(bpfvm_native_hits_tab, 0, sizeof bpfvm_native_hits_tab);
+  memset(g_prog_faults, 0, sizeof g_prog_faults);
   bpfvm_hash_maps_free();
 #endif
   g_running = 0;
@@ -157,6 +156,29 @@ EXPORT(bpfvm_result) uint64_t bpfvm_result(void) { return g_result; }
 EXPORT(bpfvm_insn_count) uint64_t bpfvm_insn_count(void) { return g_insns; }
 EXPORT(bpfvm_fault_pc) uint32_t bpfvm_fault_pc(void) { return g_fault_pc; }
 EXPORT(bpfvm_fault_addr) uint64_t bpfvm_fault_addr(void) { return g_fault_addr; }
+void bpfvm_take_outcome(bpfvm_outcome *out, int32_t status) {
+  out->result = g_result;
+  out->insns = g_insns;
+  out->fault_addr = g_fault_addr;
+  out->status = (uint32_t)status;
+  out->fault_pc = g_fault_pc;
+  out->fault_check = g_fault_check;
+  out->fault_region = g_fault_region;
+}
+void bpfvm_record_fault(uint32_t handle, int32_t status) {
+  if (handle < BPFVM_MAX_PROGS) bpfvm_take_outcome(&g_prog_faults[handle], status);
+}
+const bpfvm_outcome *bpfvm_prog_fault_record(uint32_t handle) { return handle < BPFVM_MAX_PROGS ? &g_prog_faults[handle] : 0; }
+EXPORT(bpfvm_outcome_layout) void bpfvm_outcome_layout(uint32_t *out) {
+  out[0] = sizeof(bpfvm_outcome);
+  out[1] = __builtin_offsetof(bpfvm_outcome, result);
+  out[2] = __builtin_offsetof(bpfvm_outcome, insns);
+  out[3] = __builtin_offsetof(bpfvm_outcome, fault_addr);
+  out[4] = __builtin_offsetof(bpfvm_outcome, status);
+  out[5] = __builtin_offsetof(bpfvm_outcome, fault_pc);
+  out[6] = __builtin_offsetof(bpfvm_outcome, fault_check);
+  out[7] = __builtin_offsetof(bpfvm_outcome, fault_region);
+}
 void bpfvm_set_fault(uint32_t pc, uint64_t addr) {
   g_fault_pc = pc;
   g_fault_addr = addr;
@@ -556,10 +578,19 @@ static int owned(const prog_t *p, uint64_t base, uint64_t a, uint64_t len, int w
   return 0;
 }
 
+/* Whether a helper of the run in progress is asking: another thread's question (outside
+ * any run) is about the arena, not about that run's regions. */
+#ifdef __wasm__
+#define IN_OWN_HELPER() (g_running && g_in_helper)
+#else
+#define IN_OWN_HELPER() (g_running && g_in_helper && bpfvm_self_holds_lock())
+#endif
+
 EXPORT(bpfvm_accessible) int32_t bpfvm_accessible(uint64_t addr, uint64_t len, uint32_t write) {
-  if (g_running && g_in_helper && g_run.rec_len && addr >= g_run.rec && addr - g_run.rec <= g_run.rec_len && len <= g_run.rec_len - (addr - g_run.rec))
+  const int own = IN_OWN_HELPER();
+  if (own && g_run.rec_len && addr >= g_run.rec && addr - g_run.rec <= g_run.rec_len && len <= g_run.rec_len - (addr - g_run.rec))
     return 1;
-  if (g_running && g_in_helper && g_run.prog) return owned(g_run.prog, addr, addr, len, (int)write, g_run.fp, g_run.ctx, g_run.ctx_len);
+  if (own && g_run.prog) return owned(g_run.prog, addr, addr, len, (int)write, g_run.fp, g_run.ctx, g_run.ctx_len);
   uint64_t lo = write ? g_rw_lo : g_ro_lo;
   return addr >= lo && addr <= g_rw_hi && len <= g_rw_hi - addr;
 }
@@ -607,8 +638,9 @@ static inline int array_lookup(uint64_t map, uint64_t key, uint64_t *out) {
 }
 
 #ifndef __wasm__
-/* Where bpf_override_return writes {1, value} during a bpfvm_run_with_override (else the host's helper runs). */
-__thread int64_t *bpfvm_override;
+/* Where bpf_override_return writes {1, value} during a bpfvm_run_with_override (else the
+ * host's helper runs); set and cleared under the run lock. */
+int64_t *bpfvm_override;
 #endif
 
 const bpfvm_helper_info *bpfvm_helper_info_of(uint32_t id) {

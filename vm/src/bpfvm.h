@@ -54,7 +54,22 @@ enum bpfvm_status {
 /* Helper actions a helper may request while it runs (checked after it returns). */
 enum bpfvm_action { BPFVM_ACT_NONE = 0, BPFVM_ACT_TAIL = 1, BPFVM_ACT_EXIT = 2, BPFVM_ACT_FAULT = 3 };
 
+/* What a run left: its status, r0, the instructions it ran and, after a fault, where (pc,
+ * address, the check that failed and its region). The native build hands out copies taken
+ * under the run lock; TypeScript reads the layout from bpfvm_outcome_layout. */
+typedef struct {
+  uint64_t result, insns, fault_addr;
+  uint32_t status, fault_pc, fault_check, fault_region;
+} bpfvm_outcome;
+/* out[0] = sizeof(bpfvm_outcome), then the offsets of result, insns, fault_addr, status,
+ * fault_pc, fault_check, fault_region. */
+void bpfvm_outcome_layout(uint32_t *out);
+
 #ifndef __wasm__
+/* bpfvm_run, and a copy of what it left in `out`, under the run lock. */
+int32_t bpfvm_run_out(uint32_t handle, uint64_t ctx, uint64_t ctx_len, bpfvm_outcome *out);
+/* A copy of program `handle`'s last fault (a zero status when it never faulted). */
+void bpfvm_prog_fault(uint32_t handle, bpfvm_outcome *out);
 typedef uint64_t (*bpfvm_helper_fn)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
 void bpfvm_set_helper_fn(uint32_t id, bpfvm_helper_fn fn);
 uint8_t *bpfvm_host_ptr(uint64_t vaddr);

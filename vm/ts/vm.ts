@@ -133,6 +133,13 @@ export interface VmCore {
   bpfvm_request_exit(r0: bigint): void;
   bpfvm_in_helper(): number;
   bpfvm_reset_after_trap(): void;
+  /**
+   * Points the fault registers (bpfvm_fault_pc and the rest) at program `handle`'s last
+   * fault. The native core needs it: a native hook's run has released the run lock, and
+   * another thread's run, before its fault is reported here. The wasm core's registers
+   * already describe it (one thread).
+   */
+  selectFault?(handle: number): void;
 }
 
 /** Builds a core that calls back into `helpers` (indexed by helper id) when programs call them. */
@@ -372,6 +379,7 @@ export class BpfVm {
   faultFor(handle: number, st: number): Error {
     const exp = this.exp;
     if (st === 6) return new RangeError(`run: invalid program handle ${handle} (or VM already running)`);
+    exp.selectFault?.(handle);
     const kind = FAULT_KINDS[st] ?? 'helper';
     const pc = exp.bpfvm_fault_pc();
     const addr = BigInt.asUintN(64, exp.bpfvm_fault_addr());
