@@ -102,8 +102,9 @@ describe.each(MECHANISMS)('--syscalls %s', (m) => {
 
     // Under rewrite this JS probe on every syscall hung the target in 2 of 13 runs (threads on
     // Frida's JS lock and on a libc lock: README Known limitations, issue 15). Skipped there,
-    // visibly, until that deadlock is fixed; the Stalker run keeps the whole check.
-    (mechanism === 'rewrite' ? test.skip : test)('raw sys_enter counts agree with strace -f for everything the victim does from main() on', async () => {
+    // visibly, until that deadlock is fixed; the Stalker run keeps the whole check. `m`, not
+    // `mechanism`: this line runs when tests are collected, before any beforeAll set it.
+    (m === 'rewrite' ? test.skip : test)('raw sys_enter counts agree with strace -f for everything the victim does from main() on', async () => {
       const { stats } = await burst([{ phase: 'enter', syscall: '*' }], 100);
       const raw: Record<string, number> = {};
       for (const [k, v] of Object.entries(stats.counts)) if (k.startsWith('enter:')) raw[k.slice(6)] = v;
