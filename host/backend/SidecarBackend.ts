@@ -44,6 +44,7 @@ export class SidecarBackend implements FridaBackend {
   private lostHandlers: ((why: string) => void)[] = [];
   private stderrTail: string[] = [];
   private closing = false;
+  private closed: Promise<void> | null = null;
   private readonly guestConnections: net.Socket[] = [];
 
   private constructor(private readonly verbose: boolean) {
@@ -177,8 +178,13 @@ export class SidecarBackend implements FridaBackend {
     this.lostHandlers.push(handler);
   }
 
-  async close(): Promise<void> {
-    if (this.closing) return;
+  /** Closes once; a second call waits for the first (the CLI closes early, then in finally). */
+  close(): Promise<void> {
+    this.closed ??= this.closeOnce();
+    return this.closed;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closing = true;
     for (const c of this.guestConnections) {
       c.end();

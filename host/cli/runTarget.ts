@@ -234,11 +234,16 @@ export async function runTarget(plan: RunPlan): Promise<number> {
     metrics?.detach();
 
     if (why.kind !== 'ended') {
-      counts = await s.agent.hitCounts().catch(() => counts);
-      if (plan.load) {
-        finalMaps = await s.agent.mapDump().catch(() => finalMaps);
-        finalStats = await s.agent.stats().catch(() => finalStats);
-      }
+      // A fallback for a detach that brings no snapshot back (an agent that hangs or dies in
+      // it): asked together, so the round trips overlap instead of adding up.
+      const [c, m, st] = await Promise.all([
+        s.agent.hitCounts().catch(() => counts),
+        plan.load ? s.agent.mapDump().catch(() => finalMaps) : finalMaps,
+        plan.load ? s.agent.stats().catch(() => finalStats) : finalStats,
+      ]);
+      counts = c;
+      finalMaps = m;
+      finalStats = st;
       if (target.kind === 'spawn' && (target.stdio ?? 'inherit') === 'inherit') await releasePipes(s, reporter);
       await s.detach();
       // The agent's own snapshot, taken once no hook could run any more: exact.
@@ -250,7 +255,12 @@ export async function runTarget(plan: RunPlan): Promise<number> {
           finalStats = { programs: last.stats, droppedRecords: last.droppedRecords, pending: last.pending, records: last.records };
         }
       }
+      // Our session is detached: the sidecar has nothing left to do for a target we attached
+      // to and shuts down while it is watched (the two used to add up). A spawned one is the
+      // sidecar's child: it stays up until the watch ends, so a crash still shows its signal.
+      const closing = target.kind === 'spawn' ? null : backend.close();
       const fate = await detachedFate(s);
+      await closing;
       if (fate.kind === 'running') await rescuer?.afterDetach();
       if (stdoutClosed && (fate.kind === 'running' || fate.kind === 'exited')) return EXIT.BROKEN_PIPE;
       if (fate.kind === 'running') reporter.status(`detached from pid ${s.pid}`);
