@@ -1,6 +1,7 @@
-/* Definitions shared by the interpreter core (bpfvm.c) and the load-time verifier
- * (verifier.c): the pre-decoded instruction format, the per-program region table and the
- * run-time access checks the verifier attaches to each memory instruction. */
+/* Definitions shared by the VM's files (state in bpfvm.c, loading in load.c, the
+ * interpreter in interp.c, the load-time verifier in verifier.c): the pre-decoded
+ * instruction format, the per-program region table, the run-time access checks the verifier
+ * attaches to each memory instruction, and the VM state they all read. */
 #ifndef BPFVM_INTERNAL_H
 #define BPFVM_INTERNAL_H
 
@@ -63,12 +64,68 @@ typedef struct {
   uint32_t ctx_flags; /* BPFVM_CTX_* */
 } prog_t;
 
+#ifdef __wasm__
+#define EXPORT(name) __attribute__((export_name(#name)))
+#else
+#define EXPORT(name)
+#endif
+
 int32_t bpfvm_load_error(uint32_t pc, const char *a, int has_num, uint64_t num, int hex, const char *b);
 /* Appends to the load error message (after bpfvm_load_error). */
 void bpfvm_msg_cat(const char *s);
 void bpfvm_msg_num(int64_t v);
 void *bpfvm_sys_alloc(uint32_t bytes);
 void bpfvm_sys_free(void *p);
+
+#ifdef __wasm__
+/* The bump allocator's position, and rewinding it there: bpfvm_load frees its temporaries
+ * (decoding, the verifier's states) at once. */
+uintptr_t bpfvm_alloc_mark(void);
+void bpfvm_alloc_rewind(uintptr_t mark);
+#endif
+
+/* ---------------------------------------------------------------- shared state
+ * Defined in bpfvm.c; read by the loader (load.c) and the interpreter (interp.c,
+ * bpfvm_access.h). Hidden: the library exports only the bpfvm_ API, and a hidden global is
+ * reached directly, not through the GOT, on the interpreter's hot path. */
+#define BPFVM_HIDDEN __attribute__((visibility("hidden")))
+
+/* The arena: loads in [g_ro_lo, g_rw_hi), stores in [g_rw_lo, g_rw_hi). */
+extern BPFVM_HIDDEN uint64_t g_ro_lo, g_rw_lo, g_rw_hi;
+extern BPFVM_HIDDEN uint64_t g_budget;
+/* What the last run left. In the native build runs take bpfvm_run_lock, and callers get a
+ * copy taken under it (bpfvm_run_out, bpfvm_prog_fault). */
+extern BPFVM_HIDDEN uint64_t g_result, g_insns, g_fault_addr;
+extern BPFVM_HIDDEN uint32_t g_fault_pc, g_fault_check, g_fault_region;
+extern BPFVM_HIDDEN prog_t g_progs[BPFVM_MAX_PROGS];
+extern BPFVM_HIDDEN uint32_t g_nprogs;
+extern BPFVM_HIDDEN uint8_t g_helper_ok[BPFVM_MAX_HELPERS];
+/* What a helper asked for (bpfvm_request_*), checked when it returns. */
+extern BPFVM_HIDDEN volatile int32_t g_action;
+extern BPFVM_HIDDEN volatile uint64_t g_action_val;
+extern BPFVM_HIDDEN int32_t g_running, g_in_helper;
+/* The run in progress: what its helpers may touch (bpfvm_accessible). */
+typedef struct {
+  const prog_t *prog;
+  uint64_t ctx, ctx_len, fp;
+  uint64_t rec, rec_len; /* the ringbuf record the current helper call was given (verifier) */
+} run_state;
+extern BPFVM_HIDDEN run_state g_run;
+/* Array maps whose lookups the interpreter resolves itself (as the kernel's verifier
+ * inlines them): value = base + index * stride, no call out to the host's helper. */
+typedef struct {
+  uint64_t handle;
+  uint32_t base, stride, max;
+} array_map_t;
+extern BPFVM_HIDDEN array_map_t g_array_maps[BPFVM_MAX_ARRAY_MAPS];
+extern BPFVM_HIDDEN uint32_t g_narray_maps;
+/* Which argument of each helper is a map handle (1-based; 0: none), from the helper table. */
+extern BPFVM_HIDDEN uint8_t g_map_arg[BPFVM_MAX_HELPERS];
+#ifdef __wasm__
+extern BPFVM_HIDDEN uint64_t g_hargs[5]; /* helper arguments for the JS side (bpfvm_helper_args) */
+#else
+extern BPFVM_HIDDEN bpfvm_helper_fn g_helper_fns[BPFVM_MAX_HELPERS];
+#endif
 
 /* Abstract interpretation of the decoded program `p` (pointer kinds, offsets, stack slots):
  * rejects provably bad accesses (-1, message set) and sets each memory instruction's check. */
