@@ -1,4 +1,4 @@
-// BPF_MAP_TYPE_HASH on the native engine: the index lives in the VM library (bpfvm.c,
+// BPF_MAP_TYPE_HASH on the native engine: the index lives in the VM library (vm/src/hashmap.c,
 // bpfvm_register_hash_map), so a program's lookup, update and delete are resolved inside the
 // VM and never call into JS; such programs can run on the native path. The host's reads
 // and writes go through bpfvm_hash_op/bpfvm_hash_entries, under the VM's run lock. Values are

@@ -87,7 +87,7 @@ uint64_t bpfvm_native_hits(uint32_t handle);
  * probe_read_user(_str)); 0 when there is none. */
 int32_t bpfvm_use_builtin_helper(uint32_t id);
 /* BPF_MAP_TYPE_HASH resolved inside the VM (lookup, update, delete from programs), values
- * at VM address `values` (max * round8(value_size) bytes). See bpfvm.c. */
+ * at VM address `values` (max * round8(value_size) bytes). See hashmap.c. */
 int32_t bpfvm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t value_size, uint32_t max, uint64_t values);
 int64_t bpfvm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8_t *value, uint64_t flags);
 int32_t bpfvm_hash_entries(uint64_t handle, uint8_t *keys_out, uint32_t *slots_out, uint32_t max_out);

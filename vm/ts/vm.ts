@@ -1,4 +1,4 @@
-// TypeScript wrapper around the wasm build of the eBPF VM (vm/src/bpfvm.c).
+// TypeScript wrapper around the wasm build of the eBPF VM (vm/src/, see vm/README.md).
 // Runs in Node on the host and inside the Frida agent, so it uses only WebAssembly and typed
 // arrays: no Node modules, no Buffer, no TextDecoder.
 
