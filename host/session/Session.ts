@@ -223,7 +223,7 @@ export class Session extends EventEmitter {
 
   /** Before USDT sites are hooked: refuses if another session traces this target's syscalls (int3Lock.ts). */
   async claimUsdt(): Promise<void> {
-    // The plan was checked (runTarget: refuseMixedPlan): syscalls of this session beside its USDT sites are rewritten ones.
+    // The plan was checked (runSession: refuseMixedPlan): syscalls of this session beside its USDT sites are rewritten ones.
     this.usdtMarker ??= await claimUsdt(this.pid, this.syscallLock !== null);
   }
 
