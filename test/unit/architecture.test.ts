@@ -1,7 +1,8 @@
 // The never-rules of the architecture (shared design, "Never"), checked on the import graph:
 // vm/ stands alone; the agent runtime knows attach implementations only through the base
 // interface (each registers itself in agent/index.ts); the loader and the output printers
-// never reach the Frida backend.
+// never reach the Frida backend; a run's lifecycle (host/session) says how it ended and never
+// reaches the command line that turns that into an exit status (host/cli).
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -40,6 +41,10 @@ test('the agent runtime imports no concrete attach implementation', () => {
 
 test('host/loader and host/output never import the Frida backend', () => {
   expect(violations(['host/loader', 'host/output'], /^host\/backend\//)).toEqual([]);
+});
+
+test('host/session never imports host/cli', () => {
+  expect(violations(['host/session'], /^host\/cli\//)).toEqual([]);
 });
 
 test('the import scanner sees imports (guards the rules against a silently broken regex)', () => {
