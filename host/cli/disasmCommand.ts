@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { disassemble } from '../../vm/ts/disasm';
 import { loadObject } from '../loader/loadObject';
 import { LoaderError } from '../loader/errors';
-import { EXIT } from './exitCodes';
+import { exitCodeFor } from './exitCodes';
 
 export function disasmText(file: string, section?: string): string {
   const spec = loadObject(file);
@@ -36,7 +36,7 @@ export function registerDisasmCommand(program: Command): void {
       } catch (e) {
         if (!(e instanceof LoaderError)) throw e;
         process.stderr.write(`bpftime-ts: error: ${e.message}\n`);
-        process.exitCode = EXIT.ATTACH;
+        process.exitCode = exitCodeFor(e);
       }
     });
 }

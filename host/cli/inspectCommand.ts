@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { AttachSpec, ObjectSpec } from '../../protocol/spec';
 import { LoaderError } from '../loader/errors';
 import { helperName } from '../../protocol/helperNames';
-import { EXIT } from './exitCodes';
+import { exitCodeFor } from './exitCodes';
 import { loadObject } from '../loader/loadObject';
 import { describeRefusal, overrideIgnored, refusals } from '../loader/refusals';
 
@@ -97,7 +97,7 @@ export function registerInspectCommand(program: Command): void {
       } catch (e) {
         if (!(e instanceof LoaderError)) throw e;
         process.stderr.write(`error: ${e.message}\n`);
-        process.exitCode = EXIT.ATTACH;
+        process.exitCode = exitCodeFor(e);
       }
     });
 }

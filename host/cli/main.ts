@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_HOOK_MECHANISM, HOOK_MECHANISMS, type HookMechanism } from '../../protocol/messages';
 import type { HookTarget } from '../../protocol/messages';
 import { registerDisasmCommand } from './disasmCommand';
-import { EXIT } from './exitCodes';
+import { EXIT, exitCodeFor } from './exitCodes';
 import { MAX_DURATION_S, MAX_INTERVAL_S, MIN_INTERVAL_S } from '../manifest/limits';
 import { registerInspectCommand } from './inspectCommand';
 import { parseHookTarget } from './parseHookTarget';
@@ -82,7 +82,7 @@ async function runWith(target: TargetSpec | undefined, o: Record<string, unknown
   } catch (e) {
     if (!(e instanceof SessionError)) throw e;
     process.stderr.write(`bpftime-ts: error: ${e.message}\n`);
-    return e.kind === 'usage' ? EXIT.USAGE : EXIT.ATTACH;
+    return exitCodeFor(e);
   }
   return runTarget(plan);
 }
@@ -146,14 +146,15 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      // --help and --version "fail" with exit code 0; usage errors were already printed.
+      // --help and --version "fail" too (exitCodeFor makes those 0); commander printed its own
+      // usage errors already, ours (bpftime-ts.usage) are said here.
       if (err.code === 'bpftime-ts.usage') process.stderr.write(`bpftime-ts: ${err.message}\n`);
-      process.exitCode = err.exitCode === 0 ? 0 : EXIT.USAGE;
+      process.exitCode = exitCodeFor(err);
       return;
     }
     process.stderr.write(`bpftime-ts: error: ${err instanceof Error ? err.message : String(err)}\n`);
     if (argv.includes('-v') || argv.includes('--verbose')) process.stderr.write(`${(err as Error).stack}\n`);
-    process.exitCode = EXIT.FAILURE;
+    process.exitCode = exitCodeFor(err);
   }
 }
 

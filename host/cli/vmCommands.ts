@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { repoRoot } from '../paths';
 import { BpfVm, VmFault, VmLoadError, type WasmModule } from '../../vm/ts/vm.js';
 import { toWasmModule } from '../../vm/ts/wasmApi.js';
+import { exitCodeFor } from './exitCodes';
 import { parseConformance, registerTestHelpers, runConformance } from '../../vm/ts/conformance.js';
 
 export interface VmCommandIo {
@@ -75,7 +76,7 @@ export function registerVmCommands(program: Command, io: VmCommandIo = defaultIo
       } catch (e) {
         const msg = e instanceof VmLoadError ? `load: ${e.message}` : e instanceof VmFault ? `${e.kind} fault: ${e.message}` : (e as Error).message;
         io.err(`error: ${msg}`);
-        io.fail(1);
+        io.fail(exitCodeFor(e));
       }
     });
 
@@ -102,6 +103,6 @@ export function registerVmCommands(program: Command, io: VmCommandIo = defaultIo
         io.out(line);
       }
       io.out(`${passed} passed, ${failed} failed`);
-      if (failed) io.fail(1);
+      if (failed) io.fail(exitCodeFor({ kind: 'checks-failed' }));
     });
 }
