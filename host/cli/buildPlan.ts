@@ -20,7 +20,7 @@ import { SessionError } from '../session/SessionError';
 import { MetricsConfigError } from '../metrics/metricsConfig';
 import { planMetrics } from '../metrics/planMetrics';
 import { unknownOutputName } from '../output/EventPrinter';
-import type { RunPlan } from './runTarget';
+import type { RunPlan } from '../session/runPlan';
 
 export interface PlanOptions {
   target?: TargetSpec;

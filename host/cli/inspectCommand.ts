@@ -96,7 +96,7 @@ export function registerInspectCommand(program: Command): void {
         process.stdout.write(`${opts.json ? JSON.stringify(objectSummary(spec), null, 2) : formatObject(spec)}\n`);
       } catch (e) {
         if (!(e instanceof LoaderError)) throw e;
-        process.stderr.write(`error: ${e.message}\n`);
+        process.stderr.write(`bpftime-ts: error: ${e.message}\n`);
         process.exitCode = exitCodeFor(e);
       }
     });

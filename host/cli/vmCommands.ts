@@ -75,7 +75,7 @@ export function registerVmCommands(program: Command, io: VmCommandIo = defaultIo
         io.out(machine.run(h, ctx, mem.length).toString());
       } catch (e) {
         const msg = e instanceof VmLoadError ? `load: ${e.message}` : e instanceof VmFault ? `${e.kind} fault: ${e.message}` : (e as Error).message;
-        io.err(`error: ${msg}`);
+        io.err(`bpftime-ts: error: ${msg}`);
         io.fail(exitCodeFor(e));
       }
     });

@@ -75,6 +75,6 @@ describe('inspect command', () => {
   test('errors: one line on stderr, the load-failure exit code (3)', async () => {
     const m = await run(['/nonexistent.bpf.o']);
     expect(m.code).toBe(3);
-    expect(m.err).toBe('error: /nonexistent.bpf.o: cannot read file (ENOENT)\n');
+    expect(m.err).toBe('bpftime-ts: error: /nonexistent.bpf.o: cannot read file (ENOENT)\n');
   });
 });

@@ -36,10 +36,10 @@ describe('bpftime-ts vm', () => {
     const load = await cli(['vm', 'run', '--hex', 'ff00000000000000']);
     expect(load.out).toEqual([]);
     expect(load.err).toHaveLength(1);
-    expect(load.err[0]).toMatch(/^error: .*pc 0: unknown opcode 0xff/);
+    expect(load.err[0]).toMatch(/^bpftime-ts: error: .*pc 0: unknown opcode 0xff/);
     expect(load.code).toBe(1);
     const f = await cli(['vm', 'run', '--hex', '79100000000000009500000000000000']);
-    expect(f.err[0]).toMatch(/^error: memory fault: pc 0: .*address 0x0/);
+    expect(f.err[0]).toMatch(/^bpftime-ts: error: memory fault: pc 0: .*address 0x0/);
     expect(f.code).toBe(1);
     expect((await cli(['vm', 'run'])).code).toBe(1);
   });
