@@ -71,6 +71,8 @@ extern guint8 * volatile hook_threads_cell[];
 extern volatile gint exiting[];
 /* [0]: the thread in _exit() (see on_process_end), or 0. */
 extern volatile gint end_gate[];
+/* Frida's agent's code: AGENT_TEXT_RANGES [lo, hi) pairs, unused ones 0 (rewriteHandlers.ts). */
+extern volatile guint64 agent_text[];
 
 #include "syscallNativeDispatch.h"
 
@@ -139,6 +141,31 @@ done_running (void)
   pthread_setspecific_fn (busy_key[0], NULL);
 }
 
+/*
+ * Whether this syscall was made by Frida's agent code running on a target thread (a hook's
+ * listener, an exit handler, the agent's own heap growing inside an allocation): the
+ * return address of the libc wrapper's caller, within a few words above the user stack
+ * pointer, lies in the agent's text. Such a syscall is not the target's (Stalker never
+ * sees it either: it runs the agent's code uninstrumented), and entering JS for it hung
+ * the target: the agent's heap calls mmap() with its spin lock held, and the JS entry
+ * allocated from that heap and spun on the lock for good (gdb on a hung victim, a raw
+ * sys_enter JS probe on every syscall).
+ */
+static int
+made_by_agent (guint64 user_sp)
+{
+  const guint64 * sp = (const guint64 *) user_sp;
+  int i, j;
+  for (i = 0; i < AGENT_SCAN_WORDS; i++)
+  {
+    guint64 w = sp[i];
+    for (j = 0; j < AGENT_TEXT_RANGES; j++)
+      if (w - agent_text[2 * j] < agent_text[2 * j + 1] - agent_text[2 * j])
+        return 1;
+  }
+  return 0;
+}
+
 /* A site whose number comes in rax (nr -1 in the table) keeps it on the stack above the frame. */
 static void
 fill_user (Record * r, Frame * f, Site * s)
@@ -203,7 +230,8 @@ rw_enter (Frame * f)
   if (!run_native (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set) && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
-    js_hit (&r, 0);
+    if (!made_by_agent (r.user_sp))
+      js_hit (&r, 0);
   }
   if (r.override_set)
   {
@@ -238,7 +266,8 @@ rw_exit (Frame * f)
   if (!run_native (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set) && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
-    js_hit (&r, 1);
+    if (!made_by_agent (r.user_sp))
+      js_hit (&r, 1);
   }
   if (r.override_set)
     f->rax = (guint64) r.override_value;

@@ -9,7 +9,8 @@
 // Skipped, in C, before any program runs: Frida's own threads (cloaked), a syscall made
 // while this thread is already inside a program (a helper's getpid, a JS helper's
 // write), a forked child (forkGuard), and while a fork is under way any thread whose
-// process is not the agent's (the child before fork() returns). The C is
+// process is not the agent's (the child before fork() returns). The JS path also skips a
+// syscall that Frida's agent code made on a target thread (agentText.ts). The C is
 // agent/cmodules/rewriteHandlers.c.
 
 import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
@@ -23,6 +24,7 @@ import { CFG } from '../syscallFilter.js';
 import { NATIVE_LAYOUT, NATIVE_MAX_PROGS } from '../nativeDispatch.js';
 import { THREAD_STATE_LAYOUT } from '../threadState.js';
 import { FRAME, stubPage } from './stubs.js';
+import { AGENT_SCAN_WORDS, AGENT_TEXT_RANGES, agentTextBlock } from './agentText.js';
 
 /** Site table entry: the site's syscall address (its mov + 5) and number. */
 export const SITE = { ip: 0, nr: 8, size: 16 } as const;
@@ -96,6 +98,8 @@ const SOURCE =
     HOOK_THREAD_STATE_SIZE: HOOK_THREADS.stateSize,
     HOOK_THREAD_BUSY: HOOK_THREADS.busy,
     HOOK_PROBE_LIMIT: HOOK_THREADS.probeLimit,
+    AGENT_TEXT_RANGES,
+    AGENT_SCAN_WORDS,
   }) + REWRITE_HANDLERS_C;
 
 /** rewrite_handlers_layout's order: the shared blocks, then Frame (FRAME in stubs.ts) and Site (SITE). */
@@ -150,6 +154,7 @@ export function createRewriteHandlers(
   const exiting = Memory.alloc(4);
   const endGate = Memory.alloc(4);
   const key = Memory.alloc(4);
+  const agentText = agentTextBlock();
   const keyCreate = new NativeFunction(Module.getGlobalExportByName('pthread_key_create'), 'int', ['pointer', 'pointer']);
   if (keyCreate(key, NULL) !== 0) throw new Error('pthread_key_create failed');
   const jsHit = hotCallback(onHit, 'void', ['pointer', 'int']);
@@ -166,6 +171,7 @@ export function createRewriteHandlers(
     hook_threads_cell: hookRegistry().add(REG.threads),
     exiting,
     end_gate: endGate,
+    agent_text: agentText,
     frida_tids: fridaTids,
     app_tids: appTids,
     pthread_self_fn: Module.getGlobalExportByName('pthread_self'),
@@ -191,6 +197,6 @@ export function createRewriteHandlers(
     onProcessEnd: cm.on_process_end,
     sites,
     busy,
-    keepAlive: [cm, sites, pid, key, exiting, endGate, jsHit, jsFault],
+    keepAlive: [cm, sites, pid, key, exiting, endGate, agentText, jsHit, jsFault],
   };
 }
