@@ -1,7 +1,8 @@
 // Where Frida's agent's code lies in this process, for the handlers' "made by the agent"
 // test (rewriteHandlers.c, made_by_agent): every executable mapping of a frida-agent
 // library (one per Frida that injected this process), merged per library. Frida cloaks
-// these from Process.enumerateRanges; /proc/self/maps still lists them.
+// these from Process.enumerateRanges; /proc/self/maps still lists them. No Frida API here,
+// so the parsing is unit-tested on real maps lines.
 
 /** How many [lo, hi) ranges the handlers read; more agents than this are not told apart. */
 export const AGENT_TEXT_RANGES = 4;
@@ -9,7 +10,7 @@ export const AGENT_TEXT_RANGES = 4;
 export const AGENT_SCAN_WORDS = 8;
 
 /** [lo, hi) of each frida-agent library's executable mappings, in maps order. */
-export function agentTextRanges(maps: string = File.readAllText('/proc/self/maps')): [bigint, bigint][] {
+export function agentTextRanges(maps: string): [bigint, bigint][] {
   const byFile = new Map<string, [bigint, bigint]>();
   for (const line of maps.split('\n')) {
     const m = /^([0-9a-f]+)-([0-9a-f]+) ..x. \S+ \S+ (\S+)\s+(\S*frida-agent\S*)/.exec(line);
@@ -22,14 +23,4 @@ export function agentTextRanges(maps: string = File.readAllText('/proc/self/maps
     else byFile.set(key, [lo < r[0] ? lo : r[0], hi > r[1] ? hi : r[1]]);
   }
   return [...byFile.values()];
-}
-
-/** The ranges as the handlers' block: AGENT_TEXT_RANGES pairs of u64, unused ones [0, 0). */
-export function agentTextBlock(ranges: [bigint, bigint][] = agentTextRanges()): NativePointer {
-  const block = Memory.alloc(16 * AGENT_TEXT_RANGES);
-  ranges.slice(0, AGENT_TEXT_RANGES).forEach(([lo, hi], i) => {
-    block.add(16 * i).writeU64(uint64(lo.toString()));
-    block.add(16 * i + 8).writeU64(uint64(hi.toString()));
-  });
-  return block;
 }

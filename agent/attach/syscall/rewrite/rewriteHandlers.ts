@@ -24,7 +24,7 @@ import { CFG } from '../syscallFilter.js';
 import { NATIVE_LAYOUT, NATIVE_MAX_PROGS } from '../nativeDispatch.js';
 import { THREAD_STATE_LAYOUT } from '../threadState.js';
 import { FRAME, stubPage } from './stubs.js';
-import { AGENT_SCAN_WORDS, AGENT_TEXT_RANGES, agentTextBlock } from './agentText.js';
+import { AGENT_SCAN_WORDS, AGENT_TEXT_RANGES, agentTextRanges } from './agentText.js';
 
 /** Site table entry: the site's syscall address (its mov + 5) and number. */
 export const SITE = { ip: 0, nr: 8, size: 16 } as const;
@@ -154,7 +154,14 @@ export function createRewriteHandlers(
   const exiting = Memory.alloc(4);
   const endGate = Memory.alloc(4);
   const key = Memory.alloc(4);
-  const agentText = agentTextBlock();
+  // AGENT_TEXT_RANGES [lo, hi) pairs of u64 for made_by_agent; unused ones stay [0, 0).
+  const agentText = Memory.alloc(16 * AGENT_TEXT_RANGES);
+  agentTextRanges(File.readAllText('/proc/self/maps'))
+    .slice(0, AGENT_TEXT_RANGES)
+    .forEach(([lo, hi], i) => {
+      agentText.add(16 * i).writeU64(uint64(lo.toString()));
+      agentText.add(16 * i + 8).writeU64(uint64(hi.toString()));
+    });
   const keyCreate = new NativeFunction(Module.getGlobalExportByName('pthread_key_create'), 'int', ['pointer', 'pointer']);
   if (keyCreate(key, NULL) !== 0) throw new Error('pthread_key_create failed');
   const jsHit = hotCallback(onHit, 'void', ['pointer', 'int']);
