@@ -72,8 +72,9 @@ export async function detachAndWatch(c: DetachContext): Promise<RunOutcome> {
     reporter.status(`pid ${s.pid} keeps Frida's agent, idle, for good: a script that ran the wasm engine cannot be unloaded safely (each such session adds one; the native engine leaves nothing)`);
   }
   results.print(s.delivered);
-  // An exit as we detached was said above but is not passed through: `spawn` passes on only
-  // an exit the run waited for (runSession.ts, targetEnded).
+  // A spawned target that exited as we detached ends the run with its own status, as one
+  // the run waited for does (runSession.ts, targetEnded): `spawn` passes the status through.
+  if (fate.kind === 'exited' && target.kind === 'spawn') return { kind: 'target-exited', status: fate.status };
   return { kind: 'ok' };
 }
 
