@@ -3,6 +3,7 @@
 // implementations register with the runtime here, so the runtime never imports them.
 
 import type { AgentInfo, AgentRpc, AttachResult, DetachResult, FinalSnapshot, HookTarget, LoadRequest, MapDump } from '../protocol/messages.js';
+import { DEFAULT_SYSCALL_MECHANISM } from '../protocol/messages.js';
 import { SyscallAttachImpl } from './attach/syscall/SyscallAttachImpl.js';
 import { UprobeAttachImpl } from './attach/uprobe/UprobeAttachImpl.js';
 import { EventQueue } from './events.js';
@@ -85,7 +86,7 @@ const api: AgentRpc = {
   },
   load(request: LoadRequest): AttachResult[] {
     runtime ??= newRuntime();
-    syscallImpl?.setMechanism(request.syscalls ?? 'stalker');
+    syscallImpl?.setMechanism(request.syscalls ?? DEFAULT_SYSCALL_MECHANISM);
     if (request.engine.kind === 'wasm') usedWasm = true;
     if (request.batchSize) events.setBatchSize(request.batchSize);
     if (request.queueCapacity) events.setCapacity(request.queueCapacity);

@@ -92,9 +92,14 @@ export interface LoadRequest {
   batchSize?: number;
   /** Events the agent holds for the host before it drops (and counts) more; tests make it small. */
   queueCapacity?: number;
-  /** How syscall tracepoints reach the syscalls: Stalker callouts (default) or rewritten sites. */
-  syscalls?: 'rewrite' | 'stalker';
+  /** How syscall tracepoints reach the syscalls (DEFAULT_SYSCALL_MECHANISM when not said). */
+  syscalls?: SyscallMechanism;
 }
+
+/** How syscall tracepoints reach the syscalls: Stalker callouts or rewritten syscall sites. */
+export type SyscallMechanism = 'rewrite' | 'stalker';
+/** The mechanism when neither --syscalls nor the manifest says: the host and the agent both read it. */
+export const DEFAULT_SYSCALL_MECHANISM: SyscallMechanism = 'stalker';
 
 export type AgentEvent =
   | { type: 'first-hit'; target: string; tid: number; hrtimeMs: number }

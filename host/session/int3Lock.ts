@@ -13,6 +13,7 @@
 
 import * as fs from 'fs';
 import * as net from 'net';
+import { DEFAULT_SYSCALL_MECHANISM, type SyscallMechanism } from '../../protocol/messages';
 import { SessionError } from './SessionError';
 import { syscallLockName, targetKey } from './targetLock';
 
@@ -20,8 +21,8 @@ const refusal = (target: string, why: string): SessionError =>
   new SessionError(`${target}: USDT probes and syscall tracepoints cannot be traced in one process (a thread followed for its syscalls that meets a USDT breakpoint is killed): ${why}`, 'attach');
 
 /** Refuses a plan that has both on Stalker, before anything is injected. */
-export function refuseMixedPlan(target: string, hasUsdt: boolean, hasSyscalls: boolean, syscalls: 'rewrite' | 'stalker' | undefined): void {
-  if (hasUsdt && hasSyscalls && syscalls !== 'rewrite') throw refusal(target, 'trace the syscalls with --syscalls rewrite, or load them in separate runs');
+export function refuseMixedPlan(target: string, hasUsdt: boolean, hasSyscalls: boolean, syscalls: SyscallMechanism | undefined): void {
+  if (hasUsdt && hasSyscalls && (syscalls ?? DEFAULT_SYSCALL_MECHANISM) !== 'rewrite') throw refusal(target, 'trace the syscalls with --syscalls rewrite, or load them in separate runs');
 }
 
 /** Whether a live session holds `name` (an abstract socket: connecting answers at once). */

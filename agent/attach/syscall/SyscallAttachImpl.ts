@@ -13,6 +13,7 @@ import {
   type EbpfRunCallback,
 } from '../../runtime/AttachImpl.js';
 import type { AttachSpec } from '../../../protocol/spec.js';
+import { DEFAULT_SYSCALL_MECHANISM, type SyscallMechanism } from '../../../protocol/messages.js';
 import { CFG, createSyscallFilter, NATIVE, NATIVE_MAX_PROGS, type SyscallFilter } from './syscallFilter.js';
 import { SyscallPrivateData } from './SyscallPrivateData.js';
 import { SYSCALL_SLOTS, syscallName } from '../../../protocol/syscalls.js';
@@ -28,7 +29,7 @@ interface Entry {
 
 const NONE: readonly EbpfRunCallback[] = [];
 
-export type SyscallMechanismName = 'stalker' | 'rewrite';
+export type SyscallMechanismName = SyscallMechanism;
 
 export class SyscallAttachImpl implements AttachImpl {
   readonly name = 'syscall';
@@ -53,7 +54,7 @@ export class SyscallAttachImpl implements AttachImpl {
   private faultLogged = false;
   private exitListeners: InvocationListener[] = [];
   /** How syscalls are reached: Stalker callouts, or rewritten sites (rewrite/). */
-  private mechanism: SyscallMechanismName = 'stalker';
+  private mechanism: SyscallMechanismName = DEFAULT_SYSCALL_MECHANISM;
   private rewriter: SyscallRewriter | null = null;
 
   init(services: AttachServices): void {
