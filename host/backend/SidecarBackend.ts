@@ -43,7 +43,7 @@ export class SidecarBackend implements FridaBackend {
   private outputHandlers: ((pid: number, fd: number, data: Buffer) => void)[] = [];
   private lostHandlers: ((why: string) => void)[] = [];
   private stderrTail: string[] = [];
-  private closing = false;
+  /** Set by the first close(); every later one returns it. */
   private closed: Promise<void> | null = null;
   private readonly guestConnections: net.Socket[] = [];
 
@@ -98,15 +98,15 @@ export class SidecarBackend implements FridaBackend {
         const why =
           `the Frida sidecar exited unexpectedly (${signal ? `signal ${signal}` : `status ${code}`})` +
           (this.stderrTail.length ? `: ${this.stderrTail[this.stderrTail.length - 1]}` : '');
-        if (!this.closing) reject(new BackendError(why, 'lost'));
-        this.markLost(this.closing ? 'the Frida sidecar has been closed' : why);
+        if (!this.isClosing) reject(new BackendError(why, 'lost'));
+        this.markLost(this.isClosing ? 'the Frida sidecar has been closed' : why);
       });
     });
   }
 
   /** One of our streams (our sidecar's, or a joined session's) is gone: its requests fail, the session ends. */
   private markLost(why: string, proto: SidecarProtocol = this.proto): void {
-    if (proto.markLost(why) && !this.closing) for (const h of this.lostHandlers) h(why);
+    if (proto.markLost(why) && !this.isClosing) for (const h of this.lostHandlers) h(why);
   }
 
   request<T>(op: string, params: Record<string, unknown> = {}): Promise<T> {
@@ -184,8 +184,12 @@ export class SidecarBackend implements FridaBackend {
     return this.closed;
   }
 
+  /** Whether close() was called: a sidecar that ends after that is not lost, only closed. */
+  private get isClosing(): boolean {
+    return this.closed !== null;
+  }
+
   private async closeOnce(): Promise<void> {
-    this.closing = true;
     for (const c of this.guestConnections) {
       c.end();
       c.unref(); // the other sidecar closes its end; we need not wait for it
