@@ -59,6 +59,7 @@ async function finish(v: RunningVictim): Promise<number> {
 
 test(`${CYCLES} attach/detach cycles per hook kind (--hooks ${HOOKS}) under 4 busy threads and one inside a hooked function`, async () => {
   const rows: Row[] = [];
+  const deaths: string[] = [];
   for (const k of RUN) {
     const row: Row = { kind: k.kind, cycles: 0, crashes: 0, cliFailures: 0, mismatches: 0 };
     rows.push(row);
@@ -70,6 +71,11 @@ test(`${CYCLES} attach/detach cycles per hook kind (--hooks ${HOOKS}) under 4 bu
         row.cycles++;
         if (!isAlive(v.pid)) {
           row.crashes++;
+          // How it died, and what the CLI said: the first clue of each crash, kept.
+          await new Promise((res) => (v.child.exitCode !== null || v.child.signalCode !== null ? res(null) : v.child.once('exit', res)));
+          const last = r.stderr.trim().split('\n').pop() ?? '';
+          deaths.push(`${k.kind}, cycle ${c + 1}: pid ${v.pid} ${v.child.signalCode ? `killed by ${v.child.signalCode}` : `exited ${v.child.exitCode}`}; CLI exit ${r.code}: ${last}`);
+          process.stderr.write(`${deaths[deaths.length - 1]}\n`);
           v.stop();
           v = await startVictim('inlinevictim', ['4', '1']);
         } else if (r.code !== 0) row.cliFailures++;
@@ -82,6 +88,6 @@ test(`${CYCLES} attach/detach cycles per hook kind (--hooks ${HOOKS}) under 4 bu
     }
   }
   const lines = ['| kind | cycles | target crashes | CLI failures | result mismatches |', '| --- | --- | --- | --- | --- |', ...rows.map((r) => `| ${r.kind} | ${r.cycles} | ${r.crashes} | ${r.cliFailures} | ${r.mismatches} |`)];
-  process.stdout.write(`\ninline hooks stress (--hooks ${HOOKS}, ${bin}):\n${lines.join('\n')}\n`);
+  process.stdout.write(`\ninline hooks stress (--hooks ${HOOKS}, ${bin}):\n${lines.join('\n')}\n${deaths.join('\n')}\n`);
   for (const r of rows) expect({ kind: r.kind, crashes: r.crashes, cliFailures: r.cliFailures, mismatches: r.mismatches }).toEqual({ kind: r.kind, crashes: 0, cliFailures: 0, mismatches: 0 });
 });
