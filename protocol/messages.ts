@@ -99,7 +99,7 @@ export interface LoadRequest {
 /** How syscall tracepoints reach the syscalls: Stalker callouts or rewritten syscall sites. */
 export type SyscallMechanism = 'rewrite' | 'stalker';
 /** The mechanism when neither --syscalls nor the manifest says: the host and the agent both read it. */
-export const DEFAULT_SYSCALL_MECHANISM: SyscallMechanism = 'stalker';
+export const DEFAULT_SYSCALL_MECHANISM: SyscallMechanism = 'rewrite';
 
 export type AgentEvent =
   | { type: 'first-hit'; target: string; tid: number; hrtimeMs: number }

@@ -143,7 +143,8 @@ done_running (void)
 
 /*
  * Whether this syscall was made by Frida's agent code running on a target thread (a hook's
- * listener, an exit handler, the agent's own heap growing inside an allocation): the
+ * listener, an exit handler, the agent's own heap growing inside an allocation; no
+ * program runs for it, native or JS): the
  * return address of the libc wrapper's caller, within a few words above the user stack
  * pointer, lies in the agent's text. Such a syscall is not the target's (Stalker never
  * sees it either: it runs the agent's code uninstrumented), and entering JS for it hung
@@ -167,12 +168,18 @@ made_by_agent (guint64 user_sp)
 }
 
 /* A site whose number comes in rax (nr -1 in the table) keeps it on the stack above the frame. */
+static guint64
+user_sp_at (Frame * f, Site * s)
+{
+  return (guint64) f + sizeof (Frame) + 128 + (s->nr < 0 ? 8 : 0);
+}
+
 static void
 fill_user (Record * r, Frame * f, Site * s)
 {
   r->cpu = sched_getcpu ();
   r->user_ip = s->ip;
-  r->user_sp = (guint64) f + sizeof (Frame) + 128 + (s->nr < 0 ? 8 : 0);
+  r->user_sp = user_sp_at (f, s);
   r->user_bp = f->rbp;
 }
 
@@ -212,6 +219,11 @@ rw_enter (Frame * f)
   tid = current_tid ();
   if (!may_run (tid))
     return;
+  if (made_by_agent (user_sp_at (f, s)))
+  {
+    done_running ();
+    return;
+  }
   r.enter.ent.type = 0;
   r.enter.ent.flags = 0;
   r.enter.ent.preempt_count = 0;
@@ -230,8 +242,7 @@ rw_enter (Frame * f)
   if (!run_native (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set) && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
-    if (!made_by_agent (r.user_sp))
-      js_hit (&r, 0);
+    js_hit (&r, 0);
   }
   if (r.override_set)
   {
@@ -253,6 +264,11 @@ rw_exit (Frame * f)
   tid = current_tid ();
   if (!may_run (tid))
     return;
+  if (made_by_agent (user_sp_at (f, s)))
+  {
+    done_running ();
+    return;
+  }
   r.exit.ent.type = 0;
   r.exit.ent.flags = 0;
   r.exit.ent.preempt_count = 0;
@@ -266,8 +282,7 @@ rw_exit (Frame * f)
   if (!run_native (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set) && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
-    if (!made_by_agent (r.user_sp))
-      js_hit (&r, 1);
+    js_hit (&r, 1);
   }
   if (r.override_set)
     f->rax = (guint64) r.override_value;

@@ -54,7 +54,7 @@ function withCommonOptions(cmd: Command): Command {
     .option('-T, --timestamps', 'a time column (HH:MM:SS) on ring-buffer and perf records, like libbpf-tools -T')
     .option('--duration <seconds>', 'detach after this many seconds and let the target go on', positiveNumber('--duration'))
     .option('--metrics <[host:]port>', 'serve the maps as Prometheus metrics on http://HOST:PORT/metrics while attached (host defaults to 127.0.0.1)')
-    .addOption(new Option('--syscalls <mechanism>', 'how syscall tracepoints reach syscalls: Stalker callouts, or rewritten syscall sites (faster, see README)').choices(['stalker', 'rewrite']))
+    .addOption(new Option('--syscalls <mechanism>', 'how syscall tracepoints reach syscalls: rewritten syscall sites (the default), or Stalker callouts (see README)').choices(['stalker', 'rewrite']))
     .addOption(new Option('--engine <engine>', 'eBPF engine in the target: the interpreter built natively, or to wasm').choices(['native', 'wasm']).default('native'))
     .addOption(new Option('--hooks <mechanism>', `how uprobes hook functions: bpftime-ts's own inline hooks, or Frida's Interceptor (default: ${DEFAULT_HOOK_MECHANISM}, or the manifest's "hooks")`).choices([...HOOK_MECHANISMS]).env('BPFTIME_TS_HOOKS'))
     .option('-v, --verbose', 'diagnostics on stderr');

@@ -349,15 +349,16 @@ describe('a target that forks and execs continuously', () => {
 describe('USDT probes and syscall tracepoints in one process are refused, never a crash', () => {
   // A thread followed by Stalker for its syscalls that meets a USDT int3 is killed (SIGTRAP)
   // whether both came in one session or in two: host/session/int3Lock.ts. (One session on
-  // rewritten sites works: test/e2e/lifecycle.test.ts; across sessions it stays refused.)
+  // rewritten sites, the default, works: test/e2e/lifecycle.test.ts; across sessions it
+  // stays refused, whatever the mechanism.)
   const refusal = /USDT probes and syscall tracepoints cannot be traced in one process/;
   const usdt = ['-o', bpfObjectPath('lc_usdt')];
   const sys = ['-o', bpfObjectPath('lc_sys')];
 
-  test('in one session: exit 3 in one line before anything is injected', async () => {
+  test('in one session with --syscalls stalker: exit 3 in one line before anything is injected', async () => {
     const v = await startLifecycle(2, 100);
     try {
-      const r = await runCli(['attach', '--pid', String(v.pid), ...usdt, ...sys, '--duration', '1']);
+      const r = await runCli(['attach', '--pid', String(v.pid), ...usdt, ...sys, '--syscalls', 'stalker', '--duration', '1']);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(refusal);
       noStack(r.stderr);
