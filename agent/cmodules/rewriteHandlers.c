@@ -142,32 +142,29 @@ done_running (void)
 }
 
 /*
- * Whether this syscall was made by Frida's agent code running on a target thread (a hook's
- * listener, an exit handler, the agent's own heap growing inside an allocation; no
- * program runs for it, native or JS): the
- * return address of the libc wrapper's caller, within a few words above the user stack
- * pointer, lies in the agent's text. Such a syscall is not the target's (Stalker never
- * sees it either: it runs the agent's code uninstrumented), and entering JS for it hung
- * the target: the agent's heap calls mmap() with its spin lock held, and the JS entry
- * allocated from that heap and spun on the lock for good (gdb on a hung victim, a raw
- * sys_enter JS probe on every syscall).
+ * Whether this syscall is Frida's agent's own heap growing or shrinking on a target thread:
+ * the agent's allocator (dlmalloc, spin lock held) calls mmap, munmap, mremap or madvise,
+ * leaf wrappers in libc, so the word at the user stack pointer is their return address and
+ * it lies in the agent's text. Entering JS there hung the target: V8 allocated from that
+ * heap and spun for good on the lock its own thread held (gdb on a hung victim, a raw
+ * sys_enter JS probe on every syscall). Only that word of only those calls is read: a
+ * wider look (8 words up) also met stale agent addresses in a caller's uninitialised buffer
+ * and lost one of the target's own fstat calls.
  */
 static int
-made_by_agent (guint64 user_sp)
+agent_heap_syscall (gint64 nr, guint64 user_sp)
 {
-  const guint64 * sp = (const guint64 *) user_sp;
-  int i, j;
-  for (i = 0; i < AGENT_SCAN_WORDS; i++)
-  {
-    guint64 w = sp[i];
-    for (j = 0; j < AGENT_TEXT_RANGES; j++)
-      if (w - agent_text[2 * j] < agent_text[2 * j + 1] - agent_text[2 * j])
-        return 1;
-  }
+  guint64 w;
+  int j;
+  if (nr != 9 && nr != 11 && nr != 25 && nr != 28) /* mmap, munmap, mremap, madvise */
+    return 0;
+  w = *(const guint64 *) user_sp;
+  for (j = 0; j < AGENT_TEXT_RANGES; j++)
+    if (w - agent_text[2 * j] < agent_text[2 * j + 1] - agent_text[2 * j])
+      return 1;
   return 0;
 }
 
-/* A site whose number comes in rax (nr -1 in the table) keeps it on the stack above the frame. */
 static guint64
 user_sp_at (Frame * f, Site * s)
 {
@@ -219,11 +216,6 @@ rw_enter (Frame * f)
   tid = current_tid ();
   if (!may_run (tid))
     return;
-  if (made_by_agent (user_sp_at (f, s)))
-  {
-    done_running ();
-    return;
-  }
   r.enter.ent.type = 0;
   r.enter.ent.flags = 0;
   r.enter.ent.preempt_count = 0;
@@ -242,7 +234,8 @@ rw_enter (Frame * f)
   if (!run_native (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set) && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
-    js_hit (&r, 0);
+    if (!agent_heap_syscall (nr, r.user_sp))
+      js_hit (&r, 0);
   }
   if (r.override_set)
   {
@@ -264,11 +257,6 @@ rw_exit (Frame * f)
   tid = current_tid ();
   if (!may_run (tid))
     return;
-  if (made_by_agent (user_sp_at (f, s)))
-  {
-    done_running ();
-    return;
-  }
   r.exit.ent.type = 0;
   r.exit.ent.flags = 0;
   r.exit.ent.preempt_count = 0;
@@ -282,7 +270,8 @@ rw_exit (Frame * f)
   if (!run_native (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set) && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
-    js_hit (&r, 1);
+    if (!agent_heap_syscall (nr, r.user_sp))
+      js_hit (&r, 1);
   }
   if (r.override_set)
     f->rax = (guint64) r.override_value;

@@ -1,13 +1,11 @@
-// Where Frida's agent's code lies in this process, for the handlers' "made by the agent"
-// test (rewriteHandlers.c, made_by_agent): every executable mapping of a frida-agent
+// Where Frida's agent's code lies in this process, for the handlers' "the agent's heap"
+// test (rewriteHandlers.c, agent_heap_syscall): every executable mapping of a frida-agent
 // library (one per Frida that injected this process), merged per library. Frida cloaks
 // these from Process.enumerateRanges; /proc/self/maps still lists them. No Frida API here,
 // so the parsing is unit-tested on real maps lines.
 
 /** How many [lo, hi) ranges the handlers read; more agents than this are not told apart. */
 export const AGENT_TEXT_RANGES = 4;
-/** Words above the user stack pointer searched for a return address into the agent. */
-export const AGENT_SCAN_WORDS = 8;
 
 /** [lo, hi) of each frida-agent library's executable mappings, in maps order. */
 export function agentTextRanges(maps: string): [bigint, bigint][] {

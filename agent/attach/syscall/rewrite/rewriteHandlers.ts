@@ -9,8 +9,8 @@
 // Skipped, in C, before any program runs: Frida's own threads (cloaked), a syscall made
 // while this thread is already inside a program (a helper's getpid, a JS helper's
 // write), a forked child (forkGuard), and while a fork is under way any thread whose
-// process is not the agent's (the child before fork() returns). The JS path also skips a
-// syscall that Frida's agent code made on a target thread (agentText.ts). The C is
+// process is not the agent's (the child before fork() returns). The JS path also skips the
+// agent's own heap growing on a target thread (agentText.ts). The C is
 // agent/cmodules/rewriteHandlers.c.
 
 import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
@@ -24,7 +24,7 @@ import { CFG } from '../syscallFilter.js';
 import { NATIVE_LAYOUT, NATIVE_MAX_PROGS } from '../nativeDispatch.js';
 import { THREAD_STATE_LAYOUT } from '../threadState.js';
 import { FRAME, stubPage } from './stubs.js';
-import { AGENT_SCAN_WORDS, AGENT_TEXT_RANGES, agentTextRanges } from './agentText.js';
+import { AGENT_TEXT_RANGES, agentTextRanges } from './agentText.js';
 
 /** Site table entry: the site's syscall address (its mov + 5) and number. */
 export const SITE = { ip: 0, nr: 8, size: 16 } as const;
@@ -99,7 +99,6 @@ const SOURCE =
     HOOK_THREAD_BUSY: HOOK_THREADS.busy,
     HOOK_PROBE_LIMIT: HOOK_THREADS.probeLimit,
     AGENT_TEXT_RANGES,
-    AGENT_SCAN_WORDS,
   }) + REWRITE_HANDLERS_C;
 
 /** rewrite_handlers_layout's order: the shared blocks, then Frame (FRAME in stubs.ts) and Site (SITE). */
@@ -154,7 +153,7 @@ export function createRewriteHandlers(
   const exiting = Memory.alloc(4);
   const endGate = Memory.alloc(4);
   const key = Memory.alloc(4);
-  // AGENT_TEXT_RANGES [lo, hi) pairs of u64 for made_by_agent; unused ones stay [0, 0).
+  // AGENT_TEXT_RANGES [lo, hi) pairs of u64 for agent_heap_syscall; unused ones stay [0, 0).
   const agentText = Memory.alloc(16 * AGENT_TEXT_RANGES);
   agentTextRanges(File.readAllText('/proc/self/maps'))
     .slice(0, AGENT_TEXT_RANGES)
