@@ -7,7 +7,7 @@
 /* Thread id tables kept by JS (see ThreadTable): count, then ids; 0 marks a free slot. */
 extern volatile gint32 frida_tids[];
 extern volatile gint32 app_tids[];
-/* MAX_TIDS, SLOTS, CFG_* and NATIVE_MAX_PROGS are #defined by rewriteHandlers.ts. */
+/* MAX_TIDS, SLOTS, CFG_*, NATIVE_MAX_PROGS and NR_* are #defined by rewriteHandlers.ts. */
 
 static int
 in_table (volatile gint32 * t, gint32 tid)
@@ -156,7 +156,7 @@ agent_heap_syscall (gint64 nr, guint64 user_sp)
 {
   guint64 w;
   int j;
-  if (nr != 9 && nr != 11 && nr != 25 && nr != 28) /* mmap, munmap, mremap, madvise */
+  if (nr != NR_MMAP && nr != NR_MUNMAP && nr != NR_MREMAP && nr != NR_MADVISE)
     return 0;
   w = *(const guint64 *) user_sp;
   for (j = 0; j < AGENT_TEXT_RANGES; j++)

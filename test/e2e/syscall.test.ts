@@ -102,7 +102,7 @@ describe.each(MECHANISMS)('--syscalls %s', (m) => {
 
     // Under rewrite this JS probe on every syscall used to hang the target (2 of 13 runs):
     // the agent's heap grew with mmap() under its spin lock, the rewritten site entered JS,
-    // and JS allocated from that heap (rewriteHandlers.c, made_by_agent). It runs under both.
+    // and JS allocated from that heap (rewriteHandlers.c, agent_heap_syscall). It runs under both.
     test('raw sys_enter counts agree with strace -f for everything the victim does from main() on', async () => {
       const { stats } = await burst([{ phase: 'enter', syscall: '*' }], 100);
       const raw: Record<string, number> = {};

@@ -13,7 +13,7 @@
 // agent's own heap growing on a target thread (agentText.ts). The C is
 // agent/cmodules/rewriteHandlers.c.
 
-import { SYSCALL_SLOTS } from '../../../../protocol/syscalls.js';
+import { SYSCALL_SLOTS, syscallNumber } from '../../../../protocol/syscalls.js';
 import { cDefines } from '../../../cmodules/cDefines.js';
 import { HOOK_THREADS } from '../../../hooks/hookCore.js';
 import { REG, hookRegistry } from '../../../hooks/hookRegistry.js';
@@ -82,6 +82,13 @@ export function listTasks(): number[] {
   return out;
 }
 
+/** A syscall's number from the one table (protocol/syscalls.ts); a missing name is a bug here. */
+function nr(name: string): number {
+  const n = syscallNumber(name);
+  if (n === undefined) throw new Error(`no syscall ${name} in protocol/syscalls.ts`);
+  return n;
+}
+
 /** agent/cmodules/rewriteHandlers.c with the constants it needs, from their one definition here. */
 const SOURCE =
   cDefines({
@@ -99,6 +106,10 @@ const SOURCE =
     HOOK_THREAD_BUSY: HOOK_THREADS.busy,
     HOOK_PROBE_LIMIT: HOOK_THREADS.probeLimit,
     AGENT_TEXT_RANGES,
+    NR_MMAP: nr('mmap'),
+    NR_MUNMAP: nr('munmap'),
+    NR_MREMAP: nr('mremap'),
+    NR_MADVISE: nr('madvise'),
   }) + REWRITE_HANDLERS_C;
 
 /** rewrite_handlers_layout's order: the shared blocks, then Frame (FRAME in stubs.ts) and Site (SITE). */
