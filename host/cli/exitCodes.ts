@@ -21,8 +21,10 @@ export const EXIT = {
   ATTACH: 3,
   /** The target or the Frida backend went away unexpectedly (crash, sidecar death). */
   LOST: 4,
-  /** Interrupted before attaching finished (the shell convention for SIGINT). */
+  /** Interrupted by SIGINT before attaching finished (the shell's 128 + 2). */
   INTERRUPTED: 130,
+  /** Stopped by SIGTERM before attaching finished (the shell's 128 + 15, as `kill` users expect). */
+  TERMINATED: 143,
   /** Our stdout was closed (`| head -1`): detached quietly, as a tool killed by SIGPIPE reports. */
   BROKEN_PIPE: 141,
 } as const;
@@ -71,7 +73,8 @@ export function exitCodeFor(what: RunOutcome | CommandOutcome | unknown): number
     case 'target-exited':
       return what.status;
     case 'interrupted':
-      return EXIT.INTERRUPTED;
+      // 128 + the signal's number, as a shell reports a tool that the signal ended.
+      return what.signal === 'SIGTERM' ? EXIT.TERMINATED : EXIT.INTERRUPTED;
     case 'broken-pipe':
       return EXIT.BROKEN_PIPE;
     case 'attach-failed':

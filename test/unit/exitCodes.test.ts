@@ -17,7 +17,7 @@ describe('run outcomes', () => {
   const cases: [RunOutcome, number][] = [
     [{ kind: 'ok' }, EXIT.OK],
     [{ kind: 'interrupted', signal: 'SIGINT' }, EXIT.INTERRUPTED],
-    [{ kind: 'interrupted', signal: 'SIGTERM' }, EXIT.INTERRUPTED],
+    [{ kind: 'interrupted', signal: 'SIGTERM' }, EXIT.TERMINATED],
     [{ kind: 'broken-pipe' }, EXIT.BROKEN_PIPE],
     [{ kind: 'attach-failed', failed: 2 }, EXIT.ATTACH],
     [{ kind: 'lost', reason: 'pid 1 crashed: SIGSEGV' }, EXIT.LOST],
