@@ -29,8 +29,6 @@ interface Entry {
 
 const NONE: readonly EbpfRunCallback[] = [];
 
-export type SyscallMechanismName = SyscallMechanism;
-
 export class SyscallAttachImpl implements AttachImpl {
   readonly name = 'syscall';
   readonly attachTypes: readonly AttachType[] = ['syscall_tracepoint'];
@@ -54,7 +52,7 @@ export class SyscallAttachImpl implements AttachImpl {
   private faultLogged = false;
   private exitListeners: InvocationListener[] = [];
   /** How syscalls are reached: Stalker callouts, or rewritten sites (rewrite/). */
-  private mechanism: SyscallMechanismName = DEFAULT_SYSCALL_MECHANISM;
+  private mechanism: SyscallMechanism = DEFAULT_SYSCALL_MECHANISM;
   private rewriter: SyscallRewriter | null = null;
 
   init(services: AttachServices): void {
@@ -62,7 +60,7 @@ export class SyscallAttachImpl implements AttachImpl {
   }
 
   /** Picks the mechanism for the next first attach (a running one is kept until the last detach). */
-  setMechanism(mechanism: SyscallMechanismName): void {
+  setMechanism(mechanism: SyscallMechanism): void {
     this.mechanism = mechanism;
   }
 
