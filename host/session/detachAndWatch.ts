@@ -6,7 +6,8 @@
 //  4. for a target we attached to, the sidecar shuts down while the target is watched for a
 //     crash (one after the other made a detach under syscall load take ~1 s); a spawned one
 //     is the sidecar's child, so the sidecar stays up until the watch ends and a crash still
-//     shows its signal.
+//     shows its signal. The watch lasts until Frida's own cleanup in the target is over
+//     (targetFate.ts, watchAfterDetach), not a fixed time.
 // The caller's own cleanup (runSession.ts, finally) detaches and closes again; both are no-ops
 // by then.
 
@@ -18,7 +19,7 @@ import type { RunOutcome } from './runOutcome';
 import type { RunResults } from './runResults';
 import type { RunStops } from './runStops';
 import type { Session } from './Session';
-import { signalName, watchAfterDetach, type TargetFate } from './targetFate';
+import { agentImages, signalName, watchAfterDetach, type DetachWork, type TargetFate } from './targetFate';
 
 export interface DetachContext {
   session: Session;
@@ -47,11 +48,12 @@ export async function detachAndWatch(c: DetachContext): Promise<RunOutcome> {
   results.maps = maps;
   results.stats = stats;
   if (target.kind === 'spawn' && (target.stdio ?? 'inherit') === 'inherit') await releasePipes(s, reporter);
+  const agentsBefore = agentImages(s.pid);
   await s.detach();
   // The agent's own snapshot, taken once no hook could run any more: exact.
   if (s.finalSnapshot) results.final(s.finalSnapshot, c.withObjects);
   const closing = target.kind === 'spawn' ? null : backend.close();
-  const fate = await detachedFate(s);
+  const fate = await detachedFate(s, { backendDone: closing ?? Promise.resolve(), agentsBefore, agentResident: s.agentResident });
   await closing;
   if (fate.kind === 'running') await c.rescuer?.afterDetach();
   if (c.stops.stdoutClosed && (fate.kind === 'running' || fate.kind === 'exited')) return { kind: 'broken-pipe' };
@@ -79,8 +81,8 @@ export async function detachAndWatch(c: DetachContext): Promise<RunOutcome> {
 }
 
 /** The target's fate after a detach we asked for: Frida's own report of a crash first, then /proc. */
-async function detachedFate(s: Session): Promise<TargetFate | { kind: 'crashed'; summary: string }> {
-  const fate = await watchAfterDetach(s.pid);
+async function detachedFate(s: Session, work: DetachWork): Promise<TargetFate | { kind: 'crashed'; summary: string }> {
+  const fate = await watchAfterDetach(s.pid, work);
   const end = s.endInfoOrNull;
   if (end?.crash) return { kind: 'crashed', summary: end.crash };
   return fate;

@@ -29,17 +29,58 @@ function readFate(pid: number): TargetFate {
   return { kind: 'exited', status: (code >> 8) & 0xff };
 }
 
+/** What a detach still has to finish before the target can be called safe. */
+export interface DetachWork {
+  /** Settles when the backend is done with the target (Frida's injector cleans up inside it). */
+  backendDone: Promise<unknown>;
+  /** How many Frida agent images the target had mapped before the detach (ours among them). */
+  agentsBefore: number;
+  /** Whether ours stays mapped for good (an eternalized script): then there is no unmap to wait for. */
+  agentResident: boolean;
+}
+
+/** Shortest and longest watch after a detach, in ms. */
+export const WATCH_MIN_MS = 300;
+export const WATCH_MAX_MS = 3000;
+
 /**
- * Watches `pid` for `ms` after a detach (a crash caused by the detach shows within a few
- * milliseconds of the restore; the window covers a loaded machine) and returns its fate.
+ * Watches `pid` after a detach until the detach's last effects inside the target are over,
+ * and returns its fate. A crash the detach causes shows within milliseconds of the step that
+ * causes it, and the last steps are Frida's, after our hooks are gone: the injector's remote
+ * cleanup (a thread made to munmap, then sent back, the 0x320 crash when it was cut short)
+ * and the agent unmapping itself. So the watch lasts until the backend is done and our agent
+ * image is gone from the maps, at least WATCH_MIN_MS (the hooks' own restore), at most
+ * WATCH_MAX_MS (an unmap that never comes: the report is not held up for it).
  */
-export async function watchAfterDetach(pid: number, ms = 300): Promise<TargetFate> {
-  const end = Date.now() + ms;
+export async function watchAfterDetach(pid: number, work?: DetachWork): Promise<TargetFate> {
+  const start = Date.now();
+  let backendDone = work === undefined;
+  void work?.backendDone.finally(() => (backendDone = true));
+  const agentGone = (): boolean => !work || work.agentResident || work.agentsBefore === 0 || agentImages(pid) < work.agentsBefore;
   for (;;) {
     const fate = readFate(pid);
-    if (fate.kind !== 'running' || Date.now() >= end) return fate;
+    if (fate.kind !== 'running') return fate;
+    const elapsed = Date.now() - start;
+    if (elapsed >= WATCH_MAX_MS || (elapsed >= WATCH_MIN_MS && backendDone && agentGone())) return fate;
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** How many distinct Frida agent images `pid` has mapped (one per live agent; 0 if unreadable). */
+export function agentImages(pid: number): number {
+  let maps: string;
+  try {
+    maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return 0;
+  }
+  const inodes = new Set<string>();
+  for (const line of maps.split('\n')) {
+    if (!line.includes('frida-agent')) continue;
+    const f = line.split(/\s+/);
+    inodes.add(`${f[3]}:${f[4]}`); // device:inode, shared by the image's mappings
+  }
+  return inodes.size;
 }
 
 const SIGNALS: Record<number, string> = {

@@ -50,11 +50,13 @@ interface Row {
   mismatches: number;
 }
 
-async function finish(v: RunningVictim): Promise<number> {
+/** Stops the victim; its mismatch count (1 if it never said), and its last line for the report. */
+async function finish(v: RunningVictim): Promise<{ mismatches: number; said: string }> {
   v.child.kill('SIGUSR1');
   const out = await waitForOutput(v.child, (t) => t.includes('done '), 15000).catch(() => v.output());
   const m = /mismatches=(\d+)/.exec(out);
-  return m ? Number(m[1]) : 1;
+  const said = m ? (/done [^\n]*/.exec(out)?.[0] ?? '') : `no "done" line within 15 s; last output: ${out.trim().split('\n').pop() ?? ''}`;
+  return { mismatches: m ? Number(m[1]) : 1, said };
 }
 
 test(`${CYCLES} attach/detach cycles per hook kind (--hooks ${HOOKS}) under 4 busy threads and one inside a hooked function`, async () => {
@@ -82,7 +84,9 @@ test(`${CYCLES} attach/detach cycles per hook kind (--hooks ${HOOKS}) under 4 bu
         // Progress for long runs, on stderr so the table stays the only stdout.
         if ((c + 1) % 100 === 0) process.stderr.write(`${k.kind}: ${c + 1} cycles, ${row.crashes} crashes, ${row.cliFailures} CLI failures\n`);
       }
-      row.mismatches += await finish(v);
+      const end = await finish(v);
+      row.mismatches += end.mismatches;
+      if (end.mismatches) deaths.push(`${k.kind}: victim pid ${v.pid} at the end: ${end.said}`);
     } finally {
       v.stop();
     }

@@ -84,7 +84,7 @@ export interface Cycle {
   result: CliResult;
   /** SIGINT → nothing of ours mapped in the target (ms); NaN if it never went. */
   detachMs: number;
-  /** SIGINT → the CLI's exit (ms): the detach plus its 300 ms watch for a crash. */
+  /** SIGINT → the CLI's exit (ms): the detach plus its watch for a crash (host/session/targetFate.ts). */
   exitMs: number;
   /** Each counter's value in the final dump, and the calls the victim made in its burst. */
   counted: Record<string, number>;
