@@ -165,6 +165,7 @@ agent_heap_syscall (gint64 nr, guint64 user_sp)
   return 0;
 }
 
+/* A site whose number comes in rax (nr -1 in the table) keeps it on the stack above the frame. */
 static guint64
 user_sp_at (Frame * f, Site * s)
 {

@@ -14,6 +14,7 @@ import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from '../paths';
+import { fridaAgentMapped } from './targetLock';
 
 const RECHECK_MS = 2000;
 
@@ -52,7 +53,7 @@ function childrenOf(pid: number): number[] {
 function suspectTicks(pid: number): number | null {
   const status = read(`/proc/${pid}/status`);
   if (!status || !/^Threads:\s+1$/m.test(status)) return null;
-  if (!/frida-agent/.test(read(`/proc/${pid}/maps`) ?? '')) return null;
+  if (!fridaAgentMapped(pid)) return null;
   const stat = read(`/proc/${pid}/stat`);
   if (!stat) return null;
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

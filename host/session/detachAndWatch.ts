@@ -19,7 +19,8 @@ import type { RunOutcome } from './runOutcome';
 import type { RunResults } from './runResults';
 import type { RunStops } from './runStops';
 import type { Session } from './Session';
-import { agentImages, signalName, watchAfterDetach, type DetachWork, type TargetFate } from './targetFate';
+import { signalName, watchAfterDetach, type DetachWork, type TargetFate } from './targetFate';
+import { agentImages } from './targetLock';
 
 export interface DetachContext {
   session: Session;

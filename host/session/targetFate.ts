@@ -5,6 +5,7 @@
 // parent that reaps it at once leaves only "gone".
 
 import * as fs from 'fs';
+import { agentImages } from './targetLock';
 
 export type TargetFate =
   | { kind: 'running' }
@@ -55,7 +56,11 @@ export const WATCH_MAX_MS = 3000;
 export async function watchAfterDetach(pid: number, work?: DetachWork): Promise<TargetFate> {
   const start = Date.now();
   let backendDone = work === undefined;
-  void work?.backendDone.finally(() => (backendDone = true));
+  // Done either way: a close that fails has nothing more to do in the target either.
+  const done = (): void => {
+    backendDone = true;
+  };
+  work?.backendDone.then(done, done);
   const agentGone = (): boolean => !work || work.agentResident || work.agentsBefore === 0 || agentImages(pid) < work.agentsBefore;
   for (;;) {
     const fate = readFate(pid);
@@ -64,23 +69,6 @@ export async function watchAfterDetach(pid: number, work?: DetachWork): Promise<
     if (elapsed >= WATCH_MAX_MS || (elapsed >= WATCH_MIN_MS && backendDone && agentGone())) return fate;
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** How many distinct Frida agent images `pid` has mapped (one per live agent; 0 if unreadable). */
-export function agentImages(pid: number): number {
-  let maps: string;
-  try {
-    maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
-  } catch {
-    return 0;
-  }
-  const inodes = new Set<string>();
-  for (const line of maps.split('\n')) {
-    if (!line.includes('frida-agent')) continue;
-    const f = line.split(/\s+/);
-    inodes.add(`${f[3]}:${f[4]}`); // device:inode, shared by the image's mappings
-  }
-  return inodes.size;
 }
 
 const SIGNALS: Record<number, string> = {

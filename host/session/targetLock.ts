@@ -45,11 +45,24 @@ export function alive(pid: number): boolean {
 
 /** A Frida agent mapped in `pid` (ours from an earlier session, or another tool's). */
 export function fridaAgentMapped(pid: number): boolean {
+  return agentImages(pid) > 0;
+}
+
+/** How many distinct Frida agent images `pid` has mapped (one per live agent; 0 if unreadable). */
+export function agentImages(pid: number): number {
+  let maps: string;
   try {
-    return /frida-agent/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+    maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
   } catch {
-    return false;
+    return 0;
   }
+  const inodes = new Set<string>();
+  for (const line of maps.split('\n')) {
+    if (!line.includes('frida-agent')) continue;
+    const f = line.split(/\s+/);
+    inodes.add(`${f[3]}:${f[4]}`); // device:inode, shared by the image's mappings
+  }
+  return inodes.size;
 }
 
 export function claimDir(): string {

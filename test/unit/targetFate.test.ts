@@ -2,7 +2,8 @@
 // backend is done and our agent image is gone, between WATCH_MIN_MS and WATCH_MAX_MS, and a
 // target that dies meanwhile is reported with its signal at once.
 import { spawn, type ChildProcess } from 'child_process';
-import { agentImages, watchAfterDetach, WATCH_MAX_MS, WATCH_MIN_MS } from '../../host/session/targetFate';
+import { watchAfterDetach, WATCH_MAX_MS, WATCH_MIN_MS } from '../../host/session/targetFate';
+import { agentImages } from '../../host/session/targetLock';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const live: ChildProcess[] = [];
