@@ -9,6 +9,8 @@ make -s -C vm
 make -s -C agent/hooks/native
 # The CModule sources (TinyCC, compiled in the target) embedded as strings (agent/cmodules).
 make -s -C agent/cmodules
+# The syscall rewrite handlers, built by gcc into a library the agent loads as a CModule.
+make -s -C agent/attach/syscall/rewrite/native
 # The host's native helper that frees forked children Frida's exit hook holds (host/session/childRescue.ts).
 make -s -C host/native
 npx tsc -p tsconfig.host.json

@@ -11,14 +11,14 @@
 // write), a forked child (forkGuard), and while a fork is under way any thread whose
 // process is not the agent's (the child before fork() returns). The JS path also skips the
 // agent's own heap growing on a target thread (agentText.ts). The C is
-// agent/cmodules/rewriteHandlers.c.
+// native/rewriteHandlers.c (built by gcc, loaded as a CModule from its bytes).
 
 import { SYSCALL_SLOTS, syscallNumber } from '../../../../protocol/syscalls.js';
-import { cDefines } from '../../../cmodules/cDefines.js';
 import { HOOK_THREADS } from '../../../hooks/hookCore.js';
 import { REG, hookRegistry } from '../../../hooks/hookRegistry.js';
 import { checkLayout, type ExpectedLayout } from '../../../cmodules/checkLayout.js';
-import { REWRITE_HANDLERS_C } from '../../../cmodules/generated/rewriteHandlers_c.js';
+import { REWRITE_HANDLERS_SO_BASE64 } from './generated/rewriteHandlersSo.js';
+import { decodeBase64 } from '../../../base64.js';
 import { hotCallback } from '../../../hotCallback.js';
 import { CFG } from '../syscallFilter.js';
 import { NATIVE_LAYOUT, NATIVE_MAX_PROGS } from '../nativeDispatch.js';
@@ -89,28 +89,36 @@ function nr(name: string): number {
   return n;
 }
 
-/** agent/cmodules/rewriteHandlers.c with the constants it needs, from their one definition here. */
-const SOURCE =
-  cDefines({
-    MAX_TIDS,
-    SLOTS: SYSCALL_SLOTS,
-    CFG_ENTER: CFG.enter,
-    CFG_EXIT: CFG.exit,
-    CFG_ANY_ENTER: CFG.anyEnter,
-    CFG_ANY_EXIT: CFG.anyExit,
-    CFG_TID_OFFSET: CFG.tidOffset,
-    NATIVE_MAX_PROGS,
-    HOOK_THREADS_SLOT0: HOOK_THREADS.slot0,
-    HOOK_THREAD_SLOTS: HOOK_THREADS.slots,
-    HOOK_THREAD_STATE_SIZE: HOOK_THREADS.stateSize,
-    HOOK_THREAD_BUSY: HOOK_THREADS.busy,
-    HOOK_PROBE_LIMIT: HOOK_THREADS.probeLimit,
-    AGENT_TEXT_RANGES,
-    NR_MMAP: nr('mmap'),
-    NR_MUNMAP: nr('munmap'),
-    NR_MREMAP: nr('mremap'),
-    NR_MADVISE: nr('madvise'),
-  }) + REWRITE_HANDLERS_C;
+/**
+ * The handlers' constants, from their one definition (native/constants.h repeats them for
+ * gcc; rewrite_handlers_layout reports them and checkLayout compares).
+ */
+const CONSTANTS: ExpectedLayout = [
+  ['MAX_TIDS', MAX_TIDS],
+  ['SLOTS', SYSCALL_SLOTS],
+  ['CFG_ENTER', CFG.enter],
+  ['CFG_EXIT', CFG.exit],
+  ['CFG_ANY_ENTER', CFG.anyEnter],
+  ['CFG_ANY_EXIT', CFG.anyExit],
+  ['CFG_TID_OFFSET', CFG.tidOffset],
+  ['NATIVE_MAX_PROGS', NATIVE_MAX_PROGS],
+  ['HOOK_THREADS_SLOT0', HOOK_THREADS.slot0],
+  ['HOOK_THREAD_SLOTS', HOOK_THREADS.slots],
+  ['HOOK_THREAD_STATE_SIZE', HOOK_THREADS.stateSize],
+  ['HOOK_THREAD_BUSY', HOOK_THREADS.busy],
+  ['HOOK_PROBE_LIMIT', HOOK_THREADS.probeLimit],
+  ['AGENT_TEXT_RANGES', AGENT_TEXT_RANGES],
+  ['NR_MMAP', nr('mmap')],
+  ['NR_MUNMAP', nr('munmap')],
+  ['NR_MREMAP', nr('mremap')],
+  ['NR_MADVISE', nr('madvise')],
+];
+
+/** native/rewriteHandlers.c built by gcc (native/Makefile): a shared library Frida loads as a CModule. */
+function handlersLibrary(): ArrayBuffer {
+  const bytes = decodeBase64(REWRITE_HANDLERS_SO_BASE64);
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
 
 /** rewrite_handlers_layout's order: the shared blocks, then Frame (FRAME in stubs.ts) and Site (SITE). */
 const HANDLERS_LAYOUT: ExpectedLayout = [
@@ -127,6 +135,7 @@ const HANDLERS_LAYOUT: ExpectedLayout = [
   ['Site.ip', SITE.ip],
   ['Site.nr', SITE.nr],
   ['sizeof (Site)', SITE.size],
+  ...CONSTANTS,
 ];
 
 export interface RewriteHandlers {
@@ -176,13 +185,14 @@ export function createRewriteHandlers(
   if (keyCreate(key, NULL) !== 0) throw new Error('pthread_key_create failed');
   const jsHit = hotCallback(onHit, 'void', ['pointer', 'int']);
   const jsFault = new NativeCallback(onNativeFault, 'void', ['uint', 'int']);
-  const cm = new CModule(SOURCE, {
+  const cm = new CModule(handlersLibrary(), {
     cfg,
     sites,
     agent_pid: pid,
     fork_state: forkState,
     native_table: native,
-    js_native_fault: jsFault,
+    js_native_fault_cb: jsFault,
+    full_save_call: stubPage().fullSaveCall,
     js_hit: jsHit,
     busy_key: key,
     hook_threads_cell: hookRegistry().add(REG.threads),

@@ -1,13 +1,14 @@
 /*
  * The handlers the rewritten syscall sites call (rewriteHandlers.ts explains the gating).
- * The TS that creates the module #defines the constants below from their one TS definition.
+ * Built by gcc into a shared library that the agent loads as a CModule (Makefile); the
+ * shared fragments come from agent/cmodules, the constants from constants.h.
  */
-#include <gum/guminterceptor.h>
+#include "prelude.h"
+#include "constants.h"
 
 /* Thread id tables kept by JS (see ThreadTable): count, then ids; 0 marks a free slot. */
 extern volatile gint32 frida_tids[];
 extern volatile gint32 app_tids[];
-/* MAX_TIDS, SLOTS, CFG_*, NATIVE_MAX_PROGS and NR_* are #defined by rewriteHandlers.ts. */
 
 static int
 in_table (volatile gint32 * t, gint32 tid)
@@ -57,8 +58,10 @@ extern volatile gint agent_pid[];
 #include "forkGuard.h"
 #include "syscallNativeTable.h"
 extern NativeTable native_table;
-extern void js_native_fault (guint32 handle, gint32 status);
+extern void js_native_fault_cb (guint32 handle, gint32 status);
 extern void js_hit (Record * rec, gint32 phase);
+/* stubs.ts: fn(a0, a1) with every vector and x87 register saved (the stub saves only xmm0-15). */
+extern void full_save_call (gpointer a0, gint64 a1, gpointer fn);
 extern gpointer pthread_self_fn (void);
 extern gpointer pthread_getspecific_fn (guint32 key);
 extern int pthread_setspecific_fn (guint32 key, gconstpointer value);
@@ -73,6 +76,19 @@ extern volatile gint exiting[];
 extern volatile gint end_gate[];
 /* Frida's agent's code: AGENT_TEXT_RANGES [lo, hi) pairs, unused ones 0 (rewriteHandlers.ts). */
 extern volatile guint64 agent_text[];
+
+/* Every call into JS goes through full_save_call: V8 and Frida use AVX (stubs.ts). */
+static void
+js_native_fault (guint32 handle, gint32 status)
+{
+  full_save_call ((gpointer) (gsize) handle, status, (gpointer) js_native_fault_cb);
+}
+
+static void
+js_hit_saved (Record * rec, gint32 phase)
+{
+  full_save_call (rec, phase, (gpointer) js_hit);
+}
 
 #include "syscallNativeDispatch.h"
 
@@ -124,8 +140,8 @@ may_run (gint32 tid)
     return 0;
   if (fork_state[1] && syscall_fn (39) != agent_pid[0])
     return 0;
-  if (in_vm_run () || in_inline_probe ())
-    return 0;
+  if (in_inline_probe ())
+    return 0; /* (inside a VM run: run_native_unless_nested answers, in the same window) */
   /* Only threads known to be the target's: a new thread is once the thread observer has
      reported it (Frida reads /proc for it on the thread itself first), as with Stalker.
      The main thread always is (a spawned one runs Frida's loader, cloaked, at attach). */
@@ -188,7 +204,7 @@ fill_user (Record * r, Frame * f, Site * s)
  * seq 1 10: three threads spinning in the agent).
  */
 void
-on_exit_begin (GumInvocationContext * ic)
+on_exit_begin (void * ic)
 {
   if (!fork_state[0] && syscall_fn (39) == agent_pid[0])
     exiting[0] = 1;
@@ -200,9 +216,9 @@ on_exit_begin (GumInvocationContext * ic)
  * snapshot and its message to the host).
  */
 void
-on_process_end (GumInvocationContext * ic)
+on_process_end (void * ic)
 {
-  end_gate[0] = (gint) gum_invocation_context_get_thread_id (ic);
+  end_gate[0] = current_tid ();
 }
 
 void
@@ -211,6 +227,7 @@ rw_enter (Frame * f)
   Site * s = &sites[f->site];
   gint64 nr = s->nr >= 0 ? s->nr : (gint64) f->rax;
   gint32 tid;
+  int ran;
   Record r;
   if (!cfg[CFG_ANY_ENTER] && !(nr >= 0 && nr < SLOTS && cfg[CFG_ENTER + nr]))
     return;
@@ -232,11 +249,12 @@ rw_enter (Frame * f)
   r.override_set = 0;
   r.override_value = 0;
   r.tid = tid;
-  if (!run_native (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set) && app_thread (tid) && !exiting[0])
+  ran = run_native_unless_nested (0, nr, &r.enter, sizeof (EnterRecord), &r.override_set);
+  if (ran == 0 && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
     if (!agent_heap_syscall (nr, r.user_sp))
-      js_hit (&r, 0);
+      js_hit_saved (&r, 0);
   }
   if (r.override_set)
   {
@@ -252,6 +270,7 @@ rw_exit (Frame * f)
   Site * s = &sites[f->site];
   gint64 nr = s->nr >= 0 ? s->nr : *(gint64 *) (f + 1);
   gint32 tid;
+  int ran;
   Record r;
   if (!cfg[CFG_ANY_EXIT] && !(nr >= 0 && nr < SLOTS && cfg[CFG_EXIT + nr]))
     return;
@@ -268,11 +287,12 @@ rw_exit (Frame * f)
   r.override_set = 0;
   r.override_value = 0;
   r.tid = tid;
-  if (!run_native (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set) && app_thread (tid) && !exiting[0])
+  ran = run_native_unless_nested (1, nr, &r.exit, sizeof (ExitRecord), &r.override_set);
+  if (ran == 0 && app_thread (tid) && !exiting[0])
   {
     fill_user (&r, f, s);
     if (!agent_heap_syscall (nr, r.user_sp))
-      js_hit (&r, 1);
+      js_hit_saved (&r, 1);
   }
   if (r.override_set)
     f->rax = (guint64) r.override_value;
@@ -295,5 +315,24 @@ rewrite_handlers_layout (guint32 * out)
   out[n++] = G_STRUCT_OFFSET (Site, ip);
   out[n++] = G_STRUCT_OFFSET (Site, nr);
   out[n++] = sizeof (Site);
+  /* constants.h, against their TypeScript definitions */
+  out[n++] = MAX_TIDS;
+  out[n++] = SLOTS;
+  out[n++] = CFG_ENTER;
+  out[n++] = CFG_EXIT;
+  out[n++] = CFG_ANY_ENTER;
+  out[n++] = CFG_ANY_EXIT;
+  out[n++] = CFG_TID_OFFSET;
+  out[n++] = NATIVE_MAX_PROGS;
+  out[n++] = HOOK_THREADS_SLOT0;
+  out[n++] = HOOK_THREAD_SLOTS;
+  out[n++] = HOOK_THREAD_STATE_SIZE;
+  out[n++] = HOOK_THREAD_BUSY;
+  out[n++] = HOOK_PROBE_LIMIT;
+  out[n++] = AGENT_TEXT_RANGES;
+  out[n++] = NR_MMAP;
+  out[n++] = NR_MUNMAP;
+  out[n++] = NR_MREMAP;
+  out[n++] = NR_MADVISE;
   out[0] = n - 1;
 }
