@@ -140,15 +140,14 @@ extern uint64_t bpfvm_native_hits_tab[BPFVM_MAX_PROGS];
 extern int64_t *bpfvm_override; /* where bpf_override_return writes {1, value}; under the run lock */
 /* Whether the calling thread holds the run lock for a run (native_entry.c). */
 int32_t bpfvm_self_holds_lock(void);
-/* bpfvm_lock marks the thread as ours (bpfvm_thread_in_run) and takes the run lock; pass its
- * result to bpfvm_unlock. Map operations use them as runs do. */
+/* bpfvm_lock takes the run lock (the thread counts as in a run for bpfvm_thread_in_run
+ * while it waits and holds it; nested takes by the holder nest); pass its result to
+ * bpfvm_unlock. Map operations use them as runs do. */
 int32_t bpfvm_lock(void);
 void bpfvm_unlock(int32_t slot);
 void bpfvm_take_outcome(bpfvm_outcome *out, int32_t status);
 void bpfvm_record_fault(uint32_t handle, int32_t status);
 const bpfvm_outcome *bpfvm_prog_fault_record(uint32_t handle);
-/* One program runs at a time (native_entry.c); hash maps take it too. */
-extern pthread_mutex_t bpfvm_run_lock;
 int32_t bpfvm_run_program(uint32_t handle, uint64_t ctx, uint64_t ctx_len);
 void bpfvm_set_fault(uint32_t pc, uint64_t addr);
 /* hashmap.c */

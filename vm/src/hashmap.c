@@ -142,9 +142,9 @@ int32_t bpfvm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t val
   }
   memset(m.buckets, 0xff, sizeof(int32_t) * buckets);
   for (uint32_t i = 0; i < max; i++) m.free_slots[i] = max - 1 - i; /* low slots first */
-  int32_t slot = bpfvm_lock();
+  int32_t token = bpfvm_lock();
   g_hash_maps[bpfvm_nhash_maps++] = m;
-  bpfvm_unlock(slot);
+  bpfvm_unlock(token);
   return 0;
 }
 
@@ -152,10 +152,10 @@ int32_t bpfvm_register_hash_map(uint64_t handle, uint32_t key_size, uint32_t val
  * 2 update (value from host memory), 3 delete; -EINVAL (-22) for an unknown map. */
 int64_t bpfvm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const uint8_t *value, uint64_t flags) {
   int64_t r = -22;
-  int32_t slot = bpfvm_lock();
+  int32_t token = bpfvm_lock();
   hash_map_t *m = hash_map(handle);
   if (m) r = op == 1 ? (int64_t)hash_lookup(m, key) : op == 2 ? hash_update(m, key, value, flags) : hash_delete(m, key);
-  bpfvm_unlock(slot);
+  bpfvm_unlock(token);
   return r;
 }
 
@@ -163,14 +163,14 @@ int64_t bpfvm_hash_op(uint64_t handle, uint32_t op, const uint8_t *key, const ui
  * keys_out (key_size each) and slots_out; returns how many. */
 int32_t bpfvm_hash_entries(uint64_t handle, uint8_t *keys_out, uint32_t *slots_out, uint32_t max_out) {
   int32_t n = 0;
-  int32_t slot = bpfvm_lock();
+  int32_t token = bpfvm_lock();
   hash_map_t *m = hash_map(handle);
   for (uint32_t s = 0; m && s < m->max && (uint32_t)n < max_out; s++) {
     if (!m->used[s]) continue;
     memcpy(keys_out + (uint64_t)n * m->key_size, m->keys + (uint64_t)s * m->key_size, m->key_size);
     slots_out[n++] = s;
   }
-  bpfvm_unlock(slot);
+  bpfvm_unlock(token);
   return n;
 }
 
