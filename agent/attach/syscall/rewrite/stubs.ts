@@ -51,17 +51,18 @@ export const FRAME = { flags: 0, rbp: 8, rbx: 16, r11: 24, rax: 88, ret: 96, sit
 function rel32(from: NativePointer, to: NativePointer): number[] {
   const d = Number(BigInt(to.toString()) - BigInt(from.toString()));
   if (d < -0x80000000 || d > 0x7fffffff) throw new Error('rel32 out of reach');
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, d, true);
-  return [...b];
+  return u32(d);
+}
+
+/** A 32-bit value (signed or not) as its 4 little-endian bytes. */
+function u32(v: number): number[] {
+  return [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
 }
 
 /** movups xmmN, off(%rsp) (store) or movups off(%rsp), xmmN (load), with a 32-bit offset. */
 function movups(store: boolean, n: number, off: number): number[] {
   const rex = n >= 8 ? [0x44] : [];
-  const disp = new Uint8Array(4);
-  new DataView(disp.buffer).setInt32(0, off, true);
-  return [...rex, 0x0f, store ? 0x11 : 0x10, 0x84 | ((n & 7) << 3), 0x24, ...disp];
+  return [...rex, 0x0f, store ? 0x11 : 0x10, 0x84 | ((n & 7) << 3), 0x24, ...u32(off)];
 }
 
 function stubBytes(page: NativePointer, at: number, fnCell: number): number[] {
@@ -89,7 +90,7 @@ function stubBytes(page: NativePointer, at: number, fnCell: number): number[] {
   for (let n = 0; n < 16; n++) out.push(...movups(false, n, 16 * n));
   out.push(0x48, 0x89, 0xdc); // mov %rbx,%rsp
   const rel = out.length - jeEnd;
-  out.splice(je + 2, 4, rel & 0xff, (rel >> 8) & 0xff, 0, 0);
+  out.splice(je + 2, 4, ...u32(rel));
   ripRel([0xf0, 0xff, 0x0d], STUB_PAGE.inflight, 0); // lock decl inflight(%rip)
   out.push(0xf7, 0x04, 0x24, 0x00, 0x04, 0x00, 0x00); // testl $0x400,(%rsp): DF as the site had it
   out.push(0x48, 0x8d, 0x64, 0x24, 0x08); // lea 8(%rsp),%rsp: drop the saved flags
@@ -97,10 +98,6 @@ function stubBytes(page: NativePointer, at: number, fnCell: number): number[] {
   // pop rbp rbx r11 r10 r9 r8 rdi rsi rdx rcx rax; ret
   out.push(0x5d, 0x5b, 0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, 0x5f, 0x5e, 0x5a, 0x59, 0x58, 0xc3);
   return out;
-}
-
-function u32(v: number): number[] {
-  return [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
 }
 
 /**
